@@ -1,0 +1,5 @@
+"""``python -m crucible_model_registry``: the ``cmr`` command line."""
+
+from crucible_model_registry.cli import main
+
+main()

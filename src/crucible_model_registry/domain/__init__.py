@@ -1,0 +1,1 @@
+"""Plain values and rules of the registry: no SQLAlchemy, no I/O."""

@@ -1,0 +1,186 @@
+"""The registry's error types: every failure a caller can act on is one of these.
+
+```
+RegistryError
+├── ValidationError        .errors: field -> messages; nothing was written
+├── NotFoundError          .kind, .ref
+├── DuplicateVersionError  .model_name, .version
+├── DuplicateConfigError   .existing: the earlier ModelVersion
+├── LineageCycleError      .parent_id, .child_id
+├── StorageError           .backend   (ChecksumMismatchError: .expected, .actual)
+├── PromotionDeniedError   .unmet: every failed condition
+├── SchemaNotReadyError    .command: what to run
+├── ConfigurationError     unknown backend, missing extra, bad settings
+└── DatabaseError          the database failed (unreachable, lock timeout): not the input's fault
+```
+
+Identifiers travel as attributes so that nobody has to parse a message; the message says
+what to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crucible_model_registry.domain.records import ModelVersion
+
+__all__ = [
+    "ChecksumMismatchError",
+    "ConfigurationError",
+    "DatabaseError",
+    "DuplicateConfigError",
+    "DuplicateVersionError",
+    "LineageCycleError",
+    "NotFoundError",
+    "PromotionDeniedError",
+    "RegistryError",
+    "SchemaNotReadyError",
+    "StorageError",
+    "ValidationError",
+]
+
+
+class RegistryError(Exception):
+    """Base class of every error the registry raises on purpose."""
+
+
+class ValidationError(RegistryError, ValueError):
+    """Input was rejected before anything was written.
+
+    Attributes:
+        errors: each offending field mapped to what is wrong with it.
+    """
+
+    def __init__(self, errors: Mapping[str, Sequence[str] | str]) -> None:
+        self.errors: dict[str, list[str]] = {
+            field: [msgs] if isinstance(msgs, str) else list(msgs) for field, msgs in errors.items()
+        }
+        parts = [f"{field}: {'; '.join(msgs)}" for field, msgs in self.errors.items()]
+        super().__init__("invalid input: " + " | ".join(parts))
+
+    @classmethod
+    def single(cls, field: str, message: str) -> ValidationError:
+        """One field, one message."""
+        return cls({field: [message]})
+
+
+class NotFoundError(RegistryError, LookupError):
+    """A model, version, artifact, alias or policy does not exist.
+
+    Attributes:
+        kind: what was looked for (``"model"``, ``"version"``, ...).
+        ref: the reference that did not resolve.
+    """
+
+    def __init__(self, kind: str, ref: object, hint: str | None = None) -> None:
+        self.kind = kind
+        self.ref = ref
+        message = f"{kind} {ref!r} not found"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
+
+
+class DuplicateVersionError(RegistryError):
+    """The model already has a version with this version string."""
+
+    def __init__(self, model_name: str, version: str) -> None:
+        self.model_name = model_name
+        self.version = version
+        super().__init__(
+            f"model {model_name!r} already has version {version!r}; "
+            "choose another version string or omit it to get the next number"
+        )
+
+
+class DuplicateConfigError(RegistryError):
+    """The same training run (base model, recipe, config hash) is already registered.
+
+    Attributes:
+        existing: the version registered earlier for this training run.
+    """
+
+    def __init__(self, existing: ModelVersion) -> None:
+        self.existing = existing
+        super().__init__(
+            f"this training run is already registered as {existing.model_name}@"
+            f"{existing.version} (id {existing.id}, config hash {existing.config_hash[:12]}); "
+            "pass on_duplicate='return' to get that version instead"
+        )
+
+
+class LineageCycleError(RegistryError):
+    """The lineage edge would make a version its own ancestor."""
+
+    def __init__(self, parent_id: int, child_id: int) -> None:
+        self.parent_id = parent_id
+        self.child_id = child_id
+        super().__init__(
+            f"version {child_id} is already an ancestor of version {parent_id} "
+            f"(or the same version): an edge {parent_id} -> {child_id} would close a cycle"
+        )
+
+
+class StorageError(RegistryError):
+    """A storage backend failed to store, fetch or delete artifact bytes.
+
+    Attributes:
+        backend: the backend's settings name (``local``, ``s3``, ...).
+    """
+
+    def __init__(self, message: str, *, backend: str) -> None:
+        self.backend = backend
+        super().__init__(f"[{backend}] {message}")
+
+
+class ChecksumMismatchError(StorageError):
+    """Bytes read back do not match the SHA-256 recorded for the artifact."""
+
+    def __init__(self, *, backend: str, path: str, expected: str, actual: str) -> None:
+        self.expected = expected
+        self.actual = actual
+        self.path = path
+        super().__init__(
+            f"checksum mismatch for {path}: recorded sha256 {expected}, got {actual}; "
+            "the stored copy is corrupt, nothing was written at the destination",
+            backend=backend,
+        )
+
+
+class PromotionDeniedError(RegistryError):
+    """The model's promotion policy forbids this stage change.
+
+    Attributes:
+        unmet: every condition that failed, as readable sentences.
+    """
+
+    def __init__(self, version_ref: str, target: str, unmet: Sequence[str]) -> None:
+        self.version_ref = version_ref
+        self.target = target
+        self.unmet = list(unmet)
+        super().__init__(
+            f"promotion of {version_ref} to {target} denied by the model's policy: "
+            + "; ".join(self.unmet)
+        )
+
+
+class SchemaNotReadyError(RegistryError):
+    """The database has no registry schema, or an outdated one.
+
+    Attributes:
+        command: what to run to bring the schema up to date.
+    """
+
+    def __init__(self, detail: str, *, command: str = "cmr db upgrade") -> None:
+        self.command = command
+        super().__init__(f"{detail}; run `{command}` (or registry.migrate()) first")
+
+
+class ConfigurationError(RegistryError):
+    """Settings are wrong: unknown backend, missing optional extra, bad option."""
+
+
+class DatabaseError(RegistryError):
+    """The database failed in a way the caller cannot fix by changing the input."""

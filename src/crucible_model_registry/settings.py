@@ -1,0 +1,66 @@
+"""Settings from ``CMR_*`` environment variables, and the embedded default's paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crucible_model_registry.errors import ConfigurationError
+
+__all__ = ["Settings", "load_settings"]
+
+APP_NAME = "crucible-model-registry"
+
+
+def _default_home() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Where the registry keeps its metadata and its artifact bytes."""
+
+    model_config = SettingsConfigDict(env_prefix="CMR_", extra="ignore")
+
+    home: Path = pydantic.Field(default_factory=_default_home)
+    database_url: str | None = None
+    storage_backend: str = "local"
+    storage_options: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite under ``home``."""
+        return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when no database URL was given: the zero set-up SQLite default."""
+        return self.database_url is None
+
+    @property
+    def resolved_storage_options(self) -> dict[str, Any]:
+        """Backend options; local storage defaults to ``home/artifacts``."""
+        options = dict(self.storage_options)
+        if self.storage_backend == "local":
+            options.setdefault("base_path", str(self.home / "artifacts"))
+        return options
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, with explicit overrides on top.
+
+    Raises:
+        ConfigurationError: for a malformed variable (e.g. CMR_STORAGE_OPTIONS not a JSON object).
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"CMR_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"bad registry settings: {problems}") from exc

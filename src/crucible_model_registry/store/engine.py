@@ -1,0 +1,109 @@
+"""Engines from URLs, and the read/write transactions every store function runs in."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from crucible_model_registry.errors import ConfigurationError
+from crucible_model_registry.store._translate import translate_errors
+
+__all__ = ["Database", "create_registry_engine", "redact_url"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def create_registry_engine(url: str, **engine_options: Any) -> Engine:
+    """An engine for a SQLAlchemy URL, tuned for the registry.
+
+    ``postgresql://`` means psycopg 3. SQLite gets WAL mode, a busy timeout and foreign
+    keys, and write transactions that take the write lock up front (``BEGIN IMMEDIATE``).
+
+    Raises:
+        ConfigurationError: for a malformed URL or a missing database driver.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"not a database URL: {redact_url(url)}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, **engine_options)
+            _tune_sqlite(engine)
+        else:
+            engine_options.setdefault("pool_pre_ping", True)
+            engine = create_engine(parsed, **engine_options)
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = (
+            "pip install 'crucible-model-registry[postgres]'"
+            if parsed.get_backend_name() == "postgresql"
+            else "install the database driver for this URL"
+        )
+        raise ConfigurationError(
+            f"no driver for {parsed.drivername!r} ({redact_url(url)}): {hint}"
+        ) from exc
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take over BEGIN from pysqlite so that write transactions can say IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A deferred transaction that later writes can fail with SQLITE_BUSY without waiting
+        # for the busy timeout; IMMEDIATE queues writers at BEGIN instead.
+        mode = "IMMEDIATE" if conn.get_execution_options().get("cmr_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """An engine plus the registry's transaction discipline: one call, one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.is_sqlite = self.dialect == "sqlite"
+        self.is_postgres = self.dialect == "postgresql"
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A read-write transaction, committed on success; driver errors translated."""
+        with translate_errors(), self.engine.connect() as plain:
+            conn = plain.execution_options(cmr_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (a consistent snapshot on PostgreSQL per statement)."""
+        with translate_errors(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def lock_clause(self) -> bool:
+        """Does this dialect understand ``SELECT ... FOR UPDATE``?"""
+        return not self.is_sqlite

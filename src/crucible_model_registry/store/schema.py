@@ -1,0 +1,61 @@
+"""Schema migration (Alembic) and the revision check behind SchemaNotReadyError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, String, column, inspect, select, table
+
+from crucible_model_registry.errors import SchemaNotReadyError
+from crucible_model_registry.store._translate import translate_errors
+from crucible_model_registry.store.tables import VERSION_TABLE
+
+__all__ = ["HEAD_REVISION", "check_schema", "current_revision", "migrate"]
+
+# The newest revision in migrations/versions; a unit test keeps the two in step, so that
+# checking a database needs one SELECT and no Alembic import.
+HEAD_REVISION = "0001"
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The registry schema revision stored in the database, or None if it has none."""
+    with translate_errors(), engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        version_num = column("version_num", String)
+        row = conn.execute(select(version_num).select_from(table(VERSION_TABLE))).first()
+        return None if row is None else str(row[0])
+
+
+def check_schema(engine: Engine, *, command: str = "cmr db upgrade") -> None:
+    """Raise unless the database holds the registry schema at the head revision.
+
+    Raises:
+        SchemaNotReadyError: naming the command that migrates it.
+    """
+    revision = current_revision(engine)
+    if revision == HEAD_REVISION:
+        return
+    if revision is None:
+        raise SchemaNotReadyError(
+            "this database has no crucible-model-registry schema", command=command
+        )
+    raise SchemaNotReadyError(
+        f"the registry schema is at revision {revision}, this version of "
+        f"crucible-model-registry needs {HEAD_REVISION}",
+        command=command,
+    )
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the registry's tables (and only those) to ``revision``."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with translate_errors(), engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)

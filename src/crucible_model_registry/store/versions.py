@@ -1,0 +1,580 @@
+"""Models and versions: registration with dedup and numbering, refs, stages, tags, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from crucible_model_registry.domain.enums import Stage
+from crucible_model_registry.domain.records import Model, ModelVersion, StageTransition
+from crucible_model_registry.domain.refs import VersionRef
+from crucible_model_registry.domain.rules import is_reserved_ref_word
+from crucible_model_registry.domain.specs import NewVersion
+from crucible_model_registry.errors import (
+    DuplicateConfigError,
+    DuplicateVersionError,
+    NotFoundError,
+    ValidationError,
+)
+from crucible_model_registry.store._records import (
+    load_versions,
+    model_from_row,
+    version_columns,
+    versions_from_rows,
+)
+from crucible_model_registry.store._translate import ConstraintViolationError
+from crucible_model_registry.store.engine import Database
+from crucible_model_registry.store.tables import (
+    ALIAS_CHANGES,
+    ALIASES,
+    ARTIFACTS,
+    EDGES,
+    METRICS,
+    MODEL_TAGS,
+    MODELS,
+    TRANSITIONS,
+    VERSION_TAGS,
+    VERSIONS,
+)
+
+__all__ = [
+    "add_tags",
+    "delete_version",
+    "find_by_config_hash",
+    "get_model",
+    "get_version",
+    "list_models",
+    "lock_model",
+    "register",
+    "remove_tags",
+    "resolve_ref",
+    "stage_history",
+    "update_metrics",
+    "update_model",
+]
+
+VTAGS = VERSION_TAGS
+MTAGS = MODEL_TAGS
+V = VERSIONS.c
+M = MODELS.c
+
+
+_KEEP: Any = object()
+
+
+def now() -> datetime:
+    """The time stamped on a write; one value per transaction."""
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _model_id(conn: Connection, name: str) -> int | None:
+    return conn.execute(select(M.id).where(M.name == name)).scalar()
+
+
+def _get_or_create_model(db: Database, conn: Connection, name: str, at: datetime) -> int:
+    model_id = _model_id(conn, name)
+    if model_id is not None:
+        return model_id
+    values: dict[str, Any] = {
+        "name": name,
+        "description": None,
+        "tags": [],
+        "metadata": {},
+        "version_seq": 0,
+        "created_at": at,
+        "updated_at": at,
+    }
+    # Two first registrations of one model race here: ON CONFLICT lets both proceed.
+    if db.is_postgres:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(MODELS).values(values).on_conflict_do_nothing())
+    elif db.is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(MODELS).values(values).on_conflict_do_nothing())
+    else:
+        with conn.begin_nested() as savepoint:
+            try:
+                conn.execute(insert(MODELS).values(values))
+            except IntegrityError:
+                savepoint.rollback()
+    model_id = _model_id(conn, name)
+    assert model_id is not None
+    return model_id
+
+
+def lock_model(db: Database, conn: Connection, model_id: int) -> None:
+    """Serialise writers of one model (numbering, promotion) on its row until commit."""
+    if db.is_sqlite:
+        return  # BEGIN IMMEDIATE already holds the database's single write lock.
+    conn.execute(select(M.id).where(M.id == model_id).with_for_update())
+
+
+def get_model(db: Database, name: str) -> Model:
+    with db.read() as conn:
+        row = conn.execute(select(MODELS).where(M.name == name)).first()
+    if row is None:
+        raise NotFoundError("model", name, "list models with `cmr models`")
+    return model_from_row(row)
+
+
+def list_models(db: Database) -> list[Model]:
+    with db.read() as conn:
+        return [model_from_row(r) for r in conn.execute(select(MODELS).order_by(M.name))]
+
+
+def update_model(
+    db: Database,
+    name: str,
+    *,
+    description: str | object | None = _KEEP,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Model:
+    """Change a model's description, tags or metadata (only what is given)."""
+    at = now()
+    with db.write() as conn:
+        model_id = _model_id(conn, name)
+        if model_id is None:
+            raise NotFoundError("model", name)
+        values: dict[str, Any] = {"updated_at": at}
+        if description is not _KEEP:
+            values["description"] = description
+        if metadata is not None:
+            values["metadata"] = metadata
+        if tags is not None:
+            values["tags"] = tags
+            conn.execute(delete(MTAGS).where(MTAGS.c.model_id == model_id))
+            if tags:
+                conn.execute(insert(MTAGS), [{"model_id": model_id, "tag": t} for t in tags])
+        conn.execute(update(MODELS).where(M.id == model_id).values(values))
+        row = conn.execute(select(MODELS).where(M.id == model_id)).one()
+    return model_from_row(row)
+
+
+# --------------------------------------------------------------------------- refs
+
+
+def resolve_ref(conn: Connection, ref: VersionRef) -> int:
+    """The version id a reference names now: id, latest, stage, alias, else version string.
+
+    Raises:
+        NotFoundError: if the model or the version does not exist.
+    """
+    if ref.id is not None:
+        if conn.execute(select(V.id).where(V.id == ref.id)).scalar() is None:
+            raise NotFoundError("version", ref.id)
+        return ref.id
+    assert ref.model_name is not None
+    assert ref.selector is not None
+    model_id = _model_id(conn, ref.model_name)
+    if model_id is None:
+        raise NotFoundError("model", ref.model_name, "list models with `cmr models`")
+    selector = ref.selector
+    word = selector.lower()
+    query = None
+    if word == "latest":
+        query = select(func.max(V.id)).where(V.model_id == model_id)
+    elif is_reserved_ref_word(word):
+        stage = Stage.EXPERIMENT if word == "development" else Stage(word)
+        query = select(func.max(V.id)).where(V.model_id == model_id, V.stage == stage.value)
+    else:
+        version_id = conn.execute(
+            select(ALIASES.c.version_id).where(
+                ALIASES.c.model_id == model_id, ALIASES.c.alias == selector
+            )
+        ).scalar()
+        if version_id is not None:
+            return int(version_id)
+        query = select(V.id).where(V.model_id == model_id, V.version == selector)
+    version_id = conn.execute(query).scalar()
+    if version_id is None:
+        raise NotFoundError("version", str(ref))
+    return int(version_id)
+
+
+def get_version(db: Database, ref: VersionRef) -> ModelVersion:
+    with db.read() as conn:
+        version_id = resolve_ref(conn, ref)
+        return load_versions(conn, [version_id])[0]
+
+
+def find_by_config_hash(db: Database, config_hash: str) -> ModelVersion | None:
+    with db.read() as conn:
+        rows = conn.execute(
+            version_columns().where(V.config_hash == config_hash).order_by(V.id).limit(1)
+        )
+        found = versions_from_rows(conn, rows)
+    return found[0] if found else None
+
+
+# --------------------------------------------------------------------------- register
+
+
+def register(db: Database, spec: NewVersion) -> ModelVersion:
+    """Record a new version with its metrics, tags, artifacts, parents and first stage.
+
+    The dedup rule and version uniqueness are database constraints, so concurrent callers
+    cannot both win; a violation is diagnosed after the failed transaction has rolled back.
+
+    Raises:
+        DuplicateConfigError: the training run exists (unless ``on_duplicate="return"``).
+        DuplicateVersionError: the model already has this version string.
+        NotFoundError: a parent does not exist.
+        ValidationError: the version string is one of the model's aliases.
+    """
+    try:
+        return _insert_version(db, spec)
+    except ConstraintViolationError as exc:
+        existing = _existing_run(db, spec)
+        if existing is not None:
+            if spec.on_duplicate == "return":
+                return existing
+            raise DuplicateConfigError(existing) from exc
+        if spec.version is not None:
+            raise DuplicateVersionError(spec.model_name, spec.version) from exc
+        raise
+
+
+def _existing_run(db: Database, spec: NewVersion) -> ModelVersion | None:
+    with db.read() as conn:
+        rows = conn.execute(
+            version_columns().where(
+                V.base_model == spec.base_model,
+                V.recipe == spec.recipe,
+                V.config_hash == spec.config_hash,
+            )
+        )
+        found = versions_from_rows(conn, rows)
+    return found[0] if found else None
+
+
+def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
+    at = now()
+    with db.write() as conn:
+        model_id = _get_or_create_model(db, conn, spec.model_name, at)
+        parent_ids = list(dict.fromkeys(resolve_ref(conn, p) for p in spec.parents))
+        version = spec.version
+        if version is None:
+            version = _next_version_number(db, conn, model_id)
+        elif (
+            conn.execute(
+                select(ALIASES.c.alias).where(
+                    ALIASES.c.model_id == model_id, func.lower(ALIASES.c.alias) == version.lower()
+                )
+            ).first()
+            is not None
+        ):
+            raise ValidationError.single(
+                "version", f"{version!r} is an alias of model {spec.model_name!r}"
+            )
+        version_id = conn.execute(
+            insert(VERSIONS)
+            .values(
+                model_id=model_id,
+                version=version,
+                stage=Stage.EXPERIMENT.value,
+                recipe=spec.recipe,
+                base_model=spec.base_model,
+                config_hash=spec.config_hash,
+                training_config=spec.training_config,
+                metrics=spec.metrics,
+                tags=spec.tags,
+                description=spec.description,
+                created_at=at,
+                updated_at=at,
+            )
+            .returning(V.id)
+        ).scalar_one()
+        if spec.metrics:
+            conn.execute(
+                insert(METRICS),
+                [
+                    {"version_id": version_id, "name": k, "value": v}
+                    for k, v in spec.metrics.items()
+                ],
+            )
+        if spec.tags:
+            conn.execute(insert(VTAGS), [{"version_id": version_id, "tag": t} for t in spec.tags])
+        if spec.artifacts:
+            conn.execute(
+                insert(ARTIFACTS),
+                [
+                    {
+                        "version_id": version_id,
+                        "type": a.type.value,
+                        "storage_backend": a.storage_backend,
+                        "storage_path": a.storage_path,
+                        "checksum": a.checksum,
+                        "size_bytes": a.size_bytes,
+                        "manifest": a.manifest,
+                        "created_at": at,
+                    }
+                    for a in spec.artifacts
+                ],
+            )
+        if parent_ids:
+            # The child is new, so no edge into it can close a cycle.
+            conn.execute(
+                insert(EDGES),
+                [
+                    {
+                        "source_version_id": parent_id,
+                        "target_version_id": version_id,
+                        "relationship": spec.relationship.value,
+                        "metadata": {},
+                        "created_at": at,
+                    }
+                    for parent_id in parent_ids
+                ],
+            )
+        conn.execute(
+            insert(TRANSITIONS).values(
+                model_id=model_id,
+                version_id=version_id,
+                from_stage=None,
+                to_stage=Stage.EXPERIMENT.value,
+                reason="registered",
+                actor=spec.actor,
+                at=at,
+            )
+        )
+        return (
+            load_versions(conn, [version_id])[0]
+            if spec.artifacts
+            else ModelVersion(
+                id=version_id,
+                model_id=model_id,
+                model_name=spec.model_name,
+                version=version,
+                stage=Stage.EXPERIMENT,
+                recipe=spec.recipe,
+                base_model=spec.base_model,
+                config_hash=spec.config_hash,
+                training_config=spec.training_config,
+                metrics=spec.metrics,
+                tags=spec.tags,
+                description=spec.description,
+                artifacts=[],
+                created_at=at,
+                updated_at=at,
+            )
+        )
+
+
+def _next_version_number(db: Database, conn: Connection, model_id: int) -> str:
+    # The model row's counter is bumped under its lock, so concurrent auto-numbered
+    # registrations get distinct numbers; numbers taken by explicit versions are skipped.
+    while True:
+        number = conn.execute(
+            update(MODELS)
+            .where(M.id == model_id)
+            .values(version_seq=M.version_seq + 1)
+            .returning(M.version_seq)
+        ).scalar_one()
+        candidate = str(number)
+        taken = conn.execute(
+            select(exists().where(V.model_id == model_id, V.version == candidate))
+        ).scalar()
+        if not taken:
+            return candidate
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def stage_history(db: Database, ref: VersionRef) -> list[StageTransition]:
+    t = TRANSITIONS.c
+    with db.read() as conn:
+        version_id = resolve_ref(conn, ref)
+        rows = conn.execute(select(TRANSITIONS).where(t.version_id == version_id).order_by(t.id))
+        return [
+            StageTransition(
+                version_id=r.version_id,
+                from_stage=Stage(r.from_stage) if r.from_stage else None,
+                to_stage=Stage(r.to_stage),
+                reason=r.reason,
+                actor=r.actor,
+                at=r.at,
+            )
+            for r in rows
+        ]
+
+
+def record_transition(
+    conn: Connection,
+    *,
+    model_id: int,
+    version_ids: Sequence[int],
+    from_stage: str | None,
+    to_stage: str,
+    reason: str | None,
+    actor: str | None,
+    at: datetime,
+) -> None:
+    """Set the stage of these versions and append one history row each."""
+    if not version_ids:
+        return
+    conn.execute(
+        update(VERSIONS).where(V.id.in_(version_ids)).values(stage=to_stage, updated_at=at)
+    )
+    conn.execute(
+        insert(TRANSITIONS),
+        [
+            {
+                "model_id": model_id,
+                "version_id": vid,
+                "from_stage": from_stage,
+                "to_stage": to_stage,
+                "reason": reason,
+                "actor": actor,
+                "at": at,
+            }
+            for vid in version_ids
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- metrics and tags
+
+
+def _lock_version(db: Database, conn: Connection, version_id: int) -> Any:
+    query = select(V.id, V.model_id, V.stage, V.metrics, V.tags).where(V.id == version_id)
+    if not db.is_sqlite:
+        query = query.with_for_update()
+    return conn.execute(query).one()
+
+
+def update_metrics(db: Database, ref: VersionRef, metrics: dict[str, float]) -> ModelVersion:
+    """Merge metrics into a version (later values win), under the version's row lock."""
+    at = now()
+    with db.write() as conn:
+        version_id = resolve_ref(conn, ref)
+        row = _lock_version(db, conn, version_id)
+        merged = {**row.metrics, **metrics}
+        if metrics:
+            conn.execute(
+                delete(METRICS).where(
+                    and_(METRICS.c.version_id == version_id, METRICS.c.name.in_(list(metrics)))
+                )
+            )
+            conn.execute(
+                insert(METRICS),
+                [{"version_id": version_id, "name": k, "value": v} for k, v in metrics.items()],
+            )
+        conn.execute(
+            update(VERSIONS).where(V.id == version_id).values(metrics=merged, updated_at=at)
+        )
+        return load_versions(conn, [version_id])[0]
+
+
+def add_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
+    at = now()
+    with db.write() as conn:
+        version_id = resolve_ref(conn, ref)
+        row = _lock_version(db, conn, version_id)
+        new = [t for t in tags if t not in row.tags]
+        if new:
+            conn.execute(insert(VTAGS), [{"version_id": version_id, "tag": t} for t in new])
+            conn.execute(
+                update(VERSIONS)
+                .where(V.id == version_id)
+                .values(tags=[*row.tags, *new], updated_at=at)
+            )
+        return load_versions(conn, [version_id])[0]
+
+
+def remove_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
+    at = now()
+    with db.write() as conn:
+        version_id = resolve_ref(conn, ref)
+        row = _lock_version(db, conn, version_id)
+        gone = [t for t in tags if t in row.tags]
+        if gone:
+            conn.execute(
+                delete(VTAGS).where(VTAGS.c.version_id == version_id, VTAGS.c.tag.in_(gone))
+            )
+            conn.execute(
+                update(VERSIONS)
+                .where(V.id == version_id)
+                .values(tags=[t for t in row.tags if t not in gone], updated_at=at)
+            )
+        return load_versions(conn, [version_id])[0]
+
+
+# --------------------------------------------------------------------------- delete
+
+
+def delete_version(
+    db: Database, ref: VersionRef, *, force: bool, actor: str | None
+) -> ModelVersion:
+    """Delete a version's records; its stage history stays, as the audit trail.
+
+    Returns:
+        The deleted version as it was, so the caller can remove its artifact bytes.
+
+    Raises:
+        ValidationError: it is in production or has descendants and ``force`` is False.
+    """
+    at = now()
+    with db.write() as conn:
+        version_id = resolve_ref(conn, ref)
+        record = load_versions(conn, [version_id])[0]
+        lock_model(db, conn, record.model_id)
+        if not force:
+            problems = []
+            if record.stage is Stage.PRODUCTION:
+                problems.append("it is in production (promote it elsewhere first)")
+            children = conn.execute(
+                select(func.count()).where(EDGES.c.source_version_id == version_id)
+            ).scalar_one()
+            if children:
+                problems.append(f"{children} version(s) descend from it")
+            if problems:
+                raise ValidationError.single(
+                    "version",
+                    f"refusing to delete {record.ref}: {' and '.join(problems)}; "
+                    "pass force=True to delete it anyway",
+                )
+        aliases = (
+            conn.execute(select(ALIASES.c.alias).where(ALIASES.c.version_id == version_id))
+            .scalars()
+            .all()
+        )
+        if aliases:
+            conn.execute(
+                insert(ALIAS_CHANGES),
+                [
+                    {
+                        "model_id": record.model_id,
+                        "alias": alias,
+                        "version_id": None,
+                        "reason": f"version {record.version} deleted",
+                        "actor": actor,
+                        "at": at,
+                    }
+                    for alias in aliases
+                ],
+            )
+        # Children of ON DELETE CASCADE tables go with it; SQLite enforces this only with
+        # PRAGMA foreign_keys, which engine.py turns on, but explicit deletes keep any
+        # host-supplied engine correct too.
+        for table in (METRICS, VTAGS, ARTIFACTS, ALIASES):
+            conn.execute(delete(table).where(table.c.version_id == version_id))
+        conn.execute(
+            delete(EDGES).where(
+                (EDGES.c.source_version_id == version_id)
+                | (EDGES.c.target_version_id == version_id)
+            )
+        )
+        conn.execute(delete(VERSIONS).where(V.id == version_id))
+    return replace(record)
