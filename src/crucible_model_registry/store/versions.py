@@ -266,17 +266,22 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
         version = spec.version
         if version is None:
             version = _next_version_number(db, conn, model_id)
-        elif (
-            conn.execute(
-                select(ALIASES.c.alias).where(
-                    ALIASES.c.model_id == model_id, func.lower(ALIASES.c.alias) == version.lower()
+        else:
+            # set_alias checks version strings under this lock too, so an alias and a
+            # version string of the same name cannot both be created by racing callers.
+            lock_model(db, conn, model_id)
+            if (
+                conn.execute(
+                    select(ALIASES.c.alias).where(
+                        ALIASES.c.model_id == model_id,
+                        func.lower(ALIASES.c.alias) == version.lower(),
+                    )
+                ).first()
+                is not None
+            ):
+                raise ValidationError.single(
+                    "version", f"{version!r} is an alias of model {spec.model_name!r}"
                 )
-            ).first()
-            is not None
-        ):
-            raise ValidationError.single(
-                "version", f"{version!r} is an alias of model {spec.model_name!r}"
-            )
         version_id = conn.execute(
             insert(VERSIONS)
             .values(

@@ -1,0 +1,201 @@
+"""PromotionPolicy: which stage changes a model allows, the gates they pass, exclusive stages."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from crucible_model_registry.domain.enums import Stage, parse_enum
+from crucible_model_registry.domain.query_spec import QuerySpec, describe, spec_of
+from crucible_model_registry.errors import ValidationError
+
+__all__ = ["PromotionPolicy", "allowed_sources_unmet"]
+
+_FIELDS = ("allowed", "gates", "exclusive")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, init=False, repr=False)
+class PromotionPolicy:
+    """The rules every promotion of one model must follow, stored with the model.
+
+    ``to_dict()`` gives the stored JSON form and ``from_dict()`` reads it back, or a policy
+    file's table (where a gate may be written as a filter map). Stages are given as
+    :class:`Stage` members or their names (``development`` is ``experiment``); the policy
+    keeps them as members. All three fields default to empty, and an empty policy allows
+    every promotion.
+
+    Attributes:
+        allowed: target stage -> the stages a version may be promoted from into it.
+            Only the targets named are restricted.
+        gates: target stage -> the filter conditions a version must match, when it is
+            promoted, to enter that stage: given as a ``Query`` (or its spec, or a filter
+            map such as ``{"min_accuracy": 0.9}``) without ordering, limit, offset or
+            lineage predicates; kept as the spec. Stage conditions in a gate judge the
+            stage the version is leaving.
+        exclusive: stages that hold at most one version of the model: promoting into one
+            archives the incumbent in the same transaction.
+    """
+
+    allowed: dict[Stage, tuple[Stage, ...]]
+    gates: dict[Stage, QuerySpec]
+    exclusive: tuple[Stage, ...]
+
+    def __init__(
+        self,
+        allowed: Mapping[Stage | str, Iterable[Stage | str]] | None = None,
+        gates: Mapping[Stage | str, Any] | None = None,
+        exclusive: Iterable[Stage | str] | None = None,
+    ) -> None:
+        errors: dict[str, list[str]] = {}
+        object.__setattr__(self, "allowed", _allowed(allowed, errors))
+        object.__setattr__(self, "gates", _gates(gates, errors))
+        object.__setattr__(self, "exclusive", _exclusive(exclusive, errors))
+        if errors:
+            raise ValidationError(errors)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.allowed.items()), tuple(self.gates.items()), self.exclusive))
+
+    def __repr__(self) -> str:
+        allowed = {t.value: [s.value for s in sources] for t, sources in self.allowed.items()}
+        gates = {t.value: describe(g.where) for t, g in self.gates.items()}
+        exclusive = [s.value for s in self.exclusive]
+        return f"PromotionPolicy(allowed={allowed!r}, gates={gates!r}, exclusive={exclusive!r})"
+
+    @property
+    def is_empty(self) -> bool:
+        """Does this policy allow every promotion?"""
+        return not (self.allowed or self.gates or self.exclusive)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This policy as plain JSON values (the form it is stored in)."""
+        return {
+            "allowed": {t.value: [s.value for s in sources] for t, sources in self.allowed.items()},
+            "gates": {t.value: _gate_to_json(g) for t, g in self.gates.items()},
+            "exclusive": [s.value for s in self.exclusive],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PromotionPolicy:
+        """A policy from :meth:`to_dict`'s form, or a policy file's table.
+
+        Raises:
+            ValidationError: unknown keys, stages or gate conditions.
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError.single(
+                "policy", "must be a mapping with allowed, gates, exclusive"
+            )
+        unknown = sorted(set(data) - set(_FIELDS))
+        if unknown:
+            raise ValidationError.single(
+                "policy", f"unknown key(s) {', '.join(map(str, unknown))}; use {', '.join(_FIELDS)}"
+            )
+        return cls(
+            allowed=data.get("allowed"), gates=data.get("gates"), exclusive=data.get("exclusive")
+        )
+
+
+def allowed_sources_unmet(policy: PromotionPolicy, source: Stage, target: Stage) -> list[str]:
+    """The unmet ``allowed`` condition for ``source -> target`` as a sentence, if any."""
+    sources = policy.allowed.get(target)
+    if sources is None or source in sources:
+        return []
+    if not sources:
+        return [f"{target.value} may not be entered from any stage"]
+    names = ", ".join(s.value for s in sources)
+    return [
+        f"{target.value} may be entered only from {names}, and the version is in {source.value}"
+    ]
+
+
+def _stage(value: object, field: str, errors: dict[str, list[str]]) -> Stage | None:
+    try:
+        return parse_enum(Stage, value, field=field)
+    except ValidationError as exc:
+        for key, messages in exc.errors.items():
+            errors.setdefault(key, []).extend(messages)
+        return None
+
+
+def _stage_list(value: object, field: str, errors: dict[str, list[str]]) -> tuple[Stage, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | Stage) or not isinstance(value, Iterable):
+        errors.setdefault(field, []).append("must be a list of stage names")
+        return ()
+    found = {_stage(item, field, errors) for item in value}
+    # Kept in the enum's order, so that equal policies compare and serialise equal.
+    return tuple(s for s in Stage if s in found)
+
+
+def _targets(value: object, field: str, errors: dict[str, list[str]]) -> dict[Stage, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        errors.setdefault(field, []).append("must be a mapping of target stage to its rule")
+        return {}
+    out: dict[Stage, Any] = {}
+    for key, rule in value.items():
+        target = _stage(key, field, errors)
+        if target is not None:
+            if target in out:
+                errors.setdefault(field, []).append(f"{target.value} is named twice")
+            out[target] = rule
+    return {t: out[t] for t in Stage if t in out}
+
+
+def _allowed(value: object, errors: dict[str, list[str]]) -> dict[Stage, tuple[Stage, ...]]:
+    return {
+        target: _stage_list(sources, f"allowed.{target.value}", errors)
+        for target, sources in _targets(value, "allowed", errors).items()
+    }
+
+
+def _gates(value: object, errors: dict[str, list[str]]) -> dict[Stage, QuerySpec]:
+    out: dict[Stage, QuerySpec] = {}
+    for target, gate in _targets(value, "gates", errors).items():
+        field = f"gates.{target.value}"
+        try:
+            out[target] = _gate_spec(gate, field)
+        except ValidationError as exc:
+            for key, messages in exc.errors.items():
+                errors.setdefault(key, []).extend(messages)
+    return out
+
+
+def _exclusive(value: object, errors: dict[str, list[str]]) -> tuple[Stage, ...]:
+    stages = _stage_list(value, "exclusive", errors)
+    if Stage.ARCHIVED in stages:
+        errors.setdefault("exclusive", []).append(
+            "archived cannot be exclusive: it is where exclusive stages send their incumbents"
+        )
+    return stages
+
+
+def _gate_spec(value: object, field: str) -> QuerySpec:
+    # A mapping is either a stored spec (to_json's form, which carries "version") or, as
+    # in a policy file, a filter map such as {"min_accuracy": 0.9}.
+    try:
+        if isinstance(value, Mapping) and "version" in value and "where" in value:
+            spec = QuerySpec.from_json(value)
+        else:
+            spec = spec_of(value)
+    except ValidationError as exc:
+        raise ValidationError(
+            {f"{field}.{key}" if key != "filters" else field: m for key, m in exc.errors.items()}
+        ) from None
+    if spec.order or spec.limit is not None or spec.offset:
+        raise ValidationError.single(
+            field, "a gate is a filter condition: drop its ordering, limit and offset"
+        )
+    if spec.has_lineage():
+        raise ValidationError.single(
+            field, "a gate cannot use lineage predicates (where_descendant_of/where_ancestor_of)"
+        )
+    return QuerySpec(where=spec.where)
+
+
+def _gate_to_json(spec: QuerySpec) -> dict[str, Any]:
+    return spec.to_json()

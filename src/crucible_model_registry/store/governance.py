@@ -1,0 +1,333 @@
+"""Governance in SQL: aliases and their history, answers as of a past time, promotion policies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from crucible_model_registry.domain.enums import Stage
+from crucible_model_registry.domain.policy import PromotionPolicy, allowed_sources_unmet
+from crucible_model_registry.domain.query_spec import MetricCondition, QuerySpec, describe
+from crucible_model_registry.domain.records import AliasChange, ModelVersion
+from crucible_model_registry.domain.refs import VersionRef
+from crucible_model_registry.domain.rules import is_reserved_ref_word
+from crucible_model_registry.errors import NotFoundError, ValidationError
+from crucible_model_registry.store._records import load_versions
+from crucible_model_registry.store.engine import Database
+from crucible_model_registry.store.queries import unmet_conditions as failed_conjuncts
+from crucible_model_registry.store.tables import (
+    ALIAS_CHANGES,
+    ALIASES,
+    MODELS,
+    POLICIES,
+    TRANSITIONS,
+    VERSIONS,
+)
+from crucible_model_registry.store.versions import lock_model, now, resolve_ref
+
+__all__ = [
+    "alias_history",
+    "delete_alias",
+    "get_policy",
+    "get_version_at",
+    "load_policy",
+    "resolve_ref_at",
+    "set_alias",
+    "set_policy",
+    "unmet_conditions",
+]
+
+V = VERSIONS.c
+A = ALIASES.c
+AC = ALIAS_CHANGES.c
+T = TRANSITIONS.c
+
+_MODELS_HINT = "list models with `cmr models`"
+
+
+def _require_model(conn: Connection, name: str) -> int:
+    model_id = conn.execute(select(MODELS.c.id).where(MODELS.c.name == name)).scalar()
+    if model_id is None:
+        raise NotFoundError("model", name, _MODELS_HINT)
+    return int(model_id)
+
+
+# --------------------------------------------------------------------------- aliases
+
+
+def set_alias(
+    db: Database, ref: VersionRef, alias: str, *, reason: str | None, actor: str | None
+) -> ModelVersion:
+    """Point ``alias`` of the version's model at the version, recording the move.
+
+    Alias writes of one model are serialised on the model's row lock (as promotions and
+    explicit-version registrations are), so the check against version strings holds under
+    concurrency. Setting an alias to the version it already names records nothing.
+
+    Raises:
+        NotFoundError: the version does not exist.
+        ValidationError: the model has a version whose version string is ``alias``.
+    """
+    with db.write() as conn:
+        version_id = resolve_ref(conn, ref)
+        model_id = conn.execute(select(V.model_id).where(V.id == version_id)).scalar_one()
+        lock_model(db, conn, model_id)
+        # Stamp the change only under the lock, so a model's history is in commit order.
+        at = now()
+        clash = conn.execute(
+            select(V.version).where(V.model_id == model_id, func.lower(V.version) == alias.lower())
+        ).scalar()
+        if clash is not None:
+            raise ValidationError.single(
+                "alias", f"{alias!r} is a version string of this model ({clash!r}); pick another"
+            )
+        held = conn.execute(
+            select(A.version_id).where(A.model_id == model_id, A.alias == alias)
+        ).scalar()
+        if held != version_id:
+            if held is None:
+                conn.execute(
+                    insert(ALIASES).values(
+                        model_id=model_id, alias=alias, version_id=version_id, updated_at=at
+                    )
+                )
+            else:
+                conn.execute(
+                    update(ALIASES)
+                    .where(A.model_id == model_id, A.alias == alias)
+                    .values(version_id=version_id, updated_at=at)
+                )
+            _record_alias_change(
+                conn,
+                model_id,
+                alias=alias,
+                version_id=version_id,
+                reason=reason,
+                actor=actor,
+                at=at,
+            )
+        return load_versions(conn, [version_id])[0]
+
+
+def delete_alias(
+    db: Database, model_name: str, alias: str, *, reason: str | None, actor: str | None
+) -> None:
+    """Remove an alias, recording the deletion in the alias history.
+
+    Raises:
+        NotFoundError: the model, or the alias, does not exist.
+    """
+    with db.write() as conn:
+        model_id = _require_model(conn, model_name)
+        lock_model(db, conn, model_id)
+        at = now()
+        gone = conn.execute(delete(ALIASES).where(A.model_id == model_id, A.alias == alias))
+        if gone.rowcount == 0:
+            raise NotFoundError(
+                "alias", f"{model_name}@{alias}", "see the aliases with alias_history()"
+            )
+        _record_alias_change(
+            conn, model_id, alias=alias, version_id=None, reason=reason, actor=actor, at=at
+        )
+
+
+def _record_alias_change(
+    conn: Connection,
+    model_id: int,
+    *,
+    alias: str,
+    version_id: int | None,
+    reason: str | None,
+    actor: str | None,
+    at: datetime,
+) -> None:
+    conn.execute(
+        insert(ALIAS_CHANGES).values(
+            model_id=model_id,
+            alias=alias,
+            version_id=version_id,
+            reason=reason,
+            actor=actor,
+            at=at,
+        )
+    )
+
+
+def alias_history(db: Database, model_name: str) -> list[AliasChange]:
+    """Every alias move and deletion of a model, oldest first.
+
+    Raises:
+        NotFoundError: the model does not exist.
+    """
+    with db.read() as conn:
+        model_id = _require_model(conn, model_name)
+        rows = conn.execute(select(ALIAS_CHANGES).where(AC.model_id == model_id).order_by(AC.id))
+        return [
+            AliasChange(
+                alias=r.alias, version_id=r.version_id, reason=r.reason, actor=r.actor, at=r.at
+            )
+            for r in rows
+        ]
+
+
+# --------------------------------------------------------------------------- time travel
+
+
+def resolve_ref_at(conn: Connection, ref: VersionRef, at: datetime) -> int:
+    """The id of the version that held ``model@stage``, ``model@latest`` or an alias at ``at``.
+
+    Answered from the append-only histories; a change recorded at exactly ``at`` counts.
+    For a stage it is the most recently registered version in that stage then, among the
+    versions that still exist; for ``latest``, the most recently registered one by then.
+    Any other selector is looked up in the alias history, even if a version string equal
+    to a deleted alias has been registered since.
+
+    Raises:
+        ValidationError: ``ref`` is an id or a version string, which name one version
+            whatever the time.
+        NotFoundError: the model does not exist, nothing held the ref at ``at``, or the
+            version that did has been deleted since.
+    """
+    if ref.id is not None or ref.model_name is None or ref.selector is None:
+        raise ValidationError.single("ref", _NOT_TIMED)
+    model_id = _require_model(conn, ref.model_name)
+    word = ref.selector.lower()
+    label = f"{ref} at {at.isoformat()}"
+    if word == "latest":
+        found = conn.execute(
+            select(func.max(T.version_id))
+            .join_from(TRANSITIONS, VERSIONS, V.id == T.version_id)
+            .where(T.model_id == model_id, T.from_stage.is_(None), T.at <= at)
+        ).scalar()
+    elif is_reserved_ref_word(word):
+        stage = Stage.EXPERIMENT if word == "development" else Stage(word)
+        found = _stage_holder_at(conn, model_id, stage, at)
+    else:
+        found = _alias_holder_at(conn, model_id, ref, at)
+    if found is None:
+        raise NotFoundError("version", label, "nothing held this ref at that time")
+    exists = conn.execute(select(V.id).where(V.id == found)).scalar()
+    if exists is None:
+        raise NotFoundError("version", label, f"version id {found} held it then; it is deleted")
+    return int(found)
+
+
+_NOT_TIMED = (
+    "at= needs a 'model@<stage>', 'model@<alias>' or 'model@latest' ref; "
+    "an id or a version string names one version whatever the time (drop at=)"
+)
+
+
+def _stage_holder_at(conn: Connection, model_id: int, stage: Stage, at: datetime) -> int | None:
+    # Each version's stage at `at` is the target of its last transition recorded by then;
+    # ids break ties, as a promotion's transitions share one time stamp.
+    last = select(func.max(T.id)).where(T.model_id == model_id, T.at <= at).group_by(T.version_id)
+    held: int | None = conn.execute(
+        select(func.max(T.version_id))
+        .join_from(TRANSITIONS, VERSIONS, V.id == T.version_id)
+        .where(T.id.in_(last), T.to_stage == stage.value)
+    ).scalar()
+    return held
+
+
+def _alias_holder_at(conn: Connection, model_id: int, ref: VersionRef, at: datetime) -> int | None:
+    alias = ref.selector
+    ever = conn.execute(
+        select(AC.id).where(AC.model_id == model_id, AC.alias == alias).limit(1)
+    ).scalar()
+    if ever is None:
+        is_version = conn.execute(
+            select(V.id).where(V.model_id == model_id, V.version == alias)
+        ).scalar()
+        if is_version is not None:
+            raise ValidationError.single("ref", _NOT_TIMED)
+        raise NotFoundError("alias", str(ref), "this model never had such an alias")
+    held: int | None = conn.execute(
+        select(AC.version_id)
+        .where(AC.model_id == model_id, AC.alias == alias, AC.at <= at)
+        .order_by(AC.id.desc())
+        .limit(1)
+    ).scalar()
+    return held
+
+
+def get_version_at(db: Database, ref: VersionRef, at: datetime) -> ModelVersion:
+    """The version that held ``ref`` at ``at``, as it is now (see :func:`resolve_ref_at`)."""
+    with db.read() as conn:
+        return load_versions(conn, [resolve_ref_at(conn, ref, at)])[0]
+
+
+# --------------------------------------------------------------------------- policies
+
+
+def load_policy(conn: Connection, model_id: int) -> PromotionPolicy | None:
+    """The model's stored policy, read in the caller's transaction."""
+    stored = conn.execute(select(POLICIES.c.policy).where(POLICIES.c.model_id == model_id)).scalar()
+    return None if stored is None else PromotionPolicy.from_dict(stored)
+
+
+def get_policy(db: Database, model_name: str) -> PromotionPolicy | None:
+    """The model's promotion policy, or None when it has none.
+
+    Raises:
+        NotFoundError: the model does not exist.
+    """
+    with db.read() as conn:
+        return load_policy(conn, _require_model(conn, model_name))
+
+
+def set_policy(db: Database, model_name: str, policy: PromotionPolicy | None) -> None:
+    """Store (or, with None, remove) a model's policy, under the model's row lock.
+
+    The lock orders the change with promotions: each promotion sees the policy as it was
+    before or after, never half of it.
+
+    Raises:
+        NotFoundError: the model does not exist.
+    """
+    with db.write() as conn:
+        model_id = _require_model(conn, model_name)
+        lock_model(db, conn, model_id)
+        conn.execute(delete(POLICIES).where(POLICIES.c.model_id == model_id))
+        if policy is not None:
+            conn.execute(
+                insert(POLICIES).values(
+                    model_id=model_id, policy=policy.to_dict(), updated_at=now()
+                )
+            )
+
+
+def unmet_conditions(
+    conn: Connection, policy: PromotionPolicy, version_id: int, current: Stage, target: Stage
+) -> list[str]:
+    """Every condition of ``policy`` that moving the version to ``target`` fails, as sentences.
+
+    Run inside the promotion's transaction, after the version's row is locked, so that the
+    gate judges the metrics, tags and stage the version has when its stage changes.
+    """
+    unmet = allowed_sources_unmet(policy, current, target)
+    gate = policy.gates.get(target)
+    if gate is not None:
+        unmet.extend(_gate_unmet(conn, gate, version_id, target))
+    return unmet
+
+
+def _gate_unmet(conn: Connection, gate: QuerySpec, version_id: int, target: Stage) -> list[str]:
+    failed = failed_conjuncts(conn, gate, version_id)
+    if not failed:
+        return []
+    # Say why a metric condition failed: the metric is missing, or what its value is.
+    metrics: dict[str, float] = conn.execute(
+        select(V.metrics).where(V.id == version_id)
+    ).scalar_one()
+    leaves = {describe(c): c for c in gate.conjuncts() if isinstance(c, MetricCondition)}
+    unmet = []
+    for text in failed:
+        leaf = leaves.get(text)
+        why = ""
+        if leaf is not None:
+            actual = metrics.get(leaf.name)
+            why = " (the version lacks this metric)" if actual is None else f" (it is {actual!r})"
+        unmet.append(f"{target.value} gate: {text}{why}")
+    return unmet
