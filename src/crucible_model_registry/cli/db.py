@@ -1,0 +1,101 @@
+"""``cmr init`` and ``cmr db upgrade``: create or migrate the registry's schema."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from crucible_model_registry.cli import _session
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crucible_model_registry.registry import Registry
+
+__all__ = ["app"]
+
+app = typer.Typer()
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db", rich_help_panel="Setup")
+
+
+def _migrate(registry: Registry) -> tuple[str | None, str]:
+    from crucible_model_registry.store import schema
+
+    before = schema.current_revision(registry.engine)
+    if before != schema.HEAD_REVISION:
+        registry.migrate()
+    return before, schema.HEAD_REVISION
+
+
+def _migration_report(url: str, before: str | None, after: str) -> dict[str, object]:
+    return {"database_url": url, "revision_before": before, "revision": after}
+
+
+def _say_migrated(console: Console, report: dict[str, object]) -> None:
+    before, after = report["revision_before"], report["revision"]
+    if before == after:
+        console.print(f"Schema already at revision {after}: {report['database_url']}")
+    elif before is None:
+        console.print(f"Created the registry schema (revision {after}): {report['database_url']}")
+    else:
+        console.print(f"Migrated {report['database_url']} from revision {before} to {after}")
+
+
+@app.command(rich_help_panel="Setup")
+def init(json_flag: _session.JsonFlag = False) -> None:
+    """Create or migrate the registry: the embedded default, or the configured database."""
+    from crucible_model_registry.store.engine import redact_url
+
+    session = _session.current()
+    settings = session.settings()
+    registry = session.registry()
+    before, after = _migrate(registry)
+    report = _migration_report(redact_url(settings.resolved_database_url), before, after)
+    report["embedded"] = settings.is_embedded
+    report["home"] = str(settings.home)
+    report["storage_backend"] = settings.storage_backend
+    if settings.storage_backend == "local":
+        report["artifacts_path"] = settings.resolved_storage_options.get("base_path")
+
+    def human(console: Console) -> None:
+        _say_migrated(console, report)
+        if settings.storage_backend == "local":
+            console.print(f"Artifacts are stored on local disk under {report['artifacts_path']}")
+        else:
+            console.print(f"Artifacts go to the {settings.storage_backend!r} storage backend")
+
+    _session.emit(report, json_flag=json_flag, human=human)
+
+
+@db_app.command("upgrade")
+def upgrade(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Database to migrate (default: --database-url, CMR_DATABASE_URL, "
+            "else the embedded SQLite registry).",
+            show_default=False,
+        ),
+    ] = None,
+    json_flag: _session.JsonFlag = False,
+) -> None:
+    """Migrate a database's registry tables (and only those) to this release's schema."""
+    from crucible_model_registry.registry import Registry
+    from crucible_model_registry.store.engine import redact_url
+
+    session = _session.current()
+    if url is None:
+        registry = session.registry()
+        url = session.settings().resolved_database_url
+        before, after = _migrate(registry)
+    else:
+        registry = Registry.from_url(url)
+        try:
+            before, after = _migrate(registry)
+        finally:
+            registry.close()
+    report = _migration_report(redact_url(url), before, after)
+    _session.emit(report, json_flag=json_flag, human=lambda c: _say_migrated(c, report))
