@@ -1,0 +1,193 @@
+"""The StorageBackend protocol every backend conforms to, its result type and remote-path rules.
+
+A backend moves the bytes of one file at a time between a local path and a *remote path*:
+a ``/``-separated path relative to the backend's root (``llama/1.0.0/checkpoint/model.bin``).
+Directories are built on top of these file operations by
+:mod:`crucible_model_registry.storage.manifest`, generically for every backend.
+
+Rules every backend keeps:
+
+- Remote paths are checked with :func:`check_remote_path` (or its own recorded form, see
+  :attr:`TransferResult.storage_path`); nothing can escape the backend's root: ``..``,
+  absolute paths and (on local disk) symlinks raise ``ValidationError`` before any I/O.
+- Bytes stream in bounded memory; SHA-256 and size come from the same pass as the transfer.
+- A download is written to a temporary file beside ``local_path``, checked against
+  ``expected_sha256`` (``ChecksumMismatchError`` otherwise, the destination untouched) and
+  only then renamed into place.
+- ``delete`` of an absent path is a no-op; ``download`` of an absent path raises
+  ``StorageError``; SDK and OS failures become ``StorageError(backend=name)`` with no
+  credentials in the message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from crucible_model_registry.errors import ValidationError
+
+__all__ = [
+    "DEFAULT_URL_EXPIRY",
+    "ProgressCallback",
+    "StorageBackend",
+    "TransferResult",
+    "artifact_remote_path",
+    "check_remote_path",
+]
+
+DEFAULT_URL_EXPIRY = 3600
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of bytes moved since the previous call (an increment, not a total)."""
+
+# Control characters and backslashes never belong in a remote path: a backslash is a
+# separator on Windows and would let "a\\..\\..\\x" slip past a "/"-only check.
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+_MAX_REMOTE_PATH = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """What one upload or download moved.
+
+    Attributes:
+        storage_path: the path to record for the artifact; passing it back to the same
+            backend's ``download``/``exists``/``delete``/``url`` finds the same bytes. It
+            may be the remote path itself or a backend URI (``s3://bucket/prefix/...``),
+            but it must end with the remote path, so that a directory's storage path
+            (which ends with ``/``, see ``manifest.py``) joined with a relative file path
+            is that file's storage path.
+        size_bytes: bytes moved (for a directory, the sum over its files).
+        sha256: lowercase hex SHA-256 of the bytes moved (for a directory, of its manifest).
+    """
+
+    storage_path: str
+    size_bytes: int
+    sha256: str
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """Moves artifact bytes between local files and one storage root.
+
+    Implementations conform structurally; no base class is needed. Third-party backends
+    publish a factory under the entry-point group ``crucible_model_registry.storage``.
+    """
+
+    @property
+    def name(self) -> str:
+        """The settings name: ``local``, ``s3``, ``huggingface``, ``noop`` or the plugin's."""
+        ...
+
+    def upload(
+        self,
+        local_path: str | os.PathLike[str],
+        remote_path: str,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> TransferResult:
+        """Store the file at ``local_path`` under ``remote_path``, replacing what was there.
+
+        Args:
+            local_path: a regular file (symlinks are followed).
+            remote_path: where to store it, relative to the backend's root.
+            progress: called with byte increments as the transfer advances.
+
+        Returns:
+            The path to record, the size and the SHA-256 of the bytes sent.
+
+        Raises:
+            ValidationError: ``local_path`` is not a file or ``remote_path`` escapes the root.
+            StorageError: the backend failed; nothing is left visible at ``remote_path``.
+        """
+        ...
+
+    def download(
+        self,
+        remote_path: str,
+        local_path: str | os.PathLike[str],
+        *,
+        expected_sha256: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransferResult:
+        """Fetch ``remote_path`` into the file ``local_path`` (parents are created).
+
+        Args:
+            remote_path: a path relative to the root, or a ``storage_path`` this backend returned.
+            local_path: the destination file; replaced atomically, only after verification.
+            expected_sha256: if given, the bytes must hash to it.
+            progress: called with byte increments as the transfer advances.
+
+        Returns:
+            The storage path, the size and the SHA-256 of the bytes received.
+
+        Raises:
+            ValidationError: ``remote_path`` escapes the root.
+            ChecksumMismatchError: the bytes do not match ``expected_sha256``; the
+                destination is untouched.
+            StorageError: the path is absent or the backend failed.
+        """
+        ...
+
+    def delete(self, remote_path: str) -> None:
+        """Remove ``remote_path``; an absent path is not an error."""
+        ...
+
+    def exists(self, remote_path: str) -> bool:
+        """Is there a file stored at ``remote_path``?"""
+        ...
+
+    def url(self, remote_path: str, *, expires_in: int = DEFAULT_URL_EXPIRY) -> str:
+        """A URL from which ``remote_path`` can be fetched (presigned where the backend can).
+
+        Args:
+            remote_path: the stored file.
+            expires_in: seconds the URL stays valid, where the backend supports expiry.
+        """
+        ...
+
+
+def check_remote_path(path: object, *, field: str = "remote_path") -> str:
+    """Validate a remote path and return it in normal form (``/``-separated, relative).
+
+    Raises:
+        ValidationError: the path is empty, absolute, holds ``.``/``..``/empty segments,
+            backslashes or control characters, or is longer than 1024 characters.
+    """
+    if not isinstance(path, str) or not path:
+        raise ValidationError.single(field, "must be a non-empty string")
+    if len(path) > _MAX_REMOTE_PATH:
+        raise ValidationError.single(field, f"is longer than {_MAX_REMOTE_PATH} characters")
+    if _FORBIDDEN.search(path):
+        raise ValidationError.single(field, "may not contain backslashes or control characters")
+    if path.startswith("/") or re.match(r"[A-Za-z]:", path):
+        raise ValidationError.single(field, f"{path!r} must be relative to the storage root")
+    segments = path.split("/")
+    if any(seg in ("", ".", "..") for seg in segments):
+        raise ValidationError.single(
+            field, f"{path!r} may not contain empty, '.' or '..' segments (it would leave the root)"
+        )
+    return path
+
+
+def artifact_remote_path(model_name: str, version: str, artifact_type: str, name: str) -> str:
+    """The remote path of an artifact: ``<model_name>/<version>/<type>/<name>``.
+
+    Args:
+        model_name: may hold a namespace (``org/model``).
+        version: one path segment.
+        artifact_type: one path segment (an ``ArtifactType`` value).
+        name: the file or directory name, one path segment.
+
+    Raises:
+        ValidationError: a part is empty, ``.``/``..``, or (except ``model_name``) holds ``/``.
+    """
+    for field, value in (("version", version), ("type", artifact_type), ("name", name)):
+        if isinstance(value, str) and "/" in value:
+            raise ValidationError.single(field, f"{value!r} must be a single path segment")
+        check_remote_path(value, field=field)
+    check_remote_path(model_name, field="model_name")
+    return f"{model_name}/{version}/{artifact_type}/{name}"

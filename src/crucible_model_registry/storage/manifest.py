@@ -1,0 +1,403 @@
+"""Directory manifests (path, size and SHA-256 of every file) and file-or-directory transfers.
+
+A directory artifact is stored file by file through any backend's file operations, under
+``<remote path>/<relative file path>``, followed by its manifest at
+``<remote path>/cmr-manifest.json``. Its recorded ``storage_path`` ends with ``/``; its
+recorded checksum is the SHA-256 of the manifest, so one recorded value verifies every file.
+The manifest is written last: a directory without one was never completely uploaded.
+
+The ``*_artifact_files`` functions take either kind of artifact and are what the registry
+calls; they work with every ``StorageBackend``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from crucible_model_registry.errors import (
+    ChecksumMismatchError,
+    StorageError,
+    ValidationError,
+)
+from crucible_model_registry.storage._streaming import confine, fsync_dir
+from crucible_model_registry.storage.base import (
+    ProgressCallback,
+    StorageBackend,
+    TransferResult,
+    check_remote_path,
+)
+
+__all__ = [
+    "MANIFEST_NAME",
+    "DirectoryTransferResult",
+    "Manifest",
+    "ManifestEntry",
+    "delete_artifact_files",
+    "delete_directory",
+    "download_artifact_files",
+    "download_directory",
+    "is_directory_path",
+    "upload_artifact_files",
+    "upload_directory",
+    "verify_artifact_files",
+]
+
+MANIFEST_NAME = "cmr-manifest.json"
+_FORMAT = "crucible-model-registry/manifest"
+_FORMAT_VERSION = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One file of a directory artifact.
+
+    Attributes:
+        path: ``/``-separated, relative to the directory.
+        size_bytes: the file's size.
+        sha256: lowercase hex SHA-256 of its bytes.
+    """
+
+    path: str
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """Every file of a directory artifact, sorted by path."""
+
+    files: tuple[ManifestEntry, ...]
+
+    @property
+    def size_bytes(self) -> int:
+        """The total size of the files."""
+        return sum(entry.size_bytes for entry in self.files)
+
+    def to_json_bytes(self) -> bytes:
+        """Canonical JSON (sorted keys and files, no spaces), so equal trees hash equal."""
+        doc = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "files": [
+                {"path": e.path, "size": e.size_bytes, "sha256": e.sha256}
+                for e in sorted(self.files, key=lambda e: e.path)
+            ],
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes, *, backend: str) -> Manifest:
+        """Parse and check a stored manifest.
+
+        Raises:
+            StorageError: it is not a manifest this version understands.
+            ValidationError: a file path would leave the directory.
+        """
+        try:
+            doc = json.loads(data)
+            ok = (
+                isinstance(doc, dict)
+                and doc.get("format") == _FORMAT
+                and doc.get("version") == _FORMAT_VERSION
+            )
+            raw_files = doc["files"] if ok else None
+        except (ValueError, KeyError) as exc:
+            raise StorageError("the stored manifest is not valid JSON", backend=backend) from exc
+        if not isinstance(raw_files, list):
+            raise StorageError("the stored manifest has an unknown format", backend=backend)
+        entries: list[ManifestEntry] = []
+        seen: set[str] = set()
+        for item in raw_files:
+            if not (
+                isinstance(item, dict)
+                and isinstance(item.get("path"), str)
+                and type(item.get("size")) is int
+                and item["size"] >= 0
+                and isinstance(item.get("sha256"), str)
+                and _SHA256.fullmatch(item["sha256"])
+            ):
+                raise StorageError("the stored manifest has a malformed entry", backend=backend)
+            path = check_remote_path(item["path"], field="manifest.path")
+            if path in seen:
+                raise StorageError(f"the stored manifest lists {path!r} twice", backend=backend)
+            seen.add(path)
+            entries.append(ManifestEntry(path, item["size"], item["sha256"]))
+        return cls(tuple(sorted(entries, key=lambda e: e.path)))
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryTransferResult(TransferResult):
+    """A directory's transfer: ``sha256`` is the manifest's, ``size_bytes`` the files' total.
+
+    Attributes:
+        manifest: every file moved.
+    """
+
+    manifest: Manifest
+
+
+def is_directory_path(storage_path: str) -> bool:
+    """Does this recorded storage path name a directory artifact (it ends with ``/``)?"""
+    return storage_path.endswith("/")
+
+
+def _local_tree(root: Path) -> Iterator[tuple[str, Path]]:
+    """Every regular file under ``root`` as (relative ``/`` path, path), sorted.
+
+    Symlinks to files are followed (a Hugging Face cache snapshot is made of them);
+    symlinks to directories and special files are refused.
+    """
+    stack = [root]
+    files: list[tuple[str, Path]] = []
+    while stack:
+        current = stack.pop()
+        with os.scandir(current) as it:
+            for entry in it:
+                path = Path(entry.path)
+                rel = path.relative_to(root).as_posix()
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                    continue
+                if entry.is_symlink() and path.is_dir():
+                    raise ValidationError.single(
+                        "local_path", f"{rel!r} is a symlink to a directory; copy it instead"
+                    )
+                try:
+                    regular = stat.S_ISREG(entry.stat(follow_symlinks=True).st_mode)
+                except OSError:
+                    regular = False
+                if not regular:
+                    raise ValidationError.single(
+                        "local_path", f"{rel!r} is not a regular file (or a broken symlink)"
+                    )
+                if rel == MANIFEST_NAME:
+                    raise ValidationError.single(
+                        "local_path", f"{MANIFEST_NAME!r} is a reserved name at the top level"
+                    )
+                files.append((check_remote_path(rel, field="local_path"), path))
+    yield from sorted(files)
+
+
+def upload_directory(
+    backend: StorageBackend,
+    local_dir: str | os.PathLike[str],
+    remote_path: str,
+    *,
+    progress: ProgressCallback | None = None,
+) -> DirectoryTransferResult:
+    """Upload a directory's tree and then its manifest.
+
+    Args:
+        backend: where to store it.
+        local_dir: the directory to upload.
+        remote_path: the directory's remote path (no trailing ``/``).
+        progress: called with byte increments across all files.
+
+    Returns:
+        The directory's storage path (ending with ``/``), total size, manifest SHA-256
+        and the manifest.
+
+    Raises:
+        ValidationError: the tree holds something other than files and directories.
+        StorageError: a transfer failed; files already uploaded were deleted again.
+    """
+    base = check_remote_path(remote_path)
+    root = Path(local_dir)
+    if not root.is_dir():
+        raise ValidationError.single("local_path", f"{str(root)!r} is not a directory")
+    files = list(_local_tree(root))  # walk first: a bad tree fails before any upload
+    uploaded: list[str] = []
+    try:
+        entries = []
+        for rel, path in files:
+            result = backend.upload(path, f"{base}/{rel}", progress=progress)
+            uploaded.append(result.storage_path)
+            entries.append(ManifestEntry(rel, result.size_bytes, result.sha256))
+        manifest = Manifest(tuple(entries))
+        with tempfile.TemporaryDirectory(prefix="cmr-manifest-") as tmp:
+            manifest_file = Path(tmp, MANIFEST_NAME)
+            manifest_file.write_bytes(manifest.to_json_bytes())
+            result = backend.upload(manifest_file, f"{base}/{MANIFEST_NAME}")
+        uploaded.append(result.storage_path)
+    except BaseException:
+        for done in uploaded:
+            with contextlib.suppress(Exception):
+                backend.delete(done)
+        raise
+    if not result.storage_path.endswith("/" + MANIFEST_NAME):
+        raise StorageError(
+            f"backend returned storage path {result.storage_path!r}, which does not end "
+            "with the remote path it was given",
+            backend=backend.name,
+        )
+    directory = result.storage_path[: -len(MANIFEST_NAME)]
+    return DirectoryTransferResult(
+        storage_path=directory,
+        size_bytes=manifest.size_bytes,
+        sha256=result.sha256,
+        manifest=manifest,
+    )
+
+
+def _read_manifest(
+    backend: StorageBackend, storage_path: str, scratch: Path, expected_sha256: str | None
+) -> tuple[Manifest, str]:
+    """The stored manifest of a directory artifact and its SHA-256."""
+    target = scratch / MANIFEST_NAME
+    result = backend.download(storage_path + MANIFEST_NAME, target, expected_sha256=expected_sha256)
+    return Manifest.from_json_bytes(target.read_bytes(), backend=backend.name), result.sha256
+
+
+def download_directory(
+    backend: StorageBackend,
+    storage_path: str,
+    local_dir: str | os.PathLike[str],
+    *,
+    expected_sha256: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> DirectoryTransferResult:
+    """Download a directory artifact, verifying every file, then move it into place.
+
+    The tree is assembled in a temporary directory beside ``local_dir``; only when every
+    file matched the manifest (and the manifest ``expected_sha256``) does it replace
+    ``local_dir``. The manifest itself is not written into ``local_dir``.
+
+    Raises:
+        ValidationError: ``storage_path`` is not a directory path.
+        ChecksumMismatchError: the manifest or a file does not match; ``local_dir`` untouched.
+        StorageError: a transfer failed; ``local_dir`` untouched.
+    """
+    if not is_directory_path(storage_path):
+        raise ValidationError.single("storage_path", f"{storage_path!r} does not end with '/'")
+    dest = Path(local_dir).absolute()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{dest.name[:64]}.", suffix=".cmr-tmp", dir=dest.parent)
+    )
+    try:
+        manifest, sha256 = _read_manifest(backend, storage_path, staging, expected_sha256)
+        tree = staging / "tree"
+        tree.mkdir()
+        for entry in manifest.files:
+            backend.download(
+                storage_path + entry.path,
+                confine(tree, entry.path, field="manifest.path"),
+                expected_sha256=entry.sha256,
+                progress=progress,
+            )
+        _replace(tree, dest, aside=staging / "previous")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return DirectoryTransferResult(
+        storage_path=storage_path,
+        size_bytes=manifest.size_bytes,
+        sha256=sha256,
+        manifest=manifest,
+    )
+
+
+def _replace(new: Path, dest: Path, *, aside: Path) -> None:
+    """Put ``new`` at ``dest``; a previous ``dest`` is moved aside first and restored on failure."""
+    had_previous = dest.exists() or dest.is_symlink()
+    if had_previous:
+        os.replace(dest, aside)
+    try:
+        os.replace(new, dest)
+    except BaseException:
+        if had_previous:
+            os.replace(aside, dest)
+        raise
+    fsync_dir(dest.parent)
+
+
+def delete_directory(backend: StorageBackend, storage_path: str) -> None:
+    """Delete every file of a directory artifact, the manifest last; absent is not an error."""
+    if not is_directory_path(storage_path):
+        raise ValidationError.single("storage_path", f"{storage_path!r} does not end with '/'")
+    if not backend.exists(storage_path + MANIFEST_NAME):
+        return
+    with tempfile.TemporaryDirectory(prefix="cmr-manifest-") as tmp:
+        manifest, _ = _read_manifest(backend, storage_path, Path(tmp), None)
+    for entry in manifest.files:
+        backend.delete(storage_path + entry.path)
+    backend.delete(storage_path + MANIFEST_NAME)
+
+
+def upload_artifact_files(
+    backend: StorageBackend,
+    local_path: str | os.PathLike[str],
+    remote_path: str,
+    *,
+    progress: ProgressCallback | None = None,
+) -> TransferResult:
+    """Upload a file, or a directory with its manifest (see :func:`upload_directory`)."""
+    if Path(local_path).is_dir():
+        return upload_directory(backend, local_path, remote_path, progress=progress)
+    return backend.upload(local_path, remote_path, progress=progress)
+
+
+def download_artifact_files(
+    backend: StorageBackend,
+    storage_path: str,
+    local_path: str | os.PathLike[str],
+    *,
+    expected_sha256: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> TransferResult:
+    """Download a file or a directory artifact, verified before it lands at ``local_path``."""
+    if is_directory_path(storage_path):
+        return download_directory(
+            backend, storage_path, local_path, expected_sha256=expected_sha256, progress=progress
+        )
+    return backend.download(
+        storage_path, local_path, expected_sha256=expected_sha256, progress=progress
+    )
+
+
+def delete_artifact_files(backend: StorageBackend, storage_path: str) -> None:
+    """Delete a file or a directory artifact; absent is not an error."""
+    if is_directory_path(storage_path):
+        delete_directory(backend, storage_path)
+    else:
+        backend.delete(storage_path)
+
+
+def verify_artifact_files(
+    backend: StorageBackend,
+    storage_path: str,
+    expected_sha256: str,
+    *,
+    progress: ProgressCallback | None = None,
+) -> bool:
+    """Read a stored artifact back and compare it with its recorded SHA-256.
+
+    The bytes go to a scratch directory that is removed afterwards.
+
+    Returns:
+        False if the artifact (or, for a directory, any file) does not match; True otherwise.
+
+    Raises:
+        StorageError: the bytes could not be read (absent, backend failure).
+    """
+    with tempfile.TemporaryDirectory(prefix="cmr-verify-") as tmp:
+        try:
+            download_artifact_files(
+                backend,
+                storage_path,
+                Path(tmp, "artifact"),
+                expected_sha256=expected_sha256,
+                progress=progress,
+            )
+        except ChecksumMismatchError:
+            return False
+    return True

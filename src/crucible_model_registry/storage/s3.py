@@ -1,0 +1,349 @@
+"""S3Storage: artifact bytes in an S3 bucket or any S3-compatible store, through boto3."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+import boto3.exceptions
+import s3transfer.exceptions
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from crucible_model_registry.errors import ConfigurationError, StorageError, ValidationError
+from crucible_model_registry.storage._streaming import (
+    AtomicFile,
+    HashingReader,
+    HashingWriter,
+    check_sha256,
+    hash_file,
+    open_source_file,
+)
+from crucible_model_registry.storage.base import (
+    DEFAULT_URL_EXPIRY,
+    ProgressCallback,
+    TransferResult,
+    check_remote_path,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["S3Storage"]
+
+MiB = 1 << 20
+_MIN_PART = 5 * MiB  # S3's (and moto's) smallest multipart part
+_MAX_PART = 5 * 1024 * MiB
+_MAX_PRESIGN = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-_]{1,254}")
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def _redact_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+class S3Storage:
+    """Stores each artifact file as the object ``<prefix>/<remote path>`` in ``bucket``.
+
+    Uploads and downloads go through boto3's transfer manager (multipart and ranged parts
+    in parallel) while our own reader/writer computes the SHA-256 in the same pass. A
+    failed multipart upload is aborted, so no partial object becomes visible. Downloads land
+    in a temporary file beside the destination and are renamed only after verification.
+
+    The recorded ``storage_path`` is ``s3://<bucket>/<prefix>/<remote path>``; every method
+    accepts that form or the bare remote path.
+
+    Args:
+        bucket: the bucket, which must already exist.
+        prefix: a key prefix (``team/models``) under which everything is stored.
+        region: the region (``us-east-1``), else boto3's default lookup.
+        endpoint_url: for S3-compatible stores (MinIO, R2, Ceph, moto).
+        multipart_threshold: files this large or larger are sent in parts.
+        multipart_chunksize: the part size (5 MiB-5 GiB).
+        max_concurrency: parts moved in parallel.
+        access_key_id: credentials; omitted, boto3's usual chain (environment, profile,
+            instance role) applies. They never appear in messages or ``repr``.
+        secret_access_key: see ``access_key_id``.
+        session_token: see ``access_key_id``.
+        max_attempts: attempts per request, retries included (botocore's default if None).
+        connect_timeout: seconds to wait for a connection.
+        read_timeout: seconds to wait for data on a connection.
+        addressing_style: ``path`` for stores without virtual-host bucket addressing.
+
+    Raises:
+        ConfigurationError: an option is out of range.
+    """
+
+    name: str = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        *,
+        multipart_threshold: int = 8 * MiB,
+        multipart_chunksize: int = 8 * MiB,
+        max_concurrency: int = 4,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        max_attempts: int | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        addressing_style: Literal["auto", "virtual", "path"] = "auto",
+    ) -> None:
+        if not _BUCKET.fullmatch(bucket):
+            raise ConfigurationError(f"s3: {bucket!r} is not a bucket name")
+        prefix = prefix.strip("/")
+        if prefix:
+            try:
+                check_remote_path(prefix, field="prefix")
+            except ValidationError as exc:
+                raise ConfigurationError(f"s3: bad prefix: {exc}") from exc
+        if not _MIN_PART <= multipart_chunksize <= _MAX_PART:
+            raise ConfigurationError("s3: multipart_chunksize must be between 5 MiB and 5 GiB")
+        if multipart_threshold < 1 or max_concurrency < 1:
+            raise ConfigurationError("s3: multipart_threshold and max_concurrency must be >= 1")
+        if max_attempts is not None and max_attempts < 1:
+            raise ConfigurationError("s3: max_attempts must be >= 1")
+        if (access_key_id is None) != (secret_access_key is None):
+            raise ConfigurationError(
+                "s3: give both access_key_id and secret_access_key, or neither"
+            )
+        self.bucket = bucket
+        self.prefix = prefix
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self._credentials = (access_key_id, secret_access_key, session_token)
+        self._client_config = Config(
+            region_name=region,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "max_attempts": max_attempts}
+            if max_attempts is not None
+            else None,
+            s3={"addressing_style": addressing_style},
+            max_pool_connections=max(10, max_concurrency * 2),
+        )
+        self._transfer_config = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=multipart_chunksize,
+            max_concurrency=max_concurrency,
+            io_chunksize=1 * MiB,
+            preferred_transfer_client="classic",
+        )
+        # Parts read ahead of the uploads in flight are held in memory: bound them.
+        self._transfer_config.max_in_memory_upload_chunks = max_concurrency + 2
+        # Ranged downloads park out-of-order io chunks until the gap before them fills.
+        self._transfer_config.max_in_memory_download_chunks = max(
+            64, (max_concurrency + 2) * multipart_chunksize // MiB
+        )
+        self._client_obj: S3Client | None = None
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        endpoint = _redact_url(self.endpoint_url) if self.endpoint_url else None
+        return (
+            f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r}, "
+            f"region={self.region!r}, endpoint_url={endpoint!r})"
+        )
+
+    @property
+    def _client(self) -> S3Client:
+        # Built on first use, not in __init__, so constructing a backend does no work;
+        # boto3 clients are thread-safe, sessions are not, hence one session per client.
+        with self._client_lock:
+            if self._client_obj is None:
+                key, secret, token = self._credentials
+                with self._translate("create the S3 client"):
+                    session = boto3.session.Session(
+                        aws_access_key_id=key,
+                        aws_secret_access_key=secret,
+                        aws_session_token=token,
+                        region_name=self.region,
+                    )
+                    self._client_obj = session.client(
+                        "s3", endpoint_url=self.endpoint_url, config=self._client_config
+                    )
+            return self._client_obj
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def _relative(self, remote_path: str) -> str:
+        """The remote path of either accepted form, checked; refuses other buckets/prefixes."""
+        if remote_path.startswith("s3://"):
+            bucket, _, key = remote_path[len("s3://") :].partition("/")
+            root = f"{self.prefix}/" if self.prefix else ""
+            if bucket != self.bucket or not key.startswith(root):
+                raise ValidationError.single(
+                    "remote_path",
+                    f"{remote_path!r} is outside this backend's root s3://{self.bucket}/{root}",
+                )
+            remote_path = key[len(root) :]
+        return check_remote_path(remote_path)
+
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def _storage_path(self, rel: str) -> str:
+        return f"s3://{self.bucket}/{self._key(rel)}"
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._credentials:
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        text = re.sub(r"://[^/@\s]+@", "://***@", text)
+        # Query strings carry upload ids and, in presigned URLs, signatures: drop them.
+        return re.sub(r"\?[^\s\"']*", "", text)
+
+    @contextlib.contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        """SDK and OS errors -> ``StorageError(backend="s3")`` naming no credentials."""
+        try:
+            yield
+        except ClientError as exc:
+            raise self._client_error(action, exc) from exc
+        except boto3.exceptions.S3UploadFailedError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ClientError):
+                raise self._client_error(action, cause) from exc
+            raise StorageError(f"could not {action}: upload failed", backend=self.name) from exc
+        except (
+            BotoCoreError,
+            boto3.exceptions.Boto3Error,
+            s3transfer.exceptions.RetriesExceededError,
+        ) as exc:
+            detail = self._scrub(str(exc)) or type(exc).__name__
+            raise StorageError(f"could not {action}: {detail}", backend=self.name) from exc
+        except OSError as exc:
+            raise StorageError(
+                f"could not {action}: {exc.strerror or type(exc).__name__}", backend=self.name
+            ) from exc
+
+    def _client_error(self, action: str, exc: ClientError) -> StorageError:
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "unknown")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = self._scrub(error.get("Message", ""))
+        if code in _NOT_FOUND:
+            detail = "no such object"
+        elif code == "NoSuchBucket":
+            detail = f"bucket {self.bucket!r} does not exist"
+        else:
+            detail = f"{code} (HTTP {status}){': ' + message if message else ''}"
+        return StorageError(f"could not {action}: {detail}", backend=self.name)
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    def upload(
+        self,
+        local_path: str | os.PathLike[str],
+        remote_path: str,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> TransferResult:
+        """Upload a file (multipart above the threshold); see ``StorageBackend.upload``."""
+        rel = self._relative(remote_path)
+        with open_source_file(local_path) as src:
+            size_on_disk = os.fstat(src.fileno()).st_size
+            # A seekable reader: s3transfer reads parts from it in order in one thread and
+            # may seek back for retries or checksums; the reader hashes each byte once.
+            reader = HashingReader(src)
+            with self._translate(f"upload {rel}"):
+                self._client.upload_fileobj(
+                    reader,  # type: ignore[arg-type]
+                    self.bucket,
+                    self._key(rel),
+                    Config=self._transfer_config,
+                    Callback=progress,
+                )
+        if reader.complete and reader.size == size_on_disk:
+            size, sha256 = reader.size, reader.hexdigest()
+        else:  # the SDK skipped around: correctness first, hash the file again
+            size, sha256 = hash_file(local_path)
+        return TransferResult(storage_path=self._storage_path(rel), size_bytes=size, sha256=sha256)
+
+    def download(
+        self,
+        remote_path: str,
+        local_path: str | os.PathLike[str],
+        *,
+        expected_sha256: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransferResult:
+        """Download an object, verified before it lands; see ``StorageBackend.download``."""
+        rel = self._relative(remote_path)
+        with self._translate(f"download {rel}"), AtomicFile(Path(local_path)) as out:
+            # Non-seekable, so s3transfer hands over ranged parts in order.
+            writer = HashingWriter(out.write, progress=progress)
+            self._client.download_fileobj(
+                self.bucket,
+                self._key(rel),
+                writer,  # type: ignore[arg-type]
+                Config=self._transfer_config,
+            )
+            sha256 = writer.hexdigest()
+            check_sha256(sha256, expected_sha256, backend=self.name, path=self._storage_path(rel))
+            out.commit()
+        return TransferResult(
+            storage_path=self._storage_path(rel), size_bytes=writer.size, sha256=sha256
+        )
+
+    def delete(self, remote_path: str) -> None:
+        """Delete an object; an absent one is not an error."""
+        rel = self._relative(remote_path)
+        with self._translate(f"delete {rel}"):
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(rel))
+
+    def exists(self, remote_path: str) -> bool:
+        """Is there an object at ``remote_path``?"""
+        rel = self._relative(remote_path)
+        try:
+            with self._translate(f"check {rel}"):
+                self._client.head_object(Bucket=self.bucket, Key=self._key(rel))
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and (
+                cause.response.get("Error", {}).get("Code") in _NOT_FOUND
+            ):
+                return False
+            raise
+        return True
+
+    def url(self, remote_path: str, *, expires_in: int = DEFAULT_URL_EXPIRY) -> str:
+        """A presigned GET URL valid for ``expires_in`` seconds (at most 7 days).
+
+        Raises:
+            ValidationError: ``expires_in`` is out of range.
+        """
+        rel = self._relative(remote_path)
+        if not 1 <= expires_in <= _MAX_PRESIGN:
+            raise ValidationError.single(
+                "expires_in", f"must be between 1 and {_MAX_PRESIGN} seconds (7 days)"
+            )
+        with self._translate(f"presign {rel}"):
+            return self._client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(rel)},
+                ExpiresIn=expires_in,
+            )
