@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from crucible_model_registry import Registry, configure
 from crucible_model_registry.storage.local import LocalStorage
@@ -85,14 +86,25 @@ def _throwaway_cluster() -> Iterator[str | None]:
         if run_as:
             shutil.chown(workdir, user="postgres")
         subprocess.run(
-            [*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "--no-sync",
-             "-U", "postgres"],
-            check=True, capture_output=True,
+            [
+                *run_as,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "--no-sync",
+                "-U",
+                "postgres",
+            ],
+            check=True,
+            capture_output=True,
         )
         opts = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
             [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-o", opts, "start"],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
     except (subprocess.CalledProcessError, OSError, LookupError):
         shutil.rmtree(workdir, ignore_errors=True)
@@ -103,7 +115,8 @@ def _throwaway_cluster() -> Iterator[str | None]:
     finally:
         subprocess.run(
             [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -149,10 +162,19 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 def _truncate_postgres(url: str) -> None:
-    engine = create_engine(url)
-    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    # DELETE, not TRUNCATE: on these small tables TRUNCATE's new files cost ~0.3 s a test.
+    engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+        sequences = conn.execute(
+            text(
+                "SELECT sequence_name FROM information_schema.sequences "
+                "WHERE sequence_name LIKE 'cmr\\_%'"
+            )
+        ).scalars()
+        for sequence in list(sequences):
+            conn.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
     engine.dispose()
 
 

@@ -217,7 +217,8 @@ def _parent_refs(fields: Mapping[str, Any]) -> list[VersionRef]:
         refs.extend(ref_of(p, field="parents") for p in parents)
     if single is not None:
         refs.append(ref_of(single, field="parent_version_id"))
-    return refs
+    # A parent named twice is one parent: not a merge, and one edge.
+    return list(dict.fromkeys(refs))
 
 
 def _relationship(fields: Mapping[str, Any], parents: list[VersionRef]) -> Relationship:

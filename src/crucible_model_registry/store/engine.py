@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 
 from crucible_model_registry.errors import ConfigurationError
 from crucible_model_registry.store._translate import translate_errors
@@ -16,6 +17,7 @@ from crucible_model_registry.store._translate import translate_errors
 __all__ = ["Database", "create_registry_engine", "redact_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+IDLE_PING_SECONDS = 5.0
 
 
 def redact_url(url: str) -> str:
@@ -31,6 +33,8 @@ def create_registry_engine(url: str, **engine_options: Any) -> Engine:
 
     ``postgresql://`` means psycopg 3. SQLite gets WAL mode, a busy timeout and foreign
     keys, and write transactions that take the write lock up front (``BEGIN IMMEDIATE``).
+    Server connections are pinged before use only once they have sat idle for
+    ``IDLE_PING_SECONDS`` (``pool_pre_ping=True`` pings on every checkout instead).
 
     Raises:
         ConfigurationError: for a malformed URL or a missing database driver.
@@ -46,8 +50,10 @@ def create_registry_engine(url: str, **engine_options: Any) -> Engine:
             engine = create_engine(parsed, **engine_options)
             _tune_sqlite(engine)
         else:
-            engine_options.setdefault("pool_pre_ping", True)
-            engine = create_engine(parsed, **engine_options)
+            ping_every_checkout = engine_options.pop("pool_pre_ping", False)
+            engine = create_engine(parsed, pool_pre_ping=ping_every_checkout, **engine_options)
+            if not ping_every_checkout:
+                _ping_when_idle(engine)
     except (NoSuchModuleError, ImportError) as exc:
         hint = (
             "pip install 'crucible-model-registry[postgres]'"
@@ -58,6 +64,27 @@ def create_registry_engine(url: str, **engine_options: Any) -> Engine:
             f"no driver for {parsed.drivername!r} ({redact_url(url)}): {hint}"
         ) from exc
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    # A ping costs a round trip, a quarter of a registration's: ping a pooled connection
+    # only after it sat idle, when the server may have dropped it (restart, idle timeout).
+    # A failed ping replaces the connection before the call uses it.
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["cmr_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("cmr_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except dbapi_error as exc:
+            raise DisconnectionError("pooled connection dropped while idle") from exc
 
 
 def _tune_sqlite(engine: Engine) -> None:

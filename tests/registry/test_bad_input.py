@@ -1,0 +1,332 @@
+"""Bad input gets a typed error and writes nothing; an unready schema says what to run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.engine import make_url
+
+from crucible_model_registry import (
+    NotFoundError,
+    Registry,
+    SchemaNotReadyError,
+    Stage,
+    ValidationError,
+)
+from crucible_model_registry.store.tables import VERSION_TABLE, metadata
+
+MODEL = "llama-3.1-8b-sft"
+
+
+def fields(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "model_name": MODEL,
+        "recipe": "sl_basic",
+        "base_model": "meta-llama/Llama-3.1-8B",
+        "training_config": {"lr": 1e-4, "run": uuid.uuid4().hex},
+    }
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not _DROP}
+
+
+_DROP: Any = object()
+
+
+def snapshot(registry: Registry) -> dict[str, int]:
+    """Row counts of every registry table."""
+    with registry.engine.connect() as conn:
+        return {
+            table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in metadata.sorted_tables
+        }
+
+
+@pytest.fixture
+def seeded(registry: Registry) -> Registry:
+    """A registry holding one version (id 1, ``MODEL@1``) in staging."""
+    v = registry.register(**fields(version="1", metrics={"accuracy": 0.5}))
+    registry.promote(v, "staging")
+    return registry
+
+
+def refused(registry: Registry, error: type[Exception], call: Any) -> Any:
+    """Run ``call``, expect ``error``, and check that no table changed."""
+    before = snapshot(registry)
+    with pytest.raises(error) as info:
+        call()
+    assert snapshot(registry) == before
+    return info.value
+
+
+# --------------------------------------------------------------------------- register
+
+
+@pytest.mark.parametrize("missing", ["model_name", "recipe", "base_model", "training_config"])
+def test_a_missing_required_field(seeded: Registry, missing: str) -> None:
+    exc = refused(seeded, ValidationError, lambda: seeded.register(**fields(**{missing: _DROP})))
+    assert missing in exc.errors
+
+
+def test_every_missing_field_is_listed_at_once(seeded: Registry) -> None:
+    exc = refused(seeded, ValidationError, lambda: seeded.register({}))
+    assert {"model_name", "recipe", "base_model", "training_config"} <= set(exc.errors)
+
+
+def test_an_unknown_field(seeded: Registry) -> None:
+    exc = refused(seeded, ValidationError, lambda: seeded.register(fields(stage="production")))
+    assert "fields" in exc.errors
+
+
+BAD_METRICS = [float("nan"), float("inf"), float("-inf"), True, False, "0.9", None]
+
+
+def test_a_bad_metric(seeded: Registry) -> None:
+    for value in BAD_METRICS:
+        exc = refused(
+            seeded,
+            ValidationError,
+            lambda v=value: seeded.register(**fields(metrics={"accuracy": 0.9, "bad": v})),
+        )
+        assert list(exc.errors) == ["metrics.bad"], value
+
+
+def test_a_bad_metric_update(seeded: Registry) -> None:
+    for value in BAD_METRICS:
+        exc = refused(
+            seeded, ValidationError, lambda v=value: seeded.update_metrics(1, {"accuracy": v})
+        )
+        assert list(exc.errors) == ["metrics.accuracy"], value
+    assert seeded.get_version(1).metrics == {"accuracy": 0.5}
+
+
+def test_nan_in_the_config(seeded: Registry) -> None:
+    for value in (float("nan"), float("inf"), float("-inf")):
+        config = {"optimizer": {"lr": value}}
+        exc = refused(
+            seeded, ValidationError, lambda c=config: seeded.register(**fields(training_config=c))
+        )
+        assert list(exc.errors) == ["training_config.optimizer.lr"]
+
+
+def test_a_config_value_with_no_json_form(seeded: Registry) -> None:
+    for value in (object(), b"raw", 1j, {1, object()}, print):
+        config = {"data": value}
+        exc = refused(
+            seeded, ValidationError, lambda c=config: seeded.register(**fields(training_config=c))
+        )
+        assert all(key.startswith("training_config") for key in exc.errors), value
+
+
+def test_an_unsafe_integer_in_the_config(seeded: Registry) -> None:
+    config = {"seed": 2**53}
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.register(**fields(training_config=config))
+    )
+    assert list(exc.errors) == ["training_config"]
+
+
+def test_a_config_that_is_not_a_mapping(seeded: Registry) -> None:
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.register(**fields(training_config=[1, 2]))
+    )
+    assert list(exc.errors) == ["training_config"]
+
+
+def test_a_bad_model_name(seeded: Registry) -> None:
+    for name in ("", "x" * 201, "   ", "a b", "../etc", "a/../b", "tab\tname"):
+        exc = refused(
+            seeded, ValidationError, lambda n=name: seeded.register(**fields(model_name=n))
+        )
+        assert "model_name" in exc.errors, name
+
+
+def test_a_bad_version_string(seeded: Registry) -> None:
+    for version in ("1/2", "a/../b", "1..2", "..", " 1", "1 ", "1 0", "1\t0", "", "production"):
+        exc = refused(
+            seeded, ValidationError, lambda v=version: seeded.register(**fields(version=v))
+        )
+        assert list(exc.errors) == ["version"], version
+
+
+@pytest.mark.parametrize(
+    "given",
+    [{"parents": [987654]}, {"parent_version_id": 987654}, {"parents": [f"{MODEL}@9.9"]}],
+    ids=["parents", "parent_version_id", "ref"],
+)
+def test_an_unknown_parent(seeded: Registry, given: dict[str, Any]) -> None:
+    exc = refused(seeded, NotFoundError, lambda: seeded.register(**fields(**given)))
+    assert exc.kind == "version"
+
+
+def test_an_unknown_parent_creates_no_model(seeded: Registry) -> None:
+    refused(
+        seeded,
+        NotFoundError,
+        lambda: seeded.register(**fields(model_name="brand-new", parents=[1, 987654])),
+    )
+    with pytest.raises(NotFoundError):
+        seeded.get_model("brand-new")
+
+
+def test_a_parent_of_an_unknown_model(seeded: Registry) -> None:
+    exc = refused(seeded, NotFoundError, lambda: seeded.register(**fields(parents=["nobody@1"])))
+    assert (exc.kind, exc.ref) == ("model", "nobody")
+
+
+def test_a_parent_that_is_not_a_ref(seeded: Registry) -> None:
+    for parent in ("no-at-sign", "@1", "m@", 0, -1, 1.5, True):
+        exc = refused(
+            seeded, ValidationError, lambda p=parent: seeded.register(**fields(parents=[p]))
+        )
+        assert list(exc.errors) == ["parents"], parent
+
+
+OTHER_BAD_FIELDS = [
+    ({"lineage_type": "cloned", "parents": [1]}, "lineage_type"),
+    ({"on_duplicate": "ignore"}, "on_duplicate"),
+    ({"tags": "sft"}, "tags"),
+    ({"description": 5}, "description"),
+    (
+        {"artifacts": [{"type": "weights", "storage_backend": "s3", "storage_path": "p"}]},
+        "artifacts[0].type",
+    ),
+    ({"artifacts": [{"type": "checkpoint", "storage_backend": "s3"}]}, "artifacts[0].storage_path"),
+    (
+        {
+            "artifacts": [
+                {"type": "other", "storage_backend": "s3", "storage_path": "p", "checksum": "abc"}
+            ]
+        },
+        "artifacts[0].checksum",
+    ),
+]
+
+
+def test_other_bad_fields(seeded: Registry) -> None:
+    for given, field in OTHER_BAD_FIELDS:
+        exc = refused(seeded, ValidationError, lambda g=given: seeded.register(**fields(**g)))
+        assert field in exc.errors, given
+
+
+# --------------------------------------------------------------------------- other operations
+
+
+def test_an_unknown_stage(seeded: Registry) -> None:
+    for stage in ("deployed", "", None, 3):
+        exc = refused(seeded, ValidationError, lambda s=stage: seeded.promote(1, s))
+        assert list(exc.errors) == ["stage"], stage
+    assert seeded.get_version(1).stage is Stage.STAGING
+
+
+def test_unknown_ref_syntax(seeded: Registry) -> None:
+    for ref in ("no-at-sign", "@1", f"{MODEL}@", "bad name@1", 0, None, 2.5):
+        exc = refused(seeded, ValidationError, lambda r=ref: seeded.get_version(r))
+        assert list(exc.errors) == ["ref"], ref
+        exc = refused(seeded, ValidationError, lambda r=ref: seeded.promote(r, "production"))
+        assert list(exc.errors) == ["version"], ref
+
+
+def test_promoting_an_unknown_version(seeded: Registry) -> None:
+    exc = refused(seeded, NotFoundError, lambda: seeded.promote(f"{MODEL}@7", "production"))
+    assert exc.kind == "version"
+
+
+def test_bad_tags(seeded: Registry) -> None:
+    exc = refused(seeded, ValidationError, lambda: seeded.add_tags(1, ["ok", ""]))
+    assert list(exc.errors) == ["tags"]
+
+
+# --------------------------------------------------------------------------- the schema
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database without the registry's schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = str(request.getfixturevalue("postgres_server"))
+    name = f"cmr_empty_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_an_unmigrated_database_names_the_command(empty_db_url: str) -> None:
+    registry = Registry.from_url(empty_db_url)
+    try:
+        with pytest.raises(SchemaNotReadyError) as info:
+            registry.register(**fields())
+        assert info.value.command == "cmr db upgrade"
+        with pytest.raises(SchemaNotReadyError):
+            registry.get_version("m@latest")
+        assert inspect(registry.engine).get_table_names() == []
+    finally:
+        registry.close()
+
+
+def test_an_outdated_schema_names_the_command(empty_db_url: str) -> None:
+    setup = Registry.from_url(empty_db_url)
+    setup.migrate()
+    with setup.engine.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0000'"))
+    setup.close()
+    registry = Registry.from_url(empty_db_url)
+    try:
+        with pytest.raises(SchemaNotReadyError) as info:
+            registry.list_models()
+        assert info.value.command == "cmr db upgrade"
+    finally:
+        registry.close()
+
+
+def test_migrate_then_use(empty_db_url: str) -> None:
+    registry = Registry.from_url(empty_db_url)
+    try:
+        registry.migrate()
+        registry.migrate()  # idempotent
+        assert registry.register(**fields()).version == "1"
+    finally:
+        registry.close()
+
+
+_FIRST_USE = """
+import json, crucible_model_registry as cmr
+v = cmr.register(model_name="demo", recipe="sft", base_model="org/base",
+                 training_config={"lr": 1e-4}, metrics={"accuracy": 0.9})
+print(json.dumps({"id": v.id, "version": v.version, "n": len(cmr.list_models())}))
+"""
+
+
+def test_the_embedded_default_needs_no_set_up(tmp_path: Path) -> None:
+    home = tmp_path / "fresh-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_")}
+    env["CMR_HOME"] = str(home)
+    first = subprocess.run(
+        [sys.executable, "-c", _FIRST_USE], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(first.stdout) == {"id": 1, "version": "1", "n": 1}
+    assert (home / "registry.db").is_file()
+    second = subprocess.run(
+        [sys.executable, "-c", _FIRST_USE.replace('{"lr": 1e-4}', '{"lr": 2e-4}')],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(second.stdout) == {"id": 2, "version": "2", "n": 1}
