@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from crucible_model_registry.errors import ConfigurationError
 
@@ -58,6 +58,11 @@ def load_settings(**overrides: Any) -> Settings:
     """
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        # Raised for a variable that is not valid JSON, e.g. CMR_STORAGE_OPTIONS='bucket=x'.
+        raise ConfigurationError(
+            f"bad registry settings: {exc}; CMR_STORAGE_OPTIONS must be a JSON object"
+        ) from exc
     except pydantic.ValidationError as exc:
         problems = "; ".join(
             f"CMR_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"

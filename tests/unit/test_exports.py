@@ -149,6 +149,11 @@ def test_head_revision_is_alembics_head() -> None:
     assert heads == [schema.HEAD_REVISION]
 
 
+def test_known_revisions_are_alembics_in_order() -> None:
+    walked = [r.revision for r in _script_directory().walk_revisions()]
+    assert tuple(reversed(walked)) == schema.KNOWN_REVISIONS
+
+
 def test_every_table_carries_the_prefix() -> None:
     assert all(name.startswith(PREFIX) for name in metadata.tables)
     assert VERSION_TABLE.startswith(PREFIX)

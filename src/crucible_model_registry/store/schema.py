@@ -10,11 +10,13 @@ from crucible_model_registry.errors import SchemaNotReadyError
 from crucible_model_registry.store._translate import translate_errors
 from crucible_model_registry.store.tables import VERSION_TABLE
 
-__all__ = ["HEAD_REVISION", "check_schema", "current_revision", "migrate"]
+__all__ = ["HEAD_REVISION", "KNOWN_REVISIONS", "check_schema", "current_revision", "migrate"]
 
 # The newest revision in migrations/versions; a unit test keeps the two in step, so that
 # checking a database needs one SELECT and no Alembic import.
 HEAD_REVISION = "0001"
+# Every revision this release ships, oldest first (a unit test compares it with Alembic's).
+KNOWN_REVISIONS: tuple[str, ...] = ("0001",)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -41,6 +43,13 @@ def check_schema(engine: Engine, *, command: str = "cmr db upgrade") -> None:
     if revision is None:
         raise SchemaNotReadyError(
             "this database has no crucible-model-registry schema", command=command
+        )
+    if revision not in KNOWN_REVISIONS:
+        # Migrating cannot help: the database was upgraded by a newer release.
+        raise SchemaNotReadyError(
+            f"the registry schema is at revision {revision}, newer than this release of "
+            f"crucible-model-registry knows (its newest is {HEAD_REVISION})",
+            command="pip install -U crucible-model-registry",
         )
     raise SchemaNotReadyError(
         f"the registry schema is at revision {revision}, this version of "
