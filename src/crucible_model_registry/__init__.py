@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from crucible_model_registry._default import configure, delegate, get_registry
 from crucible_model_registry.domain.config_hash import hash_config
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
+from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
+from crucible_model_registry.domain.policy import PromotionPolicy
 from crucible_model_registry.domain.records import (
     AliasChange,
     Artifact,
@@ -38,6 +40,7 @@ from crucible_model_registry.errors import (
     StorageError,
     ValidationError,
 )
+from crucible_model_registry.query import Page, Query, use_default_registry
 from crucible_model_registry.registry import Registry
 
 if TYPE_CHECKING:
@@ -56,10 +59,15 @@ __all__ = [
     "DuplicateVersionError",
     "LineageCycleError",
     "LineageEdge",
+    "LineageGraph",
+    "LineageHit",
     "Model",
     "ModelVersion",
     "NotFoundError",
+    "Page",
     "PromotionDeniedError",
+    "PromotionPolicy",
+    "Query",
     "Registry",
     "RegistryError",
     "Relationship",
@@ -69,23 +77,39 @@ __all__ = [
     "StorageError",
     "ValidationError",
     "__version__",
+    "add_lineage",
     "add_tags",
+    "alias_history",
+    "artifact_url",
     "configure",
+    "delete_alias",
+    "delete_artifact",
     "delete_version",
+    "download_artifact",
     "find_by_config_hash",
+    "get_ancestors",
+    "get_descendants",
+    "get_lineage",
     "get_model",
+    "get_promotion_policy",
     "get_registry",
     "get_version",
     "hash_config",
     "list_models",
     "promote",
+    "query",
     "register",
     "remove_tags",
+    "set_alias",
+    "set_promotion_policy",
     "stage_history",
     "stages",
     "storage",
     "telemetry",
     "update_metrics",
+    "upload_artifact",
+    "verify_artifact",
+    "would_create_cycle",
 ]
 
 register = delegate(Registry.register)
@@ -99,6 +123,25 @@ update_metrics = delegate(Registry.update_metrics)
 add_tags = delegate(Registry.add_tags)
 remove_tags = delegate(Registry.remove_tags)
 delete_version = delegate(Registry.delete_version)
+add_lineage = delegate(Registry.add_lineage)
+get_ancestors = delegate(Registry.get_ancestors)
+get_descendants = delegate(Registry.get_descendants)
+get_lineage = delegate(Registry.get_lineage)
+would_create_cycle = delegate(Registry.would_create_cycle)
+set_alias = delegate(Registry.set_alias)
+delete_alias = delegate(Registry.delete_alias)
+alias_history = delegate(Registry.alias_history)
+set_promotion_policy = delegate(Registry.set_promotion_policy)
+get_promotion_policy = delegate(Registry.get_promotion_policy)
+upload_artifact = delegate(Registry.upload_artifact)
+download_artifact = delegate(Registry.download_artifact)
+artifact_url = delegate(Registry.artifact_url)
+verify_artifact = delegate(Registry.verify_artifact)
+delete_artifact = delegate(Registry.delete_artifact)
+query = delegate(Registry.query)
+
+# A Query built without a registry runs on the default one, looked up when it executes.
+use_default_registry(get_registry)
 
 _SUBMODULES = frozenset({"stages", "storage", "telemetry"})
 

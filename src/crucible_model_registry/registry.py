@@ -2,28 +2,72 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from crucible_model_registry import store, telemetry
+from crucible_model_registry._storages import StorageSet
 from crucible_model_registry.domain.actor import current_actor
 from crucible_model_registry.domain.config_hash import hash_config
-from crucible_model_registry.domain.enums import Stage, parse_enum
-from crucible_model_registry.domain.records import Model, ModelVersion, StageTransition
+from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage, parse_enum
+from crucible_model_registry.domain.lineage import (
+    Direction,
+    LineageGraph,
+    LineageHit,
+    check_direction,
+    check_edge_metadata,
+    check_max_depth,
+)
+from crucible_model_registry.domain.policy import PromotionPolicy
+from crucible_model_registry.domain.query_spec import Page, QuerySpec, SupportsQuerySpec, spec_of
+from crucible_model_registry.domain.records import (
+    AliasChange,
+    Artifact,
+    LineageEdge,
+    Model,
+    ModelVersion,
+    StageTransition,
+)
 from crucible_model_registry.domain.refs import VersionRef
-from crucible_model_registry.domain.rules import check_metrics, check_model_name, check_tags
-from crucible_model_registry.domain.specs import OnDuplicate, new_version_from_input, ref_of
-from crucible_model_registry.errors import ValidationError
+from crucible_model_registry.domain.rules import (
+    check_alias_name,
+    check_metrics,
+    check_model_name,
+    check_tags,
+)
+from crucible_model_registry.domain.specs import (
+    ArtifactSpec,
+    OnDuplicate,
+    new_version_from_input,
+    ref_of,
+)
+from crucible_model_registry.errors import PromotionDeniedError, RegistryError, ValidationError
+from crucible_model_registry.storage.base import TransferResult, artifact_remote_path
+from crucible_model_registry.storage.manifest import (
+    MANIFEST_NAME,
+    DirectoryTransferResult,
+    delete_artifact_files,
+    download_artifact_files,
+    is_directory_path,
+    upload_artifact_files,
+    verify_artifact_files,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from crucible_model_registry.settings import Settings
-    from crucible_model_registry.storage.base import StorageBackend
+    from crucible_model_registry.storage.base import ProgressCallback, StorageBackend
     from crucible_model_registry.store.engine import Database
 
 __all__ = ["Registry", "VersionLike"]
+
+_log = logging.getLogger("crucible_model_registry")
 
 VersionLike = ModelVersion | int | str
 """A version record, its id, or a ref string (``"model@1.0"``, ``"model@production"``)."""
@@ -40,6 +84,7 @@ class Registry:
         engine: a SQLAlchemy engine (the host application's, or from :meth:`from_url`).
         storage: where uploaded artifact bytes go; defaults to the ``CMR_STORAGE_*``
             settings (local disk under ``CMR_HOME`` unless configured otherwise).
+        storages: further backends, by their names, for artifacts recorded elsewhere.
         auto_migrate: create or upgrade the schema on first use instead of raising
             :class:`SchemaNotReadyError` (the embedded default does this).
     """
@@ -49,13 +94,13 @@ class Registry:
         engine: Engine,
         *,
         storage: StorageBackend | None = None,
+        storages: Sequence[StorageBackend] = (),
         auto_migrate: bool = False,
         settings: Settings | None = None,
     ) -> None:
         self._database = store.engine.Database(engine)
-        self._storage = storage
+        self._storages = StorageSet(storage, storages, settings)
         self._auto_migrate = auto_migrate
-        self._settings = settings
         self._schema_ready = False
         self._lock = threading.Lock()
 
@@ -65,6 +110,7 @@ class Registry:
         url: str,
         *,
         storage: StorageBackend | None = None,
+        storages: Sequence[StorageBackend] = (),
         auto_migrate: bool = False,
         **engine_options: Any,
     ) -> Registry:
@@ -74,7 +120,7 @@ class Registry:
             ConfigurationError: for a malformed URL or a missing driver.
         """
         engine = store.engine.create_registry_engine(url, **engine_options)
-        return cls(engine, storage=storage, auto_migrate=auto_migrate)
+        return cls(engine, storage=storage, storages=storages, auto_migrate=auto_migrate)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Registry:
@@ -178,14 +224,22 @@ class Registry:
         """Every model, by name."""
         return store.versions.list_models(self._db)
 
-    def get_version(self, ref: VersionLike) -> ModelVersion:
+    def get_version(self, ref: VersionLike, *, at: datetime | None = None) -> ModelVersion:
         """A version by id, ``model@version``, ``model@<stage>``, ``model@latest`` or alias.
 
+        Args:
+            at: answer from the history instead: the version that held a ``model@<stage>``,
+                ``model@<alias>`` or ``model@latest`` ref at this timezone-aware time (a
+                change recorded at exactly ``at`` counts), as the version is now.
+
         Raises:
-            ValidationError: ``ref`` is not a reference.
-            NotFoundError: nothing matches it.
+            ValidationError: ``ref`` is not a reference; ``at`` is naive, or given with an
+                id or a version string (they name one version whatever the time).
+            NotFoundError: nothing matches it (then), or the version that did is deleted.
         """
-        return store.versions.get_version(self._db, ref_of(ref))
+        if at is None:
+            return store.versions.get_version(self._db, ref_of(ref))
+        return store.governance.get_version_at(self._db, ref_of(ref), _aware(at, field="at"))
 
     def find_by_config_hash(self, config_hash: str) -> ModelVersion | None:
         """The earliest version registered with this config hash, if any."""
@@ -216,28 +270,34 @@ class Registry:
         Raises:
             ValidationError: unknown stage.
             NotFoundError: unknown version.
-            PromotionDeniedError: the model's promotion policy forbids it.
+            PromotionDeniedError: the model's promotion policy forbids it; ``.unmet``
+                lists every failed condition and nothing was changed.
         """
         target = parse_enum(Stage, stage, field="stage")
         ref = ref_of(version, field="version")
         actor = current_actor()
         with telemetry.operation("promote", to_stage=target.value, actor=actor) as op:
-            result = store.promotion.promote(
-                self._db,
-                ref,
-                target,
-                reason=reason,
-                actor=actor,
-                archive_existing=archive_existing,
-            )
+            try:
+                result = store.promotion.promote(
+                    self._db,
+                    ref,
+                    target,
+                    reason=reason,
+                    actor=actor,
+                    archive_existing=archive_existing,
+                )
+            except PromotionDeniedError as exc:
+                model, _, version_string = exc.version_ref.rpartition("@")
+                op.metadata.update(model=model, version=version_string, unmet=len(exc.unmet))
+                op.outcome = "denied"
+                raise
+            op.outcome = "promoted" if result.changed else "unchanged"
             op.metadata.update(
                 model=result.version.model_name,
                 version=result.version.version,
                 from_stage=result.from_stage.value,
                 archived=len(result.archived_ids),
             )
-            if not result.changed:
-                op.outcome = "unchanged"
         return result.version
 
     def update_metrics(self, version: VersionLike, metrics: Mapping[str, float]) -> ModelVersion:
@@ -258,6 +318,9 @@ class Registry:
     def delete_version(self, version: VersionLike, *, force: bool = False) -> None:
         """Delete a version's records, keeping its stage history as the audit trail.
 
+        Artifact bytes stay where they are (some may be references to storage the
+        registry does not own); remove uploaded ones first with :meth:`delete_artifact`.
+
         Raises:
             ValidationError: it is in production or has descendants and ``force`` is False.
         """
@@ -265,9 +328,469 @@ class Registry:
             self._db, ref_of(version, field="version"), force=force, actor=current_actor()
         )
 
+    # ----------------------------------------------------------------- query
+
+    def query(
+        self, filters: Mapping[str, Any] | SupportsQuerySpec | QuerySpec | None = None
+    ) -> list[ModelVersion]:
+        """The versions a filter map or a :class:`Query` matches, in its order.
+
+        Args:
+            filters: ``{"stage": "production", "recipe": "sl_basic", "min_accuracy": 0.9}``
+                (API.md §4: all keys combine with AND), a ``Query``, or None for all.
+
+        Raises:
+            ValidationError: an unknown key, operator or order field, or a bad value.
+            NotFoundError: a lineage predicate names a version that does not exist.
+        """
+        return store.queries.find_versions(self._db, spec_of(filters))
+
+    def _run_query(self, spec: QuerySpec) -> list[ModelVersion]:
+        return store.queries.find_versions(self._db, spec)
+
+    def _count(self, spec: QuerySpec) -> int:
+        return store.queries.count_versions(self._db, spec)
+
+    def _page(self, spec: QuerySpec, size: int, cursor: str | None) -> Page:
+        return store.queries.page_versions(self._db, spec, size=size, cursor=cursor)
+
+    # ----------------------------------------------------------------- aliases and policy
+
+    def set_alias(
+        self, version: VersionLike, alias: str, *, reason: str | None = None
+    ) -> ModelVersion:
+        """Point an alias of the version's model (``model@champion``) at the version.
+
+        The alias moves atomically and the move is kept in :meth:`alias_history`.
+
+        Raises:
+            ValidationError: ``alias`` breaks the naming rules: it must match
+                ``[A-Za-z][A-Za-z0-9_.-]{0,63}`` and may not be a stage name,
+                ``development``, ``latest`` (any case) or a version string of the model.
+            NotFoundError: unknown version.
+        """
+        return store.governance.set_alias(
+            self._db,
+            ref_of(version, field="version"),
+            check_alias_name(alias),
+            reason=_reason(reason),
+            actor=current_actor(),
+        )
+
+    def delete_alias(self, model_name: str, alias: str, *, reason: str | None = None) -> None:
+        """Remove an alias of a model; the deletion is kept in :meth:`alias_history`.
+
+        Raises:
+            NotFoundError: the model has no such alias (or there is no such model).
+        """
+        store.governance.delete_alias(
+            self._db,
+            check_model_name(model_name),
+            check_alias_name(alias),
+            reason=_reason(reason),
+            actor=current_actor(),
+        )
+
+    def alias_history(self, model_name: str) -> list[AliasChange]:
+        """Every alias move and deletion of a model, oldest first.
+
+        Raises:
+            NotFoundError: there is no such model.
+        """
+        return store.governance.alias_history(self._db, check_model_name(model_name))
+
+    def set_promotion_policy(
+        self, model_name: str, policy: PromotionPolicy | Mapping[str, Any] | None
+    ) -> None:
+        """Store the rules every promotion of the model must follow; None removes them.
+
+        The policy lives in the database, so every client of it enforces the same rules.
+
+        Args:
+            policy: a :class:`PromotionPolicy`, or its ``to_dict()`` form.
+
+        Raises:
+            ValidationError: the policy names an unknown stage or a bad gate condition.
+            NotFoundError: there is no such model.
+        """
+        checked = (
+            policy
+            if policy is None or isinstance(policy, PromotionPolicy)
+            else PromotionPolicy.from_dict(policy)
+        )
+        store.governance.set_policy(self._db, check_model_name(model_name), checked)
+
+    def get_promotion_policy(self, model_name: str) -> PromotionPolicy | None:
+        """The model's promotion policy, or None when every promotion is allowed.
+
+        Raises:
+            NotFoundError: there is no such model.
+        """
+        return store.governance.get_policy(self._db, check_model_name(model_name))
+
+    # ----------------------------------------------------------------- lineage
+
+    def add_lineage(
+        self,
+        parent: VersionLike,
+        child: VersionLike,
+        relationship: Relationship | str = Relationship.FINE_TUNED_FROM,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> LineageEdge:
+        """Record that ``child`` was made from ``parent`` (versions of any models).
+
+        The cycle check and the insert are one transaction, safe against concurrent
+        calls that would close a cycle together.
+
+        Args:
+            relationship: how (``fine_tuned_from``, ``merge``, ``dpo``, ...).
+            metadata: JSON-serialisable details of the edge.
+
+        Raises:
+            LineageCycleError: ``child`` is ``parent`` or one of its ancestors.
+            NotFoundError: either version does not exist.
+            ValidationError: unknown relationship, bad metadata, or the two versions are
+                linked already (field ``edge``).
+        """
+        label = parse_enum(Relationship, relationship, field="relationship")
+        return store.lineage.add_edge(
+            self._db,
+            ref_of(parent, field="parent"),
+            ref_of(child, field="child"),
+            relationship=label,
+            metadata=check_edge_metadata(metadata),
+        )
+
+    @overload
+    def get_ancestors(
+        self,
+        version: VersionLike,
+        max_depth: int | None = None,
+        *,
+        with_distance: Literal[False] = False,
+    ) -> list[ModelVersion]: ...
+    @overload
+    def get_ancestors(
+        self, version: VersionLike, max_depth: int | None = None, *, with_distance: Literal[True]
+    ) -> list[LineageHit]: ...
+    def get_ancestors(
+        self, version: VersionLike, max_depth: int | None = None, *, with_distance: bool = False
+    ) -> list[ModelVersion] | list[LineageHit]:
+        """The versions ``version`` was made from, nearest first, each once.
+
+        Args:
+            max_depth: follow at most this many edges (None: all the way to the roots).
+            with_distance: return :class:`LineageHit` values (version, distance, and the
+                relationship that reached it) instead of bare versions.
+
+        Raises:
+            NotFoundError: the version does not exist.
+            ValidationError: ``max_depth`` is not None or a whole number >= 1.
+        """
+        depth = check_max_depth(max_depth)
+        hits = store.lineage.ancestors(self._db, ref_of(version, field="version"), depth)
+        return hits if with_distance else [h.version for h in hits]
+
+    @overload
+    def get_descendants(
+        self,
+        version: VersionLike,
+        max_depth: int | None = None,
+        *,
+        with_distance: Literal[False] = False,
+    ) -> list[ModelVersion]: ...
+    @overload
+    def get_descendants(
+        self, version: VersionLike, max_depth: int | None = None, *, with_distance: Literal[True]
+    ) -> list[LineageHit]: ...
+    def get_descendants(
+        self, version: VersionLike, max_depth: int | None = None, *, with_distance: bool = False
+    ) -> list[ModelVersion] | list[LineageHit]:
+        """The versions made from ``version``, directly or not, nearest first, each once.
+
+        Args:
+            max_depth: follow at most this many edges (None: all the way to the leaves).
+            with_distance: return :class:`LineageHit` values instead of bare versions.
+
+        Raises:
+            NotFoundError: the version does not exist.
+            ValidationError: ``max_depth`` is not None or a whole number >= 1.
+        """
+        depth = check_max_depth(max_depth)
+        hits = store.lineage.descendants(self._db, ref_of(version, field="version"), depth)
+        return hits if with_distance else [h.version for h in hits]
+
+    def get_lineage(
+        self,
+        version: VersionLike,
+        *,
+        direction: Direction = "both",
+        max_depth: int | None = None,
+    ) -> LineageGraph:
+        """``version`` with its ancestors and descendants (not siblings) and their edges.
+
+        Args:
+            direction: ``up`` (ancestors only), ``down`` (descendants only) or ``both``.
+            max_depth: follow at most this many edges each way.
+
+        Raises:
+            NotFoundError: the version does not exist.
+            ValidationError: bad ``direction`` or ``max_depth``.
+        """
+        return store.lineage.lineage(
+            self._db,
+            ref_of(version, field="version"),
+            direction=check_direction(direction),
+            max_depth=check_max_depth(max_depth),
+        )
+
+    def would_create_cycle(self, parent: VersionLike, child: VersionLike) -> bool:
+        """Would :meth:`add_lineage` of ``parent -> child`` be refused as a cycle?
+
+        Raises:
+            NotFoundError: either version does not exist.
+        """
+        return store.lineage.would_create_cycle(
+            self._db, ref_of(parent, field="parent"), ref_of(child, field="child")
+        )
+
+    # ----------------------------------------------------------------- artifacts
+
+    def storage_backend(self, name: str | None = None) -> StorageBackend:
+        """The backend called ``name`` (default: the registry's own storage).
+
+        Raises:
+            ConfigurationError: this registry has no backend of that name configured.
+        """
+        return self._storages.get(name)
+
+    def upload_artifact(
+        self,
+        version: VersionLike,
+        artifact_type: ArtifactType | str,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        storage: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Artifact:
+        """Upload a file or a directory and record it as an artifact of ``version``.
+
+        Stored at ``<model_name>/<version>/<type>/<name>``; a directory keeps its tree and
+        a manifest of every file's path, size and SHA-256. A failed upload records nothing;
+        a failure while recording deletes what was uploaded.
+
+        Args:
+            name: the stored name (default: the file or directory name).
+            storage: a configured backend's name (default: the registry's storage).
+            progress: called with byte increments as the upload advances.
+
+        Raises:
+            ValidationError: bad type or path, or the version already has that artifact.
+            StorageError: the backend failed.
+        """
+        kind = parse_enum(ArtifactType, artifact_type, field="type")
+        local = Path(path)
+        if not local.exists():
+            raise ValidationError.single("path", f"{str(local)!r} does not exist")
+        record = self.get_version(version)
+        backend = self.storage_backend(storage)
+        remote = artifact_remote_path(
+            record.model_name, record.version, kind.value, name or local.resolve().name
+        )
+        remote = remote + "/" if local.is_dir() else remote
+        if any(_stored_at(a, backend.name, remote) for a in record.artifacts):
+            raise ValidationError.single(
+                "path", f"{record.ref} already has an artifact at {remote!r}; delete it first"
+            )
+        with telemetry.operation(
+            "upload", model=record.model_name, version=record.version, backend=backend.name
+        ) as op:
+            result = upload_artifact_files(backend, local, remote.rstrip("/"), progress=progress)
+            op.measurements["size_bytes"] = result.size_bytes
+            spec = ArtifactSpec(
+                type=kind,
+                storage_backend=backend.name,
+                storage_path=result.storage_path,
+                checksum=result.sha256,
+                size_bytes=result.size_bytes,
+                manifest=_manifest_rows(result),
+            )
+            try:
+                artifact = store.artifacts.add_artifact(self._db, record.id, spec)
+            except BaseException:
+                # Nothing may stay stored that no record points to.
+                _delete_quietly(backend, result.storage_path)
+                raise
+        self._push_model_card(backend, record)
+        return artifact
+
+    def _push_model_card(self, backend: StorageBackend, record: ModelVersion) -> None:
+        # The Hub understands base_model/base_model_relation in the model card; other
+        # backends have no card. The artifact is stored and recorded by now, so a card
+        # that cannot be written is reported, not raised.
+        push = getattr(backend, "push_model_card", None)
+        if not callable(push):
+            return
+        parents = self.get_ancestors(record, 1, with_distance=True)
+        relationship = parents[0].relationship if parents else None
+        if relationship is Relationship.MERGED_FROM:
+            base_models = list(dict.fromkeys(p.version.base_model for p in parents))
+        else:
+            base_models = [record.base_model]
+        try:
+            push(
+                model_name=record.model_name,
+                version=record.version,
+                base_models=base_models,
+                relationship=relationship,
+                metrics=record.metrics,
+                recipe=record.recipe,
+                config_hash=record.config_hash,
+            )
+        except RegistryError as exc:
+            _log.warning("artifact stored, but the model card was not updated: %s", exc)
+
+    def download_artifact(
+        self,
+        artifact: Artifact | int,
+        dest: str | os.PathLike[str],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Download an artifact to ``dest``, verified against its recorded SHA-256.
+
+        The bytes land in a temporary file beside ``dest`` and replace it only once they
+        match; an existing file at ``dest`` keeps its bytes otherwise. If ``dest`` is an
+        existing directory, a file artifact is written inside it under its stored name.
+
+        Raises:
+            ChecksumMismatchError: the stored bytes are corrupt; ``dest`` is untouched.
+            StorageError: the backend failed or the bytes are gone.
+        """
+        record = self._artifact(artifact)
+        backend = self.storage_backend(record.storage_backend)
+        version = self.get_version(record.model_version_id)
+        target = Path(dest)
+        if target.is_dir() and not is_directory_path(record.storage_path):
+            target = target / record.storage_path.rsplit("/", 1)[-1]
+        with telemetry.operation(
+            "download",
+            model=version.model_name,
+            version=version.version,
+            backend=backend.name,
+            artifact_id=record.id,
+            type=record.type.value,
+        ) as op:
+            result = download_artifact_files(
+                backend,
+                record.storage_path,
+                target,
+                expected_sha256=record.checksum,
+                progress=progress,
+            )
+            op.measurements["size_bytes"] = result.size_bytes
+        return target
+
+    def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str:
+        """A URL to fetch the artifact from (presigned where the backend supports it)."""
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+            raise ValidationError.single("expires_in", "must be a whole number of seconds >= 1")
+        record = self._artifact(artifact)
+        return self.storage_backend(record.storage_backend).url(
+            record.storage_path, expires_in=expires_in
+        )
+
+    def verify_artifact(self, artifact: Artifact | int) -> bool:
+        """Read the stored bytes back: do they still match the recorded SHA-256?
+
+        Raises:
+            ValidationError: the artifact has no recorded checksum.
+            StorageError: the bytes cannot be read.
+        """
+        record = self._artifact(artifact)
+        if record.checksum is None:
+            raise ValidationError.single(
+                "artifact", f"artifact {record.id} has no recorded checksum to verify against"
+            )
+        return verify_artifact_files(
+            self.storage_backend(record.storage_backend), record.storage_path, record.checksum
+        )
+
+    def delete_artifact(self, artifact: Artifact | int, *, keep_bytes: bool = False) -> None:
+        """Delete the artifact's record, then its stored bytes.
+
+        Args:
+            keep_bytes: delete only the record (for artifacts registered by reference
+                whose bytes belong to someone else).
+
+        Raises:
+            NotFoundError: there is no such artifact.
+            ValidationError: its storage path leaves the backend's root; nothing is deleted.
+            ConfigurationError: this registry lacks the artifact's backend.
+            StorageError: the backend failed.
+        """
+        record = self._artifact(artifact)
+        backend = None if keep_bytes else self.storage_backend(record.storage_backend)
+        if backend is not None:
+            # The backend checks the path first: one that leaves its root (a reference
+            # registered by hand) raises ValidationError while the record still exists.
+            path = record.storage_path
+            backend.exists(path + MANIFEST_NAME if is_directory_path(path) else path)
+        store.artifacts.remove_artifact(self._db, record.id)
+        if backend is not None:
+            delete_artifact_files(backend, record.storage_path)
+
+    def _artifact(self, artifact: Artifact | int) -> Artifact:
+        artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
+        if isinstance(artifact_id, bool) or not isinstance(artifact_id, int):
+            raise ValidationError.single("artifact", "pass an Artifact or an artifact id")
+        return store.artifacts.get_artifact(self._db, artifact_id)
+
     def hash_config(self, training_config: object) -> str:
         """The config hash :meth:`register` would compute for ``training_config``."""
         return hash_config(training_config)
 
     def _ref(self, value: VersionLike) -> VersionRef:
         return ref_of(value)
+
+
+def _aware(value: object, *, field: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValidationError.single(field, "must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError.single(
+            field, "must be timezone-aware, e.g. datetime(2026, 11, 1, tzinfo=UTC)"
+        )
+    return value
+
+
+def _reason(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError.single("reason", "must be a string or None")
+    return value
+
+
+def _manifest_rows(result: TransferResult) -> list[dict[str, Any]] | None:
+    if not isinstance(result, DirectoryTransferResult):
+        return None
+    return [
+        {"path": e.path, "size_bytes": e.size_bytes, "sha256": e.sha256}
+        for e in result.manifest.files
+    ]
+
+
+def _stored_at(artifact: Artifact, backend: str, remote: str) -> bool:
+    # Backends record the remote path as it is (local) or at the end of a URI (s3://,
+    # hf://): storage/base.py's TransferResult promises that it ends with it.
+    path = artifact.storage_path
+    return artifact.storage_backend == backend and (path == remote or path.endswith("/" + remote))
+
+
+def _delete_quietly(backend: StorageBackend, storage_path: str) -> None:
+    try:
+        delete_artifact_files(backend, storage_path)
+    except Exception:  # cleanup must not hide the error that caused it
+        _log.exception(
+            "could not delete %s from %s after a failed record", storage_path, backend.name
+        )

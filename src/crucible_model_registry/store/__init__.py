@@ -12,13 +12,26 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from crucible_model_registry.store import (
+        artifacts,
         engine,
+        governance,
+        lineage,
         promotion,
+        queries,
         schema,
         versions,
     )
 
-__all__ = ["engine", "promotion", "schema", "versions"]
+__all__ = [
+    "artifacts",
+    "engine",
+    "governance",
+    "lineage",
+    "promotion",
+    "queries",
+    "schema",
+    "versions",
+]
 
 _LAZY = frozenset(__all__)
 
@@ -30,4 +43,4 @@ def __getattr__(name: str) -> ModuleType:
 
 
 # Submodules added by later features register here so that __all__ stays the typed list.
-_EXTRA: frozenset[str] = frozenset({"artifacts", "lineage", "queries", "governance"})
+_EXTRA: frozenset[str] = frozenset({"artifacts"})

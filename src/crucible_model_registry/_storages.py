@@ -1,0 +1,70 @@
+"""The storage backends one Registry can reach, by name, created from settings on first use."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from crucible_model_registry.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from crucible_model_registry.settings import Settings
+    from crucible_model_registry.storage.base import StorageBackend
+
+__all__ = ["StorageSet"]
+
+
+class StorageSet:
+    """A registry's default backend plus any others it was given.
+
+    Each artifact record names its backend; downloading it needs a backend of that name.
+    Without an explicit default, the ``CMR_STORAGE_*`` settings describe it.
+    """
+
+    def __init__(
+        self,
+        default: StorageBackend | None,
+        others: Sequence[StorageBackend] = (),
+        settings: Settings | None = None,
+    ) -> None:
+        self._default = default
+        self._others = {b.name: b for b in others}
+        self._settings = settings
+        self._lock = threading.Lock()
+
+    def default(self) -> StorageBackend:
+        """The backend uploads go to unless told otherwise."""
+        if self._default is None:
+            with self._lock:
+                if self._default is None:
+                    self._default = self._from_settings()
+        return self._default
+
+    def get(self, name: str | None) -> StorageBackend:
+        """The backend called ``name`` (None: the default).
+
+        Raises:
+            ConfigurationError: none of this registry's backends has that name.
+        """
+        default = self.default()
+        if name is None or name == default.name:
+            return default
+        backend = self._others.get(name)
+        if backend is None:
+            known = sorted({default.name, *self._others})
+            raise ConfigurationError(
+                f"this registry has no {name!r} storage backend (it has {', '.join(known)}); "
+                f"pass it to Registry(..., storages=[...]) or set CMR_STORAGE_BACKEND={name} "
+                "with its CMR_STORAGE_OPTIONS"
+            )
+        return backend
+
+    def _from_settings(self) -> StorageBackend:
+        from crucible_model_registry.settings import load_settings
+        from crucible_model_registry.storage.backends import create_backend
+
+        settings = self._settings or load_settings()
+        if settings.storage_backend == "local":
+            settings.home.mkdir(parents=True, exist_ok=True)
+        return create_backend(settings.storage_backend, settings.resolved_storage_options)

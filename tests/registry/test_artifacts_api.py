@@ -1,0 +1,845 @@
+"""Artifacts through the registry (API.md §6, §7) on local disk, S3 (moto) and the Hub double.
+
+Every test runs on SQLite and PostgreSQL; the ``store`` fixture adds the three backends and
+a look past each one at what it really holds, so a test can assert that nothing was left
+behind. The S3 and Hub servers are the loopback doubles of ``tests/servers``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+from tests.servers.hub import HubDouble
+from tests.servers.s3 import (
+    ACCESS_KEY_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    MotoServer,
+    s3_client,
+    start_moto_server,
+)
+from tests.storage.contract import MiB, sha256_of, write_file
+
+import crucible_model_registry as cmr
+from crucible_model_registry import (
+    Artifact,
+    ArtifactType,
+    ChecksumMismatchError,
+    ConfigurationError,
+    ModelVersion,
+    NotFoundError,
+    Registry,
+    StorageError,
+    ValidationError,
+    telemetry,
+)
+from crucible_model_registry.storage.base import StorageBackend
+from crucible_model_registry.storage.huggingface import CARD_KEY, HuggingFaceStorage
+from crucible_model_registry.storage.local import LocalStorage
+from crucible_model_registry.storage.manifest import MANIFEST_NAME
+from crucible_model_registry.storage.s3 import S3Storage
+from crucible_model_registry.store.tables import ARTIFACTS
+
+pytestmark = [
+    # huggingface_hub hands httpx2 a file object as `data=` for LFS PUTs; httpx2 deprecates that.
+    pytest.mark.filterwarnings(
+        "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
+    ),
+]
+
+MODEL = "org/llama-sft"
+BASE = "meta-llama/Llama-3.1-8B"
+LAYOUT = f"{MODEL}/1.0.0"  # <model>/<version>: every artifact of the test version lives below
+S3_PREFIX = "team/registry"
+HUB_FILES = {".gitattributes", "README.md"}  # what the Hub itself (or the model card) adds
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@dataclass(frozen=True)
+class Store:
+    """A backend, plus a look past it at what is really stored there."""
+
+    backend: StorageBackend
+    stored: Callable[[], set[str]]  # every stored file, relative to the backend's root
+    corrupt: Callable[[str], None]  # flip a byte of the file stored at a relative path
+
+
+def local_store(root: Path) -> Store:
+    backend = LocalStorage(root)
+
+    def stored() -> set[str]:
+        base = backend.base_path
+        if not base.exists():
+            return set()
+        return {p.relative_to(base).as_posix() for p in base.rglob("*") if not p.is_dir()}
+
+    def corrupt(rel: str) -> None:
+        path = backend.base_path / rel
+        data = bytearray(path.read_bytes())
+        data[0] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    return Store(backend, stored, corrupt)
+
+
+def s3_store(
+    endpoint_url: str, bucket: str, *, inspect_url: str | None = None, **opts: Any
+) -> Store:
+    """An S3 backend on ``endpoint_url``; stored objects are listed through ``inspect_url``."""
+    backend = S3Storage(
+        bucket,
+        prefix=S3_PREFIX,
+        region=REGION,
+        endpoint_url=endpoint_url,
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+        multipart_threshold=5 * MiB,
+        multipart_chunksize=5 * MiB,
+        **opts,
+    )
+    client = s3_client(inspect_url or endpoint_url)
+
+    def stored() -> set[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        keys = {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+        assert all(key.startswith(S3_PREFIX + "/") for key in keys)
+        return {key[len(S3_PREFIX) + 1 :] for key in keys}
+
+    def corrupt(rel: str) -> None:
+        key = f"{S3_PREFIX}/{rel}"
+        data = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        data[0] ^= 0xFF
+        client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+
+    return Store(backend, stored, corrupt)
+
+
+def hub_store(hub: HubDouble, repo_id: str) -> Store:
+    backend = HuggingFaceStorage(repo_id, token=hub.token, endpoint=hub.endpoint)
+    return Store(
+        backend,
+        lambda: set(hub.files(repo_id)) - HUB_FILES,
+        lambda rel: hub.corrupt(repo_id, rel),
+    )
+
+
+@pytest.fixture(
+    params=[
+        "local",
+        pytest.param("s3", marks=pytest.mark.s3),
+        pytest.param("huggingface", marks=pytest.mark.hf),
+    ]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """An empty backend of each kind."""
+    if request.param == "local":
+        return local_store(tmp_path / "artifacts")
+    if request.param == "s3":
+        server: MotoServer = request.getfixturevalue("s3_server")
+        return s3_store(server.endpoint_url, request.getfixturevalue("s3_bucket"))
+    return hub_store(request.getfixturevalue("hub_server"), request.getfixturevalue("hub_repo"))
+
+
+@pytest.fixture
+def reg(db_url: str, store: Store) -> Iterator[Registry]:
+    """A registry on each database whose storage is ``store``'s backend."""
+    registry = Registry.from_url(db_url, storage=store.backend)
+    yield registry
+    registry.close()
+
+
+LocalReg = tuple[Registry, Store]
+Event = tuple[str, dict[str, float], dict[str, object]]  # (name, measurements, metadata)
+
+
+@pytest.fixture
+def local_reg(db_url: str, tmp_path: Path) -> Iterator[LocalReg]:
+    """A registry on each database with local storage only (for local-disk specifics)."""
+    local = local_store(tmp_path / "artifacts")
+    registry = Registry.from_url(db_url, storage=local.backend)
+    yield registry, local
+    registry.close()
+
+
+@pytest.fixture
+def events() -> Iterator[list[Event]]:
+    """Every registry event emitted during the test: (name, measurements, metadata)."""
+    seen: list[Event] = []
+    handler_id = f"test-artifacts-{uuid.uuid4().hex}"
+    telemetry.attach(handler_id, telemetry.EVENTS, lambda e, m, md: seen.append((e[1], m, md)))
+    yield seen
+    telemetry.detach(handler_id)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def register(registry: Registry, **overrides: Any) -> ModelVersion:
+    fields: dict[str, Any] = {
+        "model_name": MODEL,
+        "version": "1.0.0",
+        "recipe": "sl_basic",
+        "base_model": BASE,
+        "training_config": {"lr": 1e-4, "run": uuid.uuid4().hex},
+        "metrics": {"accuracy": 0.92},
+    }
+    fields.update(overrides)
+    return registry.register(**fields)
+
+
+def make_tree(root: Path) -> dict[str, Path]:
+    """A sharded checkpoint folder with a nested tokenizer and an empty file."""
+    return {
+        "config.json": write_file(root / "config.json", 300, seed=1),
+        "model-00001-of-00002.safetensors": write_file(
+            root / "model-00001-of-00002.safetensors", MiB + 17, seed=2
+        ),
+        "model-00002-of-00002.safetensors": write_file(
+            root / "model-00002-of-00002.safetensors", 4099, seed=3
+        ),
+        "tokenizer/tokenizer.json": write_file(root / "tokenizer" / "tokenizer.json", 900, seed=4),
+        "tokenizer/extra/empty.txt": write_file(root / "tokenizer" / "extra" / "empty.txt", 0),
+    }
+
+
+def tree_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def artifact_rows(registry: Registry) -> int:
+    with registry.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(ARTIFACTS)).scalar_one())
+
+
+def read_card(hub: HubDouble, repo_id: str) -> tuple[dict[str, Any], str]:
+    """The README's metadata and body as stored on the Hub."""
+    text = hub.object_path(repo_id, "README.md").read_text(encoding="utf-8")
+    _, meta, body = text.split("---\n", 2)
+    return yaml.safe_load(meta), body
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("size", [0, 6 * MiB + 7], ids=["empty", "6MiB"])
+def test_a_file_round_trips(reg: Registry, store: Store, tmp_path: Path, size: int) -> None:
+    v = register(reg)
+    src = write_file(tmp_path / "in" / "model.safetensors", size, seed=size)
+
+    a = reg.upload_artifact(v, "checkpoint", src)
+
+    remote = f"{LAYOUT}/checkpoint/model.safetensors"
+    assert isinstance(a, Artifact)
+    assert (a.model_version_id, a.type, a.storage_backend) == (
+        v.id,
+        ArtifactType.CHECKPOINT,
+        store.backend.name,
+    )
+    assert (a.size_bytes, a.checksum, a.manifest) == (size, sha256_of(src), None)
+    assert a.storage_path.endswith(remote)
+    assert store.stored() == {remote}
+    assert reg.get_version(v.id).artifacts == [a]
+
+    dest = tmp_path / "out" / "copy.safetensors"
+    assert reg.download_artifact(a, dest) == dest
+    assert dest.read_bytes() == src.read_bytes()
+    into_dir = tmp_path / "out"
+    assert reg.download_artifact(a.id, into_dir) == into_dir / "model.safetensors"
+    assert (into_dir / "model.safetensors").read_bytes() == src.read_bytes()
+    assert reg.verify_artifact(a) is True
+
+
+def test_a_directory_round_trips_with_its_tree_and_manifest(
+    reg: Registry, store: Store, tmp_path: Path
+) -> None:
+    v = register(reg)
+    files = make_tree(tmp_path / "ckpt")
+
+    a = reg.upload_artifact(v, "checkpoint", tmp_path / "ckpt")
+
+    base = f"{LAYOUT}/checkpoint/ckpt"
+    assert a.storage_path.endswith(base + "/")
+    assert store.stored() == {f"{base}/{rel}" for rel in [*files, MANIFEST_NAME]}
+    assert a.size_bytes == sum(p.stat().st_size for p in files.values())
+    expected = {(rel, p.stat().st_size, sha256_of(p)) for rel, p in files.items()}
+    assert a.manifest is not None
+    assert {(e["path"], e["size_bytes"], e["sha256"]) for e in a.manifest} == expected
+    stored_manifest = tmp_path / "manifest.json"
+    store.backend.download(a.storage_path + MANIFEST_NAME, stored_manifest)
+    assert a.checksum == sha256_of(stored_manifest)
+    listed = json.loads(stored_manifest.read_bytes())["files"]
+    assert {(e["path"], e["size"], e["sha256"]) for e in listed} == expected
+    assert reg.get_version(v.id).artifacts == [a]
+
+    dest = tmp_path / "restored"
+    assert reg.download_artifact(a, dest) == dest
+    assert tree_of(dest) == tree_of(tmp_path / "ckpt")
+    assert reg.verify_artifact(a) is True
+
+
+def test_each_artifact_lists_on_its_version(reg: Registry, store: Store, tmp_path: Path) -> None:
+    v = register(reg)
+    other = register(reg, version="2.0.0")
+    config = reg.upload_artifact(v, "config", write_file(tmp_path / "config.json", 100))
+    ckpt = reg.upload_artifact(v, ArtifactType.CHECKPOINT, write_file(tmp_path / "m.bin", 2000))
+    renamed = reg.upload_artifact(other, "gguf", tmp_path / "m.bin", name="m.Q4.gguf")
+
+    assert reg.get_version(v.id).artifacts == [config, ckpt]
+    assert reg.get_version(f"{MODEL}@2.0.0").artifacts == [renamed]
+    assert store.stored() == {
+        f"{LAYOUT}/config/config.json",
+        f"{LAYOUT}/checkpoint/m.bin",
+        f"{MODEL}/2.0.0/gguf/m.Q4.gguf",
+    }
+
+
+def test_module_functions_use_the_default_registry(registry: Registry, tmp_path: Path) -> None:
+    v = register(registry)
+    src = write_file(tmp_path / "a.bin", 5000)
+    a = cmr.upload_artifact(v, "checkpoint", src)
+    assert cmr.download_artifact(a, tmp_path / "b.bin") == tmp_path / "b.bin"
+    assert (tmp_path / "b.bin").read_bytes() == src.read_bytes()
+    assert cmr.verify_artifact(a) is True
+    assert cmr.artifact_url(a).startswith("file://")
+    cmr.delete_artifact(a)
+    assert registry.get_version(v.id).artifacts == []
+    with pytest.raises(NotFoundError) as info:
+        cmr.download_artifact(a, tmp_path / "c.bin")
+    assert (info.value.kind, info.value.ref) == ("artifact", a.id)
+    assert not (tmp_path / "c.bin").exists()
+
+
+def test_delete_artifact_removes_the_record_and_the_bytes(
+    reg: Registry, store: Store, tmp_path: Path
+) -> None:
+    v = register(reg)
+    make_tree(tmp_path / "ckpt")
+    folder = reg.upload_artifact(v, "checkpoint", tmp_path / "ckpt")
+    single = reg.upload_artifact(v, "config", write_file(tmp_path / "config.json", 100))
+
+    reg.delete_artifact(folder)
+
+    assert store.stored() == {f"{LAYOUT}/config/config.json"}
+    assert reg.get_version(v.id).artifacts == [single]
+    reg.delete_artifact(single.id)
+    assert store.stored() == set()
+    assert artifact_rows(reg) == 0
+
+
+@pytest.mark.s3
+def test_one_version_on_two_backends(
+    db_url: str, s3_server: MotoServer, s3_bucket: str, tmp_path: Path
+) -> None:
+    local = local_store(tmp_path / "artifacts")
+    s3 = s3_store(s3_server.endpoint_url, s3_bucket)
+    both = Registry.from_url(db_url, storage=local.backend, storages=[s3.backend])
+    local_only = Registry.from_url(db_url, storage=local.backend)
+    try:
+        v = register(both)
+        src = write_file(tmp_path / "model.bin", 3000)
+        on_disk = both.upload_artifact(v, "checkpoint", src)
+        on_s3 = both.upload_artifact(v, "gguf", src, storage="s3")
+
+        assert (on_disk.storage_backend, on_s3.storage_backend) == ("local", "s3")
+        assert on_s3.storage_path == f"s3://{s3_bucket}/{S3_PREFIX}/{LAYOUT}/gguf/model.bin"
+        assert local.stored() == {f"{LAYOUT}/checkpoint/model.bin"}
+        assert s3.stored() == {f"{LAYOUT}/gguf/model.bin"}
+        assert both.get_version(v.id).artifacts == [on_disk, on_s3]
+        for artifact in (on_disk, on_s3):
+            dest = tmp_path / f"out-{artifact.id}.bin"
+            both.download_artifact(artifact, dest)
+            assert dest.read_bytes() == src.read_bytes()
+
+        # Another registry on the same database that lacks the S3 backend.
+        assert local_only.get_version(v.id).artifacts == [on_disk, on_s3]
+        local_only.download_artifact(on_disk, tmp_path / "disk.bin")
+        for call in (
+            lambda: local_only.download_artifact(on_s3, tmp_path / "s3.bin"),
+            lambda: local_only.verify_artifact(on_s3),
+            lambda: local_only.artifact_url(on_s3),
+            lambda: local_only.delete_artifact(on_s3),
+            lambda: local_only.upload_artifact(v, "other", src, storage="s3"),
+        ):
+            with pytest.raises(ConfigurationError):
+                call()
+        assert not (tmp_path / "s3.bin").exists()
+        assert local_only.get_version(v.id).artifacts == [on_disk, on_s3]
+        assert s3.stored() == {f"{LAYOUT}/gguf/model.bin"}
+    finally:
+        both.close()
+        local_only.close()
+
+
+# --------------------------------------------------------------------------- by reference
+
+
+@pytest.mark.s3
+def test_artifacts_registered_by_reference_download_verified(
+    db_url: str, s3_server: MotoServer, s3_bucket: str, tmp_path: Path
+) -> None:
+    s3 = s3_store(s3_server.endpoint_url, s3_bucket)
+    registry = Registry.from_url(db_url, storage=s3.backend)
+    try:
+        src = write_file(tmp_path / "weights.bin", 4000)
+        key = f"{S3_PREFIX}/elsewhere/run-7/weights.bin"
+        s3_client(s3_server.endpoint_url).upload_file(str(src), s3_bucket, key)
+        uri = f"s3://{s3_bucket}/{key}"
+        v = register(
+            registry,
+            artifacts=[
+                {
+                    "type": "checkpoint",
+                    "storage_backend": "s3",
+                    "storage_path": uri,
+                    "checksum": sha256_of(src),
+                    "size_bytes": 4000,
+                },
+                {"type": "other", "storage_backend": "s3", "storage_path": uri},
+            ],
+        )
+        checked, unchecked = v.artifacts
+        assert (checked.storage_path, checked.checksum, checked.size_bytes) == (
+            uri,
+            sha256_of(src),
+            4000,
+        )
+
+        registry.download_artifact(checked, tmp_path / "got.bin")
+        assert (tmp_path / "got.bin").read_bytes() == src.read_bytes()
+        assert registry.verify_artifact(checked) is True
+        with pytest.raises(ValidationError) as info:
+            registry.verify_artifact(unchecked)  # nothing recorded to verify against
+        assert "artifact" in info.value.errors
+
+        registry.delete_artifact(unchecked, keep_bytes=True)  # the bytes are someone else's
+        assert s3.stored() == {"elsewhere/run-7/weights.bin"}
+        assert registry.get_version(v.id).artifacts == [checked]
+    finally:
+        registry.close()
+
+
+def test_a_reference_that_escapes_the_root_moves_nothing(
+    local_reg: LocalReg, tmp_path: Path
+) -> None:
+    registry, _ = local_reg
+    secret = write_file(tmp_path / "secret.bin", 50)
+    v = register(
+        registry,
+        artifacts=[
+            {
+                "type": "checkpoint",
+                "storage_backend": "local",
+                "storage_path": "../secret.bin",
+                "checksum": sha256_of(secret),
+            }
+        ],
+    )
+    [a] = v.artifacts
+    dest = tmp_path / "out" / "got.bin"
+    for call in (
+        lambda: registry.download_artifact(a, dest),
+        lambda: registry.verify_artifact(a),
+        lambda: registry.artifact_url(a),
+        lambda: registry.delete_artifact(a),
+    ):
+        with pytest.raises(ValidationError):
+            call()
+    assert not dest.exists()
+    assert secret.exists()
+    assert registry.get_version(v.id).artifacts == [a]
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@pytest.mark.s3
+def test_s3_stopping_mid_multipart_upload_records_nothing(
+    db_url: str, s3_server: MotoServer, s3_bucket: str, tmp_path: Path, events: list[Event]
+) -> None:
+    # A second server over the session server's in-memory store: stopping it mid-upload
+    # leaves the session server to show what was left behind.
+    doomed = start_moto_server()
+    s3 = s3_store(
+        doomed.endpoint_url,
+        s3_bucket,
+        inspect_url=s3_server.endpoint_url,
+        max_attempts=1,
+        connect_timeout=2,
+        read_timeout=5,
+    )
+    registry = Registry.from_url(db_url, storage=s3.backend)
+    stopped = threading.Event()
+    sent = 0
+
+    def stop_midway(n: int) -> None:
+        nonlocal sent
+        sent += n
+        if sent > 6 * MiB and not stopped.is_set():
+            stopped.set()
+            doomed.stop()
+
+    try:
+        v = register(registry)
+        src = write_file(tmp_path / "big.bin", 16 * MiB)
+        with pytest.raises(StorageError) as info:
+            registry.upload_artifact(v, "checkpoint", src, progress=stop_midway)
+
+        assert info.value.backend == "s3"
+        assert stopped.is_set()
+        assert registry.get_version(v.id).artifacts == []
+        assert artifact_rows(registry) == 0
+        assert s3.stored() == set()
+        [(_, measurements, metadata)] = [e for e in events if e[0] == "upload"]
+        assert (metadata["outcome"], metadata["error"]) == ("error", "StorageError")
+        assert measurements["count"] == 1
+    finally:
+        if not stopped.is_set():
+            doomed.stop()
+        registry.close()
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+def test_a_record_the_database_refuses_leaves_no_bytes(
+    db_url: str, reg: Registry, store: Store, tmp_path: Path, kind: str
+) -> None:
+    other = Registry.from_url(db_url)  # another client of the same database
+    v = register(reg)
+    src = write_file(tmp_path / "model.bin", 2 * MiB) if kind == "file" else tmp_path / "ckpt"
+    if kind == "directory":
+        make_tree(src)
+    deleted = threading.Event()
+
+    def delete_the_version(n: int) -> None:
+        # Bytes are moving and no transaction is open: someone deletes the version now.
+        if not deleted.is_set():
+            deleted.set()
+            other.delete_version(v.id)
+
+    try:
+        with pytest.raises(NotFoundError) as info:
+            reg.upload_artifact(v, "checkpoint", src, progress=delete_the_version)
+    finally:
+        other.close()
+
+    assert deleted.is_set()
+    assert (info.value.kind, info.value.ref) == ("version", v.id)
+    assert artifact_rows(reg) == 0
+    assert store.stored() == set()
+
+
+def test_corrupted_bytes_fail_the_download_and_leave_the_destination(
+    reg: Registry, store: Store, tmp_path: Path
+) -> None:
+    v = register(reg)
+    a = reg.upload_artifact(v, "checkpoint", write_file(tmp_path / "model.bin", 3000))
+    store.corrupt(f"{LAYOUT}/checkpoint/model.bin")
+    dest = tmp_path / "out" / "model.bin"
+    dest.parent.mkdir()
+    dest.write_bytes(b"the previous bytes")
+
+    with pytest.raises(ChecksumMismatchError) as info:
+        reg.download_artifact(a, dest)
+
+    assert (info.value.backend, info.value.expected) == (store.backend.name, a.checksum)
+    assert info.value.actual != a.checksum
+    assert dest.read_bytes() == b"the previous bytes"
+    assert [p.name for p in dest.parent.iterdir()] == ["model.bin"]  # no temporary file left
+    assert reg.verify_artifact(a) is False
+    assert reg.get_version(v.id).artifacts == [a]
+
+
+def test_a_corrupted_file_of_a_directory_leaves_the_destination(
+    local_reg: LocalReg, tmp_path: Path
+) -> None:
+    # Directories go through the same file transfers on every backend (the storage
+    # contract checks each one); here, the registry's side on local disk.
+    registry, local = local_reg
+    v = register(registry)
+    make_tree(tmp_path / "ckpt")
+    a = registry.upload_artifact(v, "checkpoint", tmp_path / "ckpt")
+    local.corrupt(f"{LAYOUT}/checkpoint/ckpt/tokenizer/tokenizer.json")
+    dest = tmp_path / "out" / "ckpt"
+    write_file(dest / "old.bin", 10)
+    before = tree_of(dest.parent)
+    assert a.manifest is not None
+    [entry] = [e for e in a.manifest if e["path"] == "tokenizer/tokenizer.json"]
+
+    with pytest.raises(ChecksumMismatchError) as info:
+        registry.download_artifact(a, dest)
+
+    assert (info.value.backend, info.value.expected) == ("local", entry["sha256"])
+    assert tree_of(dest.parent) == before
+    assert [p.name for p in dest.parent.iterdir()] == ["ckpt"]  # no staging directory left
+    assert registry.verify_artifact(a) is False
+
+
+def test_names_that_would_leave_the_root_are_refused(
+    reg: Registry, store: Store, tmp_path: Path
+) -> None:
+    v = register(reg)
+    src = write_file(tmp_path / "in" / "model.bin", 100)
+    escape = f"escape-{uuid.uuid4().hex}.bin"
+    names = [
+        "..",
+        f"../{escape}",
+        f"../../../{escape}",
+        f"/tmp/{escape}",
+        f"ok/../../{escape}",
+        f"..\\..\\{escape}",
+        f"C:/{escape}",
+        "a\x00b",
+    ]
+    for name in names:
+        with pytest.raises(ValidationError) as info:
+            reg.upload_artifact(v, "checkpoint", src, name=name)
+        assert "name" in info.value.errors, name
+    assert store.stored() == set()
+    assert artifact_rows(reg) == 0
+    assert not Path("/tmp", escape).exists()
+    assert [p for p in tmp_path.rglob("*") if escape in p.name] == []
+
+
+def test_a_symlink_out_of_the_storage_root_is_refused(local_reg: LocalReg, tmp_path: Path) -> None:
+    registry, local = local_reg
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    assert isinstance(local.backend, LocalStorage)
+    local.backend.base_path.mkdir(parents=True)
+    os.symlink(outside, local.backend.base_path / "org")  # <root>/org -> elsewhere
+    v = register(registry)
+    with pytest.raises(ValidationError):
+        registry.upload_artifact(v, "checkpoint", write_file(tmp_path / "m.bin", 100))
+    assert list(outside.iterdir()) == []
+    assert artifact_rows(registry) == 0
+
+
+def test_a_folder_with_a_symlink_to_a_folder_is_refused(
+    local_reg: LocalReg, tmp_path: Path
+) -> None:
+    registry, local = local_reg
+    make_tree(tmp_path / "ckpt")
+    write_file(tmp_path / "private" / "key.pem", 10)
+    os.symlink(tmp_path / "private", tmp_path / "ckpt" / "linked")
+    v = register(registry)
+    with pytest.raises(ValidationError):
+        registry.upload_artifact(v, "checkpoint", tmp_path / "ckpt")
+    assert local.stored() == set()
+    assert artifact_rows(registry) == 0
+
+
+def test_uploading_the_same_artifact_twice_keeps_the_first(
+    reg: Registry, store: Store, tmp_path: Path
+) -> None:
+    v = register(reg)
+    first_src = write_file(tmp_path / "a" / "model.bin", 3000, seed=1)
+    second_src = write_file(tmp_path / "b" / "model.bin", 2000, seed=2)
+    first = reg.upload_artifact(v, "checkpoint", first_src)
+
+    with pytest.raises(ValidationError) as info:
+        reg.upload_artifact(v, "checkpoint", second_src)
+
+    assert "path" in info.value.errors
+    assert reg.get_version(v.id).artifacts == [first]
+    assert reg.verify_artifact(first) is True
+    reg.download_artifact(first, tmp_path / "got.bin")
+    assert (tmp_path / "got.bin").read_bytes() == first_src.read_bytes()
+    # The same bytes under another type, or another name, are another artifact.
+    assert reg.upload_artifact(v, "other", second_src).storage_backend == store.backend.name
+    reg.upload_artifact(v, "checkpoint", second_src, name="model-b.bin")
+    assert len(reg.get_version(v.id).artifacts) == 3
+
+
+def test_bad_arguments_are_refused_before_any_transfer(local_reg: LocalReg, tmp_path: Path) -> None:
+    registry, local = local_reg
+    v = register(registry)
+    src = write_file(tmp_path / "a.bin", 10)
+    with pytest.raises(ValidationError) as info:
+        registry.upload_artifact(v, "weights", src)
+    assert "type" in info.value.errors
+    with pytest.raises(ValidationError) as info:
+        registry.upload_artifact(v, "checkpoint", tmp_path / "missing.bin")
+    assert "path" in info.value.errors
+    with pytest.raises(NotFoundError):
+        registry.upload_artifact(f"{MODEL}@9.9.9", "checkpoint", src)
+    with pytest.raises(ConfigurationError):
+        registry.upload_artifact(v, "checkpoint", src, storage="gcs")
+    with pytest.raises(ValidationError) as info:
+        registry.download_artifact("not an artifact", tmp_path / "x.bin")  # type: ignore[arg-type]
+    assert "artifact" in info.value.errors
+    assert local.stored() == set()
+    assert artifact_rows(registry) == 0
+
+
+# --------------------------------------------------------------------------- telemetry
+
+
+def test_operations_emit_telemetry(
+    reg: Registry, store: Store, tmp_path: Path, events: list[Event]
+) -> None:
+    v = register(reg)
+    reg.promote(v, "staging")
+    a = reg.upload_artifact(v, "checkpoint", write_file(tmp_path / "m.bin", 12345))
+    reg.download_artifact(a, tmp_path / "out.bin")
+
+    assert [name for name, _, _ in events] == ["register", "promote", "upload", "download"]
+    for _, measurements, metadata in events:
+        assert measurements["count"] == 1
+        assert isinstance(measurements["duration_ns"], int)
+        assert measurements["duration_ns"] > 0
+        assert (metadata["model"], metadata["version"]) == (MODEL, "1.0.0")
+    assert [md["outcome"] for _, _, md in events] == ["ok", "promoted", "ok", "ok"]
+    by_name = {name: (m, md) for name, m, md in events}
+    assert (by_name["promote"][1]["from_stage"], by_name["promote"][1]["to_stage"]) == (
+        "experiment",
+        "staging",
+    )
+    for name in ("upload", "download"):
+        measurements, metadata = by_name[name]
+        assert measurements["size_bytes"] == 12345
+        assert metadata["backend"] == store.backend.name
+
+
+def test_a_failed_download_emits_an_error_event(
+    local_reg: LocalReg, tmp_path: Path, events: list[Event]
+) -> None:
+    registry, local = local_reg
+    v = register(registry)
+    a = registry.upload_artifact(v, "checkpoint", write_file(tmp_path / "m.bin", 100))
+    local.corrupt(f"{LAYOUT}/checkpoint/m.bin")
+    with pytest.raises(ChecksumMismatchError):
+        registry.download_artifact(a, tmp_path / "out.bin")
+    (_, measurements, metadata) = events[-1]
+    assert (events[-1][0], metadata["outcome"], metadata["error"]) == (
+        "download",
+        "error",
+        "ChecksumMismatchError",
+    )
+    assert (metadata["model"], metadata["backend"], measurements["count"]) == (MODEL, "local", 1)
+
+
+# --------------------------------------------------------------------------- the Hub's model card
+
+EXISTING_CARD = """---
+license: apache-2.0
+tags:
+- sft
+owner_notes: keep me
+---
+
+# Llama SFT
+
+Written by a person; the registry must not touch this.
+"""
+
+
+@pytest.fixture
+def hub_reg(db_url: str, hub_server: HubDouble, hub_repo: str) -> Iterator[Registry]:
+    registry = Registry.from_url(db_url, storage=hub_store(hub_server, hub_repo).backend)
+    yield registry
+    registry.close()
+
+
+@pytest.mark.hf
+def test_an_upload_to_the_hub_writes_the_model_card(
+    hub_reg: Registry, hub_server: HubDouble, hub_repo: str, tmp_path: Path
+) -> None:
+    v = register(hub_reg, metrics={"accuracy": 0.92, "loss": 1.5})
+    hub_reg.upload_artifact(v, "checkpoint", write_file(tmp_path / "m.bin", 100))
+
+    meta, body = read_card(hub_server, hub_repo)
+    assert meta["base_model"] == BASE
+    assert "base_model_relation" not in meta  # a root version: no parent, no relation
+    assert meta["metrics"] == ["accuracy", "loss"]
+    assert meta[CARD_KEY][f"{MODEL}@1.0.0"] == {
+        "model_name": MODEL,
+        "version": "1.0.0",
+        "recipe": "sl_basic",
+        "config_hash": v.config_hash,
+        "metrics": {"accuracy": 0.92, "loss": 1.5},
+        "base_models": [BASE],
+    }
+    assert f"# {MODEL}" in body
+
+
+@pytest.mark.hf
+def test_a_fine_tune_names_its_base_and_relation(
+    hub_reg: Registry, hub_server: HubDouble, hub_repo: str, tmp_path: Path
+) -> None:
+    parent = register(hub_reg, version="0.9.0")
+    child = register(hub_reg, parents=[parent], lineage_type="fine_tune")
+    hub_reg.upload_artifact(child, "adapter", write_file(tmp_path / "adapter.bin", 100))
+
+    meta, _ = read_card(hub_server, hub_repo)
+    assert (meta["base_model"], meta["base_model_relation"]) == (BASE, "finetune")
+    assert meta[CARD_KEY][f"{MODEL}@1.0.0"]["relationship"] == "fine_tuned_from"
+
+
+@pytest.mark.hf
+def test_a_merge_lists_its_bases_on_the_card(
+    hub_reg: Registry, hub_server: HubDouble, hub_repo: str, tmp_path: Path
+) -> None:
+    a = register(hub_reg, model_name="org/math", version="1", base_model="org/base-a")
+    b = register(hub_reg, model_name="org/code", version="1", base_model="org/base-b")
+    merged = register(hub_reg, base_model="org/base-a", parents=[a, b], lineage_type="merge")
+    hub_reg.upload_artifact(merged, "merged", write_file(tmp_path / "merged.bin", 100))
+
+    meta, _ = read_card(hub_server, hub_repo)
+    assert isinstance(meta["base_model"], list)
+    assert sorted(meta["base_model"]) == ["org/base-a", "org/base-b"]
+    assert meta["base_model_relation"] == "merge"
+    ours = meta[CARD_KEY][f"{MODEL}@1.0.0"]
+    assert (ours["relationship"], ours["config_hash"]) == ("merged_from", merged.config_hash)
+
+
+@pytest.mark.hf
+def test_an_existing_card_keeps_its_other_content(
+    hub_reg: Registry, hub_server: HubDouble, hub_repo: str, tmp_path: Path
+) -> None:
+    hub_server.create_repo("model", *hub_repo.split("/"))
+    hub_server.put_file(hub_repo, "README.md", EXISTING_CARD.encode())
+    v = register(hub_reg)
+    hub_reg.upload_artifact(v, "checkpoint", write_file(tmp_path / "m.bin", 100))
+
+    meta, body = read_card(hub_server, hub_repo)
+    assert body == EXISTING_CARD.split("---\n", 2)[2]
+    assert (meta["license"], meta["tags"], meta["owner_notes"]) == (
+        "apache-2.0",
+        ["sft"],
+        "keep me",
+    )
+    assert meta["base_model"] == BASE
+    assert set(meta[CARD_KEY]) == {f"{MODEL}@1.0.0"}
+
+
+@pytest.mark.hf
+def test_a_card_that_cannot_be_merged_does_not_fail_the_upload(
+    hub_reg: Registry,
+    hub_server: HubDouble,
+    hub_repo: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = "---\nlicense: [unclosed\n---\n# hand-written\n"
+    hub_server.create_repo("model", *hub_repo.split("/"))
+    hub_server.put_file(hub_repo, "README.md", broken.encode())
+    v = register(hub_reg)
+    with caplog.at_level(logging.WARNING, logger="crucible_model_registry"):
+        a = hub_reg.upload_artifact(v, "checkpoint", write_file(tmp_path / "m.bin", 100))
+
+    assert hub_reg.get_version(v.id).artifacts == [a]
+    assert hub_reg.verify_artifact(a) is True
+    assert hub_server.object_path(hub_repo, "README.md").read_text() == broken
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
