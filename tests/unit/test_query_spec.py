@@ -310,7 +310,6 @@ def test_describe():
         ("bleu=30", MetricCondition("bleu", "eq", 30.0)),
         ("bleu != 30", MetricCondition("bleu", "ne", 30.0)),
         ("eval acc gte -2", MetricCondition("eval acc", "gte", -2.0)),
-        ("a<b gte 1e-3", MetricCondition("a<b", "gte", 0.001)),
     ],
 )
 def test_parse_metric_condition(text, expected):
