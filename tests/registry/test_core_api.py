@@ -557,3 +557,16 @@ def test_a_connection_dropped_while_idle_is_replaced(
     finally:
         registry.close()
         admin.dispose()
+
+
+def test_numbering_after_a_failed_duplicate_reuses_no_number_and_keeps_parents(
+    registry: Registry,
+) -> None:
+    parent = registry.register(**fields(model_name="base-m", recipe="base"))
+    first = registry.register(**fields(training_config={"lr": 1.0}, parents=[parent.id]))
+    with pytest.raises(DuplicateConfigError):
+        registry.register(**fields(training_config={"lr": 1.0}, parents=[parent.id]))
+    second = registry.register(**fields(training_config={"lr": 2.0}, parents=[parent.id]))
+    assert (first.version, second.version) == ("1", "2")
+    assert [v.id for v in registry.get_ancestors(second)] == [parent.id]
+    assert registry.get_version(second.id) == second

@@ -116,6 +116,9 @@ class Database:
         self.dialect = engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
         self.is_postgres = self.dialect == "postgresql"
+        # PostgreSQL through a driver that runs the store's hand-written SQL as it is:
+        # %(name)s parameters, Python lists sent as arrays.
+        self.pg_native = self.is_postgres and engine.dialect.driver in ("psycopg", "psycopg2")
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -124,6 +127,17 @@ class Database:
             conn = plain.execution_options(cmr_write=True)
             with conn.begin():
                 yield conn
+
+    @contextlib.contextmanager
+    def one_statement(self) -> Iterator[Connection]:
+        """A connection that commits each statement on its own; driver errors translated.
+
+        For a write that is a single statement, which the server runs atomically: it saves
+        the BEGIN and COMMIT round trips. Only for PostgreSQL, whose data-modifying CTEs
+        fit a whole write in one statement.
+        """
+        with translate_errors(), self.engine.connect() as plain:
+            yield plain.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:

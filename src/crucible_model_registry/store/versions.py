@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -77,6 +78,9 @@ M = MODELS.c
 
 
 _KEEP: Any = object()
+
+
+_dumps = json.dumps  # what SQLAlchemy's JSON type stores, without the engine in between
 
 
 def now() -> datetime:
@@ -302,6 +306,10 @@ def _existing_run(db: Database, spec: NewVersion) -> ModelVersion | None:
 
 
 def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
+    if db.pg_native and spec.version is None and all(p.id is not None for p in spec.parents):
+        record = _insert_in_one_statement(db, spec)
+        if record is not None:
+            return record
     at = now()
     with db.write() as conn:
         # Parents first: resolving them needs no lock, and "model@latest" means the version
@@ -404,6 +412,124 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
                 "at": at,
             },
         )
+    return _new_record(
+        spec,
+        model_id=model_id,
+        version_id=version_id,
+        version=version,
+        artifact_ids=artifact_ids,
+        at=at,
+    )
+
+
+# One auto-numbered registration as one statement of data-modifying CTEs (PostgreSQL), run
+# on its own in autocommit mode, so that it costs one round trip: the statement is atomic,
+# and its model UPDATE holds the model's row lock (numbering) until the statement commits.
+# Every insert reads from `v`, so when the model does not exist, a parent is missing (the
+# UPDATE's guard) or the number is taken (ON CONFLICT), nothing at all is written and the
+# caller takes the transactional path, which creates the model, raises NotFoundError or
+# skips the number. A dedup conflict still raises: only (model_id, version) is the arbiter.
+_REGISTER_ONE_STATEMENT = """\
+WITH m AS (
+    UPDATE cmr_models SET version_seq = version_seq + 1
+    WHERE name = %(model_name)s
+      AND (SELECT count(*) FROM cmr_model_versions WHERE id = ANY(%(parents)s::bigint[]))
+          = cardinality(%(parents)s::bigint[])
+    RETURNING id, version_seq
+), v AS (
+    INSERT INTO cmr_model_versions (model_id, version, stage, recipe, base_model, config_hash,
+        training_config, metrics, tags, description, created_at, updated_at)
+    SELECT m.id, m.version_seq::text, %(stage)s, %(recipe)s, %(base_model)s, %(config_hash)s,
+        %(training_config)s::json, %(metrics)s::json, %(tags)s::json, %(description)s,
+        %(at)s, %(at)s
+    FROM m
+    ON CONFLICT (model_id, version) DO NOTHING
+    RETURNING id, model_id
+), metric_rows AS (
+    INSERT INTO cmr_version_metrics (version_id, name, value)
+    SELECT v.id, x.name, x.value
+    FROM v, unnest(%(metric_names)s::text[], %(metric_values)s::float8[]) AS x(name, value)
+), tag_rows AS (
+    INSERT INTO cmr_version_tags (version_id, tag)
+    SELECT v.id, x.tag FROM v, unnest(%(tag_list)s::text[]) AS x(tag)
+), artifact_rows AS (
+    INSERT INTO cmr_artifacts (version_id, type, storage_backend, storage_path, checksum,
+        size_bytes, manifest, created_at)
+    SELECT v.id, a.type, a.backend, a.path, a.checksum, a.size_bytes, a.manifest::json, %(at)s
+    FROM v, unnest(%(a_type)s::text[], %(a_backend)s::text[], %(a_path)s::text[],
+        %(a_checksum)s::text[], %(a_size)s::bigint[], %(a_manifest)s::text[])
+        WITH ORDINALITY AS a(type, backend, path, checksum, size_bytes, manifest, ord)
+    ORDER BY a.ord
+    RETURNING id
+), edge_rows AS (
+    INSERT INTO cmr_lineage_edges (source_version_id, target_version_id, relationship,
+        metadata, created_at)
+    SELECT p.id, v.id, %(relationship)s, '{}'::json, %(at)s
+    FROM v, unnest(%(parents)s::bigint[]) AS p(id)
+), history_rows AS (
+    INSERT INTO cmr_stage_transitions (model_id, version_id, from_stage, to_stage, reason,
+        actor, at)
+    SELECT v.model_id, v.id, NULL, %(stage)s, 'registered', %(actor)s, %(at)s FROM v
+)
+SELECT m.id, m.version_seq, (SELECT id FROM v), ARRAY(SELECT id FROM artifact_rows ORDER BY id)
+FROM m
+"""
+
+
+def _insert_in_one_statement(db: Database, spec: NewVersion) -> ModelVersion | None:
+    """Register in one round trip; None when the transactional path must take over."""
+    at = now()
+    parent_ids = list(dict.fromkeys(ref.id for ref in spec.parents if ref.id is not None))
+    artifacts = spec.artifacts
+    params = {
+        "model_name": spec.model_name,
+        "parents": parent_ids,
+        "stage": Stage.EXPERIMENT.value,
+        "recipe": spec.recipe,
+        "base_model": spec.base_model,
+        "config_hash": spec.config_hash,
+        "training_config": _dumps(spec.training_config),
+        "metrics": _dumps(spec.metrics),
+        "tags": _dumps(spec.tags),
+        "description": spec.description,
+        "at": at,
+        "metric_names": list(spec.metrics),
+        "metric_values": [float(v) for v in spec.metrics.values()],
+        "tag_list": spec.tags,
+        "a_type": [a.type.value for a in artifacts],
+        "a_backend": [a.storage_backend for a in artifacts],
+        "a_path": [a.storage_path for a in artifacts],
+        "a_checksum": [a.checksum for a in artifacts],
+        "a_size": [a.size_bytes for a in artifacts],
+        # As the JSON column type stores it: None is the JSON null.
+        "a_manifest": [_dumps(a.manifest) for a in artifacts],
+        "relationship": spec.relationship.value,
+        "actor": spec.actor,
+    }
+    with db.one_statement() as conn:
+        row = conn.exec_driver_sql(_REGISTER_ONE_STATEMENT, params).first()
+    if row is None or row[2] is None:
+        return None
+    model_id, number, version_id, artifact_ids = row
+    return _new_record(
+        spec,
+        model_id=model_id,
+        version_id=version_id,
+        version=str(number),
+        artifact_ids=artifact_ids,
+        at=at,
+    )
+
+
+def _new_record(
+    spec: NewVersion,
+    *,
+    model_id: int,
+    version_id: int,
+    version: str,
+    artifact_ids: Sequence[int],
+    at: datetime,
+) -> ModelVersion:
     # Everything the record holds was just written: build it instead of reading it back.
     return ModelVersion(
         id=version_id,
