@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, String, column, inspect, select, table
+from sqlalchemy import Engine, String, column, func, inspect, select, table
 
 from crucible_model_registry.errors import SchemaNotReadyError
 from crucible_model_registry.store._translate import translate_errors
@@ -19,6 +19,7 @@ HEAD_REVISION = "0001"
 KNOWN_REVISIONS: tuple[str, ...] = ("0001",)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK_KEY = 0x636D725F6D6967  # "cmr_mig": one registry migration at a time
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -65,6 +66,13 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with translate_errors(), engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    # Several processes may meet a brand-new database at once (the embedded default
+    # migrates on first use): take the write lock before Alembic reads the revision, so
+    # the later ones find the schema done instead of creating the tables twice.
+    with translate_errors(), engine.connect() as plain:
+        conn = plain.execution_options(cmr_write=True)  # SQLite: BEGIN IMMEDIATE
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
