@@ -107,6 +107,7 @@ __all__ = [
     "storage",
     "telemetry",
     "update_metrics",
+    "update_model",
     "upload_artifact",
     "verify_artifact",
     "would_create_cycle",
@@ -120,6 +121,7 @@ find_by_config_hash = delegate(Registry.find_by_config_hash)
 list_models = delegate(Registry.list_models)
 stage_history = delegate(Registry.stage_history)
 update_metrics = delegate(Registry.update_metrics)
+update_model = delegate(Registry.update_model)
 add_tags = delegate(Registry.add_tags)
 remove_tags = delegate(Registry.remove_tags)
 delete_version = delegate(Registry.delete_version)

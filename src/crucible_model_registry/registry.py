@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from crucible_model_registry import store, telemetry
 from crucible_model_registry._storages import StorageSet
 from crucible_model_registry.domain.actor import current_actor
-from crucible_model_registry.domain.config_hash import hash_config
+from crucible_model_registry.domain.config_hash import hash_config, normalize_config
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage, parse_enum
 from crucible_model_registry.domain.lineage import (
     Direction,
@@ -39,6 +39,7 @@ from crucible_model_registry.domain.rules import (
     check_metrics,
     check_model_name,
     check_tags,
+    check_text,
 )
 from crucible_model_registry.domain.specs import (
     ArtifactSpec,
@@ -219,6 +220,41 @@ class Registry:
             NotFoundError: there is no such model.
         """
         return store.versions.get_model(self._db, check_model_name(name, field="name"))
+
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | None = _UNSET,
+        tags: list[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Model:
+        """Change a model's description, tags (replacing them) or metadata; only what is given.
+
+        Model tags match ``Query().where_tag(...)`` for every version of the model.
+
+        Raises:
+            NotFoundError: there is no such model.
+            ValidationError: a bad tag, description or metadata (nothing is changed).
+        """
+        checked_tags = None if tags is None else check_tags(tags)
+        if description is not _UNSET and description is not None:
+            description = check_text(description, field="description", limit=10_000)
+        meta = None
+        if metadata is not None:
+            if not isinstance(metadata, Mapping):
+                raise ValidationError.single("metadata", "must be a mapping")
+            normalised = normalize_config(dict(metadata), path="metadata")
+            assert isinstance(normalised, dict)
+            meta = normalised
+        kept: Any = store.versions.KEEP
+        return store.versions.update_model(
+            self._db,
+            check_model_name(name, field="name"),
+            description=kept if description is _UNSET else description,
+            tags=checked_tags,
+            metadata=meta,
+        )
 
     def list_models(self) -> list[Model]:
         """Every model, by name."""

@@ -570,3 +570,36 @@ def test_numbering_after_a_failed_duplicate_reuses_no_number_and_keeps_parents(
     assert (first.version, second.version) == ("1", "2")
     assert [v.id for v in registry.get_ancestors(second)] == [parent.id]
     assert registry.get_version(second.id) == second
+
+
+def test_update_model_sets_tags_that_queries_match_for_every_version(registry: Registry) -> None:
+    first = reg(registry)
+    second = reg(registry)
+    reg(registry, model_name="other")
+    model = registry.update_model(
+        MODEL, description="chat SFT", tags=["team-x", "team-x"], metadata={"owner": "ml"}
+    )
+    assert (model.description, model.tags, model.metadata) == (
+        "chat SFT",
+        ["team-x"],
+        {"owner": "ml"},
+    )
+    assert [v.id for v in cmr.Query().where_tag("team-x").execute()] == [first.id, second.id]
+    assert registry.update_model(MODEL, tags=[]).tags == []
+    assert cmr.Query().where_tag("team-x").count() == 0
+    assert registry.get_model(MODEL).description == "chat SFT"
+
+
+def test_update_model_refuses_bad_input_and_changes_nothing(registry: Registry) -> None:
+    reg(registry)
+    registry.update_model(MODEL, tags=["keep"])
+    before = registry.get_model(MODEL)
+    with pytest.raises(cmr.ValidationError) as info:
+        registry.update_model(MODEL, tags=["ok", ""])
+    assert "tags" in info.value.errors
+    with pytest.raises(cmr.ValidationError):
+        registry.update_model(MODEL, metadata={"x": float("nan")})
+    with pytest.raises(cmr.NotFoundError) as missing:
+        registry.update_model("no-such-model", tags=["x"])
+    assert (missing.value.kind, missing.value.ref) == ("model", "no-such-model")
+    assert registry.get_model(MODEL) == before

@@ -74,7 +74,7 @@ def world(registry: Registry) -> World:
     registry.promote(sft_b, "staging")
     registry.promote(rl, "archived")
     registry.promote(merge, "production")
-    store.versions.update_model(registry._db, "Beta", tags=["team-x"])
+    registry.update_model("Beta", tags=["team-x"])
     return World(registry, sft_a, sft_b, dpo, rl, merge)
 
 

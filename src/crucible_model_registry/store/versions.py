@@ -56,6 +56,7 @@ from crucible_model_registry.store.tables import (
 )
 
 __all__ = [
+    "KEEP",
     "add_tags",
     "delete_version",
     "find_by_config_hash",
@@ -77,7 +78,7 @@ V = VERSIONS.c
 M = MODELS.c
 
 
-_KEEP: Any = object()
+KEEP: Any = object()  # update_model: "leave this field as it is"
 
 
 _dumps = json.dumps  # what SQLAlchemy's JSON type stores, without the engine in between
@@ -183,7 +184,7 @@ def update_model(
     db: Database,
     name: str,
     *,
-    description: str | object | None = _KEEP,
+    description: str | object | None = KEEP,
     tags: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Model:
@@ -194,7 +195,7 @@ def update_model(
         if model_id is None:
             raise NotFoundError("model", name)
         values: dict[str, Any] = {"updated_at": at}
-        if description is not _KEEP:
+        if description is not KEEP:
             values["description"] = description
         if metadata is not None:
             values["metadata"] = metadata
@@ -648,43 +649,6 @@ def stage_history(db: Database, ref: VersionRef) -> list[StageTransition]:
             )
             for r in rows
         ]
-
-
-def record_transition(
-    conn: Connection,
-    *,
-    model_id: int,
-    version_ids: Sequence[int],
-    from_stage: str | None,
-    to_stage: str,
-    reason: str | None,
-    actor: str | None,
-    at: datetime,
-) -> None:
-    """Set the stage of these versions and append one history row each."""
-    if not version_ids:
-        return
-    conn.execute(
-        _SET_STAGE, {"ids": list(version_ids), "new_stage": to_stage, "new_updated_at": at}
-    )
-    conn.execute(
-        _INSERT_TRANSITIONS,
-        [
-            {
-                "model_id": model_id,
-                "version_id": vid,
-                "from_stage": from_stage,
-                "to_stage": to_stage,
-                "reason": reason,
-                "actor": actor,
-                "at": at,
-            }
-            for vid in version_ids
-        ],
-    )
-
-
-# --------------------------------------------------------------------------- metrics and tags
 
 
 def _lock_version(db: Database, conn: Connection, version_id: int) -> Any:
