@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeAlias, cast, get_args
 
 from crucible_model_registry.domain.enums import Stage, parse_enum
+from crucible_model_registry.domain.lineage import check_max_depth
 from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.domain.refs import VersionRef, parse_ref
 from crucible_model_registry.domain.rules import (
@@ -493,10 +494,7 @@ def tag_condition(tag: object, *, field: str = "tag") -> HasTag:
 
 def lineage_condition(relation: LineageRelation, ref: VersionRef, max_depth: object) -> RelatedTo:
     """Descendants or ancestors of ``ref`` up to ``max_depth`` edges away (None: any)."""
-    depth = check_count(max_depth, field="max_depth", optional=True)
-    if depth is not None and depth < 1:
-        raise ValidationError.single("max_depth", "must be at least 1 (or None for any depth)")
-    return RelatedTo(relation, ref, depth)
+    return RelatedTo(relation, ref, check_max_depth(max_depth))
 
 
 def order_key(field: object, direction: object = "asc", *, metric: object = None) -> OrderKey:
