@@ -33,7 +33,6 @@ from crucible_model_registry.domain.records import (
     ModelVersion,
     StageTransition,
 )
-from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import (
     check_alias_name,
     check_metrics,
@@ -786,9 +785,6 @@ class Registry:
     def hash_config(self, training_config: object) -> str:
         """The config hash :meth:`register` would compute for ``training_config``."""
         return hash_config(training_config)
-
-    def _ref(self, value: VersionLike) -> VersionRef:
-        return ref_of(value)
 
 
 def _aware(value: object, *, field: str) -> datetime:
