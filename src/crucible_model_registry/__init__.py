@@ -13,19 +13,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from crucible_model_registry._default import configure, delegate, get_registry
-from crucible_model_registry.domain.config_hash import hash_config
-from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
-from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
-from crucible_model_registry.domain.policy import PromotionPolicy
-from crucible_model_registry.domain.records import (
-    AliasChange,
-    Artifact,
-    LineageEdge,
-    Model,
-    ModelVersion,
-    StageTransition,
-)
 from crucible_model_registry.errors import (
     ChecksumMismatchError,
     ConfigurationError,
@@ -40,11 +27,57 @@ from crucible_model_registry.errors import (
     StorageError,
     ValidationError,
 )
-from crucible_model_registry.query import Page, Query, use_default_registry
-from crucible_model_registry.registry import Registry
 
 if TYPE_CHECKING:
     from crucible_model_registry import stages, storage, telemetry
+    from crucible_model_registry._api import (
+        AliasChange,
+        Artifact,
+        ArtifactType,
+        LineageEdge,
+        LineageGraph,
+        LineageHit,
+        Model,
+        ModelVersion,
+        Page,
+        PromotionPolicy,
+        Query,
+        Registry,
+        Relationship,
+        Stage,
+        StageTransition,
+        add_lineage,
+        add_tags,
+        alias_history,
+        artifact_url,
+        configure,
+        delete_alias,
+        delete_artifact,
+        delete_version,
+        download_artifact,
+        find_by_config_hash,
+        get_ancestors,
+        get_descendants,
+        get_lineage,
+        get_model,
+        get_promotion_policy,
+        get_registry,
+        get_version,
+        hash_config,
+        list_models,
+        promote,
+        query,
+        register,
+        remove_tags,
+        set_alias,
+        set_promotion_policy,
+        stage_history,
+        update_metrics,
+        update_model,
+        upload_artifact,
+        verify_artifact,
+        would_create_cycle,
+    )
 
 __version__ = "0.1.0"
 
@@ -113,43 +146,21 @@ __all__ = [
     "would_create_cycle",
 ]
 
-register = delegate(Registry.register)
-promote = delegate(Registry.promote)
-get_model = delegate(Registry.get_model)
-get_version = delegate(Registry.get_version)
-find_by_config_hash = delegate(Registry.find_by_config_hash)
-list_models = delegate(Registry.list_models)
-stage_history = delegate(Registry.stage_history)
-update_metrics = delegate(Registry.update_metrics)
-update_model = delegate(Registry.update_model)
-add_tags = delegate(Registry.add_tags)
-remove_tags = delegate(Registry.remove_tags)
-delete_version = delegate(Registry.delete_version)
-add_lineage = delegate(Registry.add_lineage)
-get_ancestors = delegate(Registry.get_ancestors)
-get_descendants = delegate(Registry.get_descendants)
-get_lineage = delegate(Registry.get_lineage)
-would_create_cycle = delegate(Registry.would_create_cycle)
-set_alias = delegate(Registry.set_alias)
-delete_alias = delegate(Registry.delete_alias)
-alias_history = delegate(Registry.alias_history)
-set_promotion_policy = delegate(Registry.set_promotion_policy)
-get_promotion_policy = delegate(Registry.get_promotion_policy)
-upload_artifact = delegate(Registry.upload_artifact)
-download_artifact = delegate(Registry.download_artifact)
-artifact_url = delegate(Registry.artifact_url)
-verify_artifact = delegate(Registry.verify_artifact)
-delete_artifact = delegate(Registry.delete_artifact)
-query = delegate(Registry.query)
-
-# A Query built without a registry runs on the default one, looked up when it executes.
-use_default_registry(get_registry)
-
 _SUBMODULES = frozenset({"stages", "storage", "telemetry"})
 
 
 def __getattr__(name: str) -> Any:
-    # Submodules load on first use, so that importing the package stays cheap.
+    # Importing the package loads only the errors: the rest (records, Registry, the functions
+    # on the default registry, the submodules) loads on first use, so that `import
+    # crucible_model_registry` and the `cmr` start-up stay cheap.
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name in __all__:
+        api = importlib.import_module(f"{__name__}._api")
+        globals().update((public, getattr(api, public)) for public in api.__all__)
+        return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -42,7 +43,7 @@ class QueryRunner(Protocol):
 
 
 # Query and Registry sit side by side in the layers, so Query cannot import the default
-# registry's module; the package installs the lookup here when it is imported.
+# registry's module; the package's surface (``_api``) installs the lookup here when it loads.
 _default_lookup: list[Callable[[], QueryRunner]] = []
 
 
@@ -206,8 +207,9 @@ class Query:
     def _runner(self) -> QueryRunner:
         if self._registry is not None:
             return self._registry
-        if not _default_lookup:  # pragma: no cover - the package installs it on import
-            raise RuntimeError("no default registry lookup installed")
+        if not _default_lookup:
+            # Query was imported from this module, not as ``cmr.Query``: load the surface.
+            importlib.import_module("crucible_model_registry._api")
         return _default_lookup[0]()
 
     def execute(self) -> list[ModelVersion]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,48 @@ def test_import_of_the_package_does_not_read_settings_or_open_a_database() -> No
     loaded = _imported_after("import crucible_model_registry")
     assert "crucible_model_registry.settings" not in loaded
     assert not any(m.startswith("crucible_model_registry.store.") for m in loaded)
+
+
+def test_importing_the_package_loads_only_the_errors() -> None:
+    loaded = {m for m in _imported_after("import crucible_model_registry") if "crucible" in m}
+    assert loaded == {"crucible_model_registry", "crucible_model_registry.errors"}
+
+
+def test_first_use_of_a_name_loads_the_whole_surface() -> None:
+    loaded = _imported_after("import crucible_model_registry as cmr; cmr.Stage")
+    assert {"crucible_model_registry._api", "crucible_model_registry.registry"} <= set(loaded)
+
+
+def test_star_import_and_dir_offer_every_public_name() -> None:
+    script = (
+        "import json, crucible_model_registry as cmr; ns = {}; "
+        "exec('from crucible_model_registry import *', ns); "
+        "print(json.dumps([sorted(set(cmr.__all__) - set(ns)), sorted(set(cmr.__all__) - set(dir(cmr)))]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout
+    assert json.loads(out) == [[], []]
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'regster'"):
+        cmr.regster  # noqa: B018
+
+
+def test_a_query_imported_from_its_module_runs_on_the_default_registry(tmp_path: Path) -> None:
+    # Without the package's surface loaded, Query must still find the default registry.
+    script = (
+        "from crucible_model_registry.query import Query; "
+        "print(len(Query().where_recipe('sft').execute()))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_")}
+    env["CMR_HOME"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True, env=env
+    ).stdout
+    assert out.strip() == "0"
+    assert (tmp_path / "registry.db").exists()
 
 
 # --------------------------------------------------------------------------- the schema
