@@ -19,7 +19,7 @@ import typer
 from crucible_model_registry.cli import _session
 from crucible_model_registry.errors import RegistryError
 
-__all__ = ["app", "build_app", "main", "run"]
+__all__ = ["app", "build_app", "run"]
 
 # Each command's noun module, in the order their panels appear in `cmr --help`; a run
 # imports only the module of the command it names.
@@ -221,8 +221,3 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _fail(message, exc, 2)
     finally:
         _session.current().close()
-
-
-def main() -> None:
-    """The ``cmr`` console script and ``python -m crucible_model_registry``."""
-    sys.exit(run())

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from crucible_model_registry import _gc
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -70,6 +72,7 @@ class Session:
             from crucible_model_registry.registry import Registry
 
             self._registry = Registry.from_settings(self.settings())
+            _gc.resume()  # the heavy imports are behind us
         return self._registry
 
     def wants_json(self, flag: bool = False) -> bool:
