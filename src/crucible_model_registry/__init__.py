@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from crucible_model_registry import _hooks
 from crucible_model_registry.errors import (
     ChecksumMismatchError,
     ConfigurationError,
@@ -164,3 +165,11 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _default_registry() -> Any:
+    return __getattr__("get_registry")()
+
+
+# A Query built without a registry runs on the default one, looked up when it executes.
+_hooks.default_registry[:] = [_default_registry]

@@ -34,7 +34,7 @@ from crucible_model_registry.errors import (
     StorageError,
     ValidationError,
 )
-from crucible_model_registry.query import Page, Query, use_default_registry
+from crucible_model_registry.query import Page, Query
 from crucible_model_registry.registry import Registry
 
 __all__ = [
@@ -126,6 +126,3 @@ artifact_url = delegate(Registry.artifact_url)
 verify_artifact = delegate(Registry.verify_artifact)
 delete_artifact = delegate(Registry.delete_artifact)
 query = delegate(Registry.query)
-
-# A Query built without a registry runs on the default one, looked up when it executes.
-use_default_registry(get_registry)

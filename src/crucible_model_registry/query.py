@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from crucible_model_registry import _hooks
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.query_spec import (
     Direction,
@@ -29,7 +29,7 @@ from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.domain.specs import ref_of
 from crucible_model_registry.errors import ValidationError
 
-__all__ = ["Page", "Query", "QueryRunner", "use_default_registry"]
+__all__ = ["Page", "Query", "QueryRunner"]
 
 
 class QueryRunner(Protocol):
@@ -40,16 +40,6 @@ class QueryRunner(Protocol):
     def _count(self, spec: QuerySpec) -> int: ...
 
     def _page(self, spec: QuerySpec, size: int, cursor: str | None) -> Page: ...
-
-
-# Query and Registry sit side by side in the layers, so Query cannot import the default
-# registry's module; the package's surface (``_api``) installs the lookup here when it loads.
-_default_lookup: list[Callable[[], QueryRunner]] = []
-
-
-def use_default_registry(lookup: Callable[[], QueryRunner]) -> None:
-    """Set how a Query without a registry finds one (the package passes ``get_registry``)."""
-    _default_lookup[:] = [lookup]
 
 
 class Query:
@@ -207,10 +197,8 @@ class Query:
     def _runner(self) -> QueryRunner:
         if self._registry is not None:
             return self._registry
-        if not _default_lookup:
-            # Query was imported from this module, not as ``cmr.Query``: load the surface.
-            importlib.import_module("crucible_model_registry._api")
-        return _default_lookup[0]()
+        # Registry is a sibling: the package root lends the default registry's lookup.
+        return cast("QueryRunner", _hooks.default_registry[0]())
 
     def execute(self) -> list[ModelVersion]:
         """The matching versions, in order, with their artifacts and model names.
