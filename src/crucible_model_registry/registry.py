@@ -621,7 +621,8 @@ class Registry:
             progress: called with byte increments as the upload advances.
 
         Raises:
-            ValidationError: bad type or path, or the version already has that artifact.
+            ValidationError: bad type or path, the version already has that artifact, or
+                another upload to that path is under way.
             StorageError: the backend failed.
         """
         kind = parse_enum(ArtifactType, artifact_type, field="type")
@@ -633,32 +634,48 @@ class Registry:
         remote = artifact_remote_path(
             record.model_name, record.version, kind.value, name or local.resolve().name
         )
-        remote = remote + "/" if local.is_dir() else remote
-        if any(_stored_at(a, backend.name, remote) for a in record.artifacts):
-            raise ValidationError.single(
-                "path", f"{record.ref} already has an artifact at {remote!r}; delete it first"
-            )
-        with telemetry.operation(
-            "upload", model=record.model_name, version=record.version, backend=backend.name
-        ) as op:
-            result = upload_artifact_files(backend, local, remote.rstrip("/"), progress=progress)
-            op.measurements["size_bytes"] = result.size_bytes
-            spec = ArtifactSpec(
-                type=kind,
-                storage_backend=backend.name,
-                storage_path=result.storage_path,
-                checksum=result.sha256,
-                size_bytes=result.size_bytes,
-                manifest=_manifest_rows(result),
-            )
-            try:
-                artifact = store.artifacts.add_artifact(self._db, record.id, spec)
-            except BaseException:
-                # Nothing may stay stored that no record points to.
-                _delete_quietly(backend, result.storage_path)
-                raise
+        claim = store.artifacts.claim_upload(
+            self._db, record.id, backend.name, remote, ref=record.ref
+        )
+        recorded = False
+        try:
+            with telemetry.operation(
+                "upload", model=record.model_name, version=record.version, backend=backend.name
+            ) as op:
+                result = upload_artifact_files(backend, local, remote, progress=progress)
+                op.measurements["size_bytes"] = result.size_bytes
+                spec = ArtifactSpec(
+                    type=kind,
+                    storage_backend=backend.name,
+                    storage_path=result.storage_path,
+                    checksum=result.sha256,
+                    size_bytes=result.size_bytes,
+                    manifest=_manifest_rows(result),
+                )
+                try:
+                    artifact = store.artifacts.add_artifact(self._db, record.id, spec, claim=claim)
+                    recorded = True
+                except BaseException:
+                    # Nothing may stay stored that no record points to; the path is still
+                    # ours (claimed), so these bytes are this upload's own.
+                    _delete_quietly(backend, result.storage_path)
+                    raise
+        finally:
+            if not recorded:
+                self._release_quietly(claim)
         self._push_model_card(backend, record)
         return artifact
+
+    def _release_quietly(self, claim: store.artifacts.UploadClaim) -> None:
+        try:
+            store.artifacts.release_upload(self._db, claim)
+        except Exception:  # the error that failed the upload is the one to report
+            _log.exception(
+                "could not release the claim on %s in %s; the next upload there takes it "
+                "over once this process has exited",
+                claim[1],
+                claim[0],
+            )
 
     def _push_model_card(self, backend: StorageBackend, record: ModelVersion) -> None:
         # The Hub understands base_model/base_model_relation in the model card; other
@@ -761,20 +778,32 @@ class Registry:
 
         Raises:
             NotFoundError: there is no such artifact.
-            ValidationError: its storage path leaves the backend's root; nothing is deleted.
+            ValidationError: its storage path leaves the backend's root, or an upload to
+                that path is under way; nothing is deleted.
             ConfigurationError: this registry lacks the artifact's backend.
             StorageError: the backend failed.
         """
         record = self._artifact(artifact)
-        backend = None if keep_bytes else self.storage_backend(record.storage_backend)
-        if backend is not None:
-            # The backend checks the path first: one that leaves its root (a reference
-            # registered by hand) raises ValidationError while the record still exists.
-            path = record.storage_path
-            backend.exists(path + MANIFEST_NAME if is_directory_path(path) else path)
-        store.artifacts.remove_artifact(self._db, record.id)
-        if backend is not None:
-            delete_artifact_files(backend, record.storage_path)
+        if keep_bytes:
+            store.artifacts.remove_artifact(self._db, record.id)
+            return
+        backend = self.storage_backend(record.storage_backend)
+        # The backend checks the path first: one that leaves its root (a reference
+        # registered by hand) raises ValidationError while the record still exists.
+        path = record.storage_path
+        backend.exists(path + MANIFEST_NAME if is_directory_path(path) else path)
+        # Hold the path, as an upload does, until its bytes are gone: an upload to it that
+        # started in between would otherwise lose its bytes to this deletion.
+        # The key is the path an upload of it claimed (the layout of artifact_remote_path).
+        version = self.get_version(record.model_version_id)
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        remote = f"{version.model_name}/{version.version}/{record.type.value}/{name}"
+        claim = (backend.name, remote)
+        store.artifacts.remove_artifact(self._db, record.id, claim=claim)
+        try:
+            delete_artifact_files(backend, path)
+        finally:
+            self._release_quietly(claim)
 
     def _artifact(self, artifact: Artifact | int) -> Artifact:
         artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
@@ -810,13 +839,6 @@ def _manifest_rows(result: TransferResult) -> list[dict[str, Any]] | None:
         {"path": e.path, "size_bytes": e.size_bytes, "sha256": e.sha256}
         for e in result.manifest.files
     ]
-
-
-def _stored_at(artifact: Artifact, backend: str, remote: str) -> bool:
-    # Backends record the remote path as it is (local) or at the end of a URI (s3://,
-    # hf://): storage/base.py's TransferResult promises that it ends with it.
-    path = artifact.storage_path
-    return artifact.storage_backend == backend and (path == remote or path.endswith("/" + remote))
 
 
 def _delete_quietly(backend: StorageBackend, storage_path: str) -> None:

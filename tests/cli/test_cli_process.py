@@ -16,7 +16,12 @@ def _python(code: str, home: Path) -> list[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_")}
     env["CMR_HOME"] = str(home)
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stderr.split()

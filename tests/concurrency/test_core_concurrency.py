@@ -9,9 +9,11 @@ file URL) 4.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +23,10 @@ from crucible_model_registry import (
     DuplicateConfigError,
     Registry,
     Stage,
+    ValidationError,
 )
-from crucible_model_registry.store.tables import TRANSITIONS, VERSIONS
+from crucible_model_registry.storage import LocalStorage
+from crucible_model_registry.store.tables import PENDING_UPLOADS, TRANSITIONS, VERSIONS
 
 MODEL = "concurrent-sft"
 BASE = "meta-llama/Llama-3.1-8B"
@@ -92,8 +96,28 @@ def promote_to_production(url: str, barrier: Any, worker: int) -> Result:
         registry.close()
 
 
-def _in_process(target: Callable[..., Result], url: str, barrier: Any, worker: int) -> Any:
-    return os.getpid(), target(url, barrier, worker)
+def upload_same_name(url: str, barrier: Any, worker: int, base_path: str, source: str) -> Result:
+    # Every worker uploads different bytes under the same name: at most one may be recorded.
+    registry = Registry.from_url(url, storage=LocalStorage(base_path))
+    registry.list_models()
+    barrier.wait(TIMEOUT)
+    try:
+        artifact = registry.upload_artifact(
+            f"{MODEL}@up", "checkpoint", f"{source}/worker-{worker}.bin", name="model.bin"
+        )
+        return ("uploaded", worker, artifact.id, artifact.checksum)
+    except ValidationError as exc:
+        return ("refused", worker, str(exc))
+    except Exception as exc:
+        return ("error", worker, type(exc).__name__, str(exc))
+    finally:
+        registry.close()
+
+
+def _in_process(
+    target: Callable[..., Result], url: str, barrier: Any, worker: int, *extra: Any
+) -> Any:
+    return os.getpid(), target(url, barrier, worker, *extra)
 
 
 # --------------------------------------------------------------------------- driver (in pytest)
@@ -112,11 +136,15 @@ class Workers:
         self.manager = ctx.Manager()
         self.pool = ctx.Pool(size)
 
-    def run_together(self, target: Callable[..., Result], url: str, n: int) -> list[Result]:
+    def run_together(
+        self, target: Callable[..., Result], url: str, n: int, *extra: Any
+    ) -> list[Result]:
         """Run ``target`` in ``n`` processes released together; their results, by worker."""
         assert n <= self.size
         barrier = self.manager.Barrier(n)
-        pending = [self.pool.apply_async(_in_process, (target, url, barrier, i)) for i in range(n)]
+        pending = [
+            self.pool.apply_async(_in_process, (target, url, barrier, i, *extra)) for i in range(n)
+        ]
         try:
             done = [p.get(timeout=TIMEOUT) for p in pending]
         except multiprocessing.TimeoutError:
@@ -226,3 +254,38 @@ def test_concurrent_promotions_leave_one_in_production(
         if version_id != in_production[0]:
             expected.append("archived")
         assert [t.to_stage.value for t in own] == expected
+
+
+def test_racing_uploads_of_one_name_record_one_artifact_with_its_own_bytes(
+    registry: Registry, db_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    n = process_count(db_url)
+    registry.register(
+        model_name=MODEL, version="up", recipe="sl_basic", base_model=BASE, training_config={}
+    )
+    source = tmp_path / "sources"
+    source.mkdir()
+    sums = {}
+    for i in range(n):  # 4 MiB each, different per worker, so the upload takes a while
+        data = hashlib.sha256(str(i).encode()).digest() * (4 * 1024 * 1024 // 32)
+        (source / f"worker-{i}.bin").write_bytes(data)
+        sums[i] = hashlib.sha256(data).hexdigest()
+    base = tmp_path / "store"
+
+    results = workers.run_together(upload_same_name, db_url, n, str(base), str(source))
+
+    uploaded = [r for r in results if r[0] == "uploaded"]
+    refused = [r for r in results if r[0] == "refused"]
+    assert len(uploaded) == 1, results
+    assert len(refused) == n - 1
+    assert all("model.bin" in r[2] for r in refused)
+    _, winner, artifact_id, checksum = uploaded[0]
+    assert checksum == sums[winner]
+    [artifact] = registry.get_version(f"{MODEL}@up").artifacts
+    assert artifact.id == artifact_id
+    # The stored bytes are the winner's: nobody overwrote or deleted them.
+    stored = base / f"{MODEL}/up/checkpoint/model.bin"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sums[winner]
+    assert [p.name for p in stored.parent.iterdir()] == ["model.bin"]
+    with registry.engine.connect() as conn:
+        assert conn.execute(select(PENDING_UPLOADS)).all() == []

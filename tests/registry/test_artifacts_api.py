@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from tests.servers.hub import HubDouble
 from tests.servers.s3 import (
     ACCESS_KEY_ID,
@@ -49,7 +53,7 @@ from crucible_model_registry.storage.huggingface import CARD_KEY, HuggingFaceSto
 from crucible_model_registry.storage.local import LocalStorage
 from crucible_model_registry.storage.manifest import MANIFEST_NAME
 from crucible_model_registry.storage.s3 import S3Storage
-from crucible_model_registry.store.tables import ARTIFACTS
+from crucible_model_registry.store.tables import ARTIFACTS, PENDING_UPLOADS
 
 pytestmark = [
     # huggingface_hub hands httpx2 a file object as `data=` for LFS PUTs; httpx2 deprecates that.
@@ -222,6 +226,31 @@ def tree_of(root: Path) -> dict[str, bytes]:
 def artifact_rows(registry: Registry) -> int:
     with registry.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(ARTIFACTS)).scalar_one())
+
+
+def claims(registry: Registry) -> list[tuple[str, str, str, int]]:
+    """Every upload's claim on a path: (backend, path, host, pid)."""
+    c = PENDING_UPLOADS.c
+    with registry.engine.connect() as conn:
+        rows = conn.execute(select(c.storage_backend, c.storage_path, c.host, c.pid))
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def leave_claim(
+    registry: Registry, version: ModelVersion, path: str, *, host: str, pid: int, age: timedelta
+) -> None:
+    """A claim as an upload that never finished would leave it."""
+    with registry.engine.begin() as conn:
+        conn.execute(
+            insert(PENDING_UPLOADS).values(
+                storage_backend="local",
+                storage_path=path,
+                version_id=version.id,
+                host=host,
+                pid=pid,
+                started_at=datetime.now(UTC) - age,
+            )
+        )
 
 
 def read_card(hub: HubDouble, repo_id: str) -> tuple[dict[str, Any], str]:
@@ -502,6 +531,7 @@ def test_s3_stopping_mid_multipart_upload_records_nothing(
         assert registry.get_version(v.id).artifacts == []
         assert artifact_rows(registry) == 0
         assert s3.stored() == set()
+        assert claims(registry) == []  # the failed upload gave its path back
         [(_, measurements, metadata)] = [e for e in events if e[0] == "upload"]
         assert (metadata["outcome"], metadata["error"]) == ("error", "StorageError")
         assert measurements["count"] == 1
@@ -538,6 +568,7 @@ def test_a_record_the_database_refuses_leaves_no_bytes(
     assert (info.value.kind, info.value.ref) == ("version", v.id)
     assert artifact_rows(reg) == 0
     assert store.stored() == set()
+    assert claims(reg) == []
 
 
 def test_corrupted_bytes_fail_the_download_and_leave_the_destination(
@@ -651,8 +682,9 @@ def test_uploading_the_same_artifact_twice_keeps_the_first(
     with pytest.raises(ValidationError) as info:
         reg.upload_artifact(v, "checkpoint", second_src)
 
-    assert "path" in info.value.errors
+    assert "already has an artifact" in info.value.errors["path"][0]
     assert reg.get_version(v.id).artifacts == [first]
+    assert claims(reg) == []
     assert reg.verify_artifact(first) is True
     reg.download_artifact(first, tmp_path / "got.bin")
     assert (tmp_path / "got.bin").read_bytes() == first_src.read_bytes()
@@ -660,6 +692,134 @@ def test_uploading_the_same_artifact_twice_keeps_the_first(
     assert reg.upload_artifact(v, "other", second_src).storage_backend == store.backend.name
     reg.upload_artifact(v, "checkpoint", second_src, name="model-b.bin")
     assert len(reg.get_version(v.id).artifacts) == 3
+
+
+def test_an_upload_under_way_refuses_another_to_its_path(
+    db_url: str, local_reg: LocalReg, tmp_path: Path
+) -> None:
+    registry, local = local_reg
+    other = Registry.from_url(db_url, storage=local.backend)  # another client, same store
+    v = register(registry)
+    first_src = write_file(tmp_path / "a" / "model.bin", 3 * MiB, seed=1)
+    second_src = write_file(tmp_path / "b" / "model.bin", 1000, seed=2)
+    refused: list[ValidationError] = []
+
+    def meanwhile(n: int) -> None:
+        # The first upload is sending bytes: a second one to the same path must not start.
+        if not refused:
+            with pytest.raises(ValidationError) as info:
+                other.upload_artifact(v, "checkpoint", second_src)
+            refused.append(info.value)
+
+    try:
+        first = registry.upload_artifact(v, "checkpoint", first_src, progress=meanwhile)
+    finally:
+        other.close()
+
+    [error] = refused
+    message = error.errors["path"][0]
+    assert "another upload to 'org/llama-sft/1.0.0/checkpoint/model.bin'" in message
+    assert f"host {socket.gethostname()}, process {os.getpid()}" in message
+    assert registry.get_version(v.id).artifacts == [first]
+    assert first.checksum == sha256_of(first_src)
+    assert registry.verify_artifact(first) is True
+    assert local.stored() == {f"{LAYOUT}/checkpoint/model.bin"}
+    assert claims(registry) == []
+
+
+class PausingLocalStorage(LocalStorage):
+    """Local storage that runs ``before_delete`` first: a window into a deletion under way."""
+
+    def __init__(self, base_path: Path, before_delete: Callable[[], None]) -> None:
+        super().__init__(base_path)
+        self.before_delete = before_delete
+
+    def delete(self, remote_path: str) -> None:
+        self.before_delete()
+        super().delete(remote_path)
+
+
+def test_an_upload_cannot_start_while_the_path_is_being_deleted(
+    db_url: str, tmp_path: Path
+) -> None:
+    src = write_file(tmp_path / "model.bin", 1000, seed=1)
+    refused: list[ValidationError] = []
+    other = Registry.from_url(db_url, storage=LocalStorage(tmp_path / "store"))
+
+    def upload_meanwhile() -> None:
+        # The record is gone, the bytes not yet: the same path must not be written now.
+        with pytest.raises(ValidationError) as info:
+            other.upload_artifact(v, "checkpoint", src)
+        refused.append(info.value)
+
+    pausing = PausingLocalStorage(tmp_path / "store", upload_meanwhile)
+    registry = Registry.from_url(db_url, storage=pausing)
+    try:
+        v = register(registry)
+        artifact = registry.upload_artifact(v, "checkpoint", src)
+        registry.delete_artifact(artifact)
+
+        [error] = refused
+        assert "another upload to 'org/llama-sft/1.0.0/checkpoint/model.bin'" in str(error)
+        assert registry.get_version(v.id).artifacts == []
+        assert not (tmp_path / "store" / LAYOUT / "checkpoint" / "model.bin").exists()
+        assert claims(registry) == []
+        # Once the deletion is over, the path is free again.
+        again = other.upload_artifact(v, "checkpoint", src)
+        assert registry.verify_artifact(again) is True
+    finally:
+        other.close()
+        registry.close()
+
+
+def _a_finished_process() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          check=True, capture_output=True, text=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_a_claim_left_by_a_dead_process_on_this_host_is_taken_over(
+    local_reg: LocalReg, tmp_path: Path
+) -> None:
+    registry, local = local_reg
+    v = register(registry)
+    path = f"{LAYOUT}/checkpoint/model.bin"
+    dead = _a_finished_process()
+    leave_claim(registry, v, path, host=socket.gethostname(), pid=dead, age=timedelta(0))
+
+    artifact = registry.upload_artifact(v, "checkpoint", write_file(tmp_path / "model.bin", 100))
+
+    assert registry.verify_artifact(artifact) is True
+    assert local.stored() == {path}
+    assert claims(registry) == []
+
+
+def test_a_claim_from_another_host_holds_until_it_is_stale(
+    local_reg: LocalReg, tmp_path: Path
+) -> None:
+    registry, local = local_reg
+    v = register(registry)
+    path = f"{LAYOUT}/checkpoint/model.bin"
+    src = write_file(tmp_path / "model.bin", 100)
+    leave_claim(registry, v, path, host="gpu-node-7", pid=4242, age=timedelta(hours=23))
+
+    with pytest.raises(ValidationError) as info:
+        registry.upload_artifact(v, "checkpoint", src)
+
+    message = info.value.errors["path"][0]
+    assert "(host gpu-node-7, process 4242)" in message
+    assert "24 hours after it started" in message
+    assert claims(registry) == [("local", path, "gpu-node-7", 4242)]  # untouched
+    assert registry.get_version(v.id).artifacts == []
+    assert local.stored() == set()
+
+    with registry.engine.begin() as conn:  # the same claim, a day old
+        conn.execute(
+            PENDING_UPLOADS.update().values(started_at=datetime.now(UTC) - timedelta(hours=25))
+        )
+    artifact = registry.upload_artifact(v, "checkpoint", src)
+    assert registry.verify_artifact(artifact) is True
+    assert claims(registry) == []
 
 
 def test_bad_arguments_are_refused_before_any_transfer(local_reg: LocalReg, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from crucible_model_registry import (
     Stage,
     ValidationError,
 )
+from crucible_model_registry.store import schema
 from crucible_model_registry.store.tables import VERSION_TABLE, metadata
 
 MODEL = "llama-3.1-8b-sft"
@@ -281,8 +282,7 @@ def test_an_unmigrated_database_names_the_command(empty_db_url: str) -> None:
 
 
 def test_a_schema_from_a_newer_release_says_to_upgrade_the_package(empty_db_url: str) -> None:
-    # Only one revision exists so far, so "older than this release" cannot be staged yet;
-    # a revision this release does not know is the other way a schema is not ready.
+    # A revision this release does not know: migrating cannot help, upgrading the package can.
     setup = Registry.from_url(empty_db_url)
     setup.migrate()
     with setup.engine.begin() as conn:
@@ -293,6 +293,43 @@ def test_a_schema_from_a_newer_release_says_to_upgrade_the_package(empty_db_url:
         with pytest.raises(SchemaNotReadyError) as info:
             registry.list_models()
         assert info.value.command == "pip install -U crucible-model-registry"
+    finally:
+        registry.close()
+
+
+def test_a_schema_from_an_older_release_names_the_command_then_upgrades(
+    empty_db_url: str,
+) -> None:
+    setup = Registry.from_url(empty_db_url)
+    schema.migrate(setup.engine, "0001")
+    setup.close()
+    registry = Registry.from_url(empty_db_url)
+    try:
+        with pytest.raises(SchemaNotReadyError) as info:
+            registry.list_models()
+        assert info.value.command == "cmr db upgrade"
+        needs = f"needs {schema.HEAD_REVISION}"
+        assert "at revision 0001, this version of crucible-model-registry " + needs in str(
+            info.value
+        )
+        assert "cmr_pending_uploads" not in inspect(registry.engine).get_table_names()
+
+        registry.migrate()
+        assert registry.register(**fields()).version == "1"
+        assert "cmr_pending_uploads" in inspect(registry.engine).get_table_names()
+    finally:
+        registry.close()
+
+
+def test_auto_migrate_brings_an_older_schema_to_the_head(empty_db_url: str) -> None:
+    # What the embedded default does for a registry.db made by the previous release.
+    setup = Registry.from_url(empty_db_url)
+    schema.migrate(setup.engine, "0001")
+    setup.close()
+    registry = Registry.from_url(empty_db_url, auto_migrate=True)
+    try:
+        assert registry.register(**fields()).version == "1"
+        assert schema.current_revision(registry.engine) == schema.HEAD_REVISION
     finally:
         registry.close()
 

@@ -34,6 +34,7 @@ __all__ = [
     "METRICS",
     "MODELS",
     "MODEL_TAGS",
+    "PENDING_UPLOADS",
     "POLICIES",
     "PREFIX",
     "TRANSITIONS",
@@ -185,6 +186,20 @@ ARTIFACTS = Table(
     Column("manifest", JSON),
     _when("created_at"),
     Index(None, "version_id", "id"),
+)
+
+# One row while an upload is under way: it claims the remote path before any byte is sent,
+# so two uploads racing for one path cannot both write it (see store.artifacts).
+PENDING_UPLOADS = Table(
+    "cmr_pending_uploads",
+    metadata,
+    Column("storage_backend", String(64), primary_key=True),
+    Column("storage_path", String(2048), primary_key=True),
+    _fk("version_id", "cmr_model_versions.id"),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    _when("started_at"),
+    Index(None, "version_id"),
 )
 
 EDGES = Table(

@@ -50,6 +50,7 @@ from crucible_model_registry.store.tables import (
     METRICS,
     MODEL_TAGS,
     MODELS,
+    PENDING_UPLOADS,
     TRANSITIONS,
     VERSION_TAGS,
     VERSIONS,
@@ -772,7 +773,7 @@ def delete_version(
         # Children of ON DELETE CASCADE tables go with it; SQLite enforces this only with
         # PRAGMA foreign_keys, which engine.py turns on, but explicit deletes keep any
         # host-supplied engine correct too.
-        for table in (METRICS, VTAGS, ARTIFACTS, ALIASES):
+        for table in (METRICS, VTAGS, ARTIFACTS, PENDING_UPLOADS, ALIASES):
             conn.execute(delete(table).where(table.c.version_id == version_id))
         conn.execute(
             delete(EDGES).where(
