@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from crucible_model_registry import store, telemetry
+from crucible_model_registry import _transfers, store, telemetry
 from crucible_model_registry._storages import StorageSet
 from crucible_model_registry.domain.actor import current_actor
 from crucible_model_registry.domain.config_hash import hash_config, normalize_config
@@ -41,20 +41,14 @@ from crucible_model_registry.domain.rules import (
     check_text,
 )
 from crucible_model_registry.domain.specs import (
-    ArtifactSpec,
     OnDuplicate,
     new_version_from_input,
     ref_of,
 )
 from crucible_model_registry.errors import PromotionDeniedError, RegistryError, ValidationError
-from crucible_model_registry.storage.base import TransferResult, artifact_remote_path
+from crucible_model_registry.storage.base import artifact_remote_path
 from crucible_model_registry.storage.manifest import (
-    MANIFEST_NAME,
-    DirectoryTransferResult,
-    delete_artifact_files,
-    download_artifact_files,
     is_directory_path,
-    upload_artifact_files,
     verify_artifact_files,
 )
 
@@ -634,48 +628,11 @@ class Registry:
         remote = artifact_remote_path(
             record.model_name, record.version, kind.value, name or local.resolve().name
         )
-        claim = store.artifacts.claim_upload(
-            self._db, record.id, backend.name, remote, ref=record.ref
+        artifact = _transfers.upload(
+            self._db, backend, record, kind=kind, local=local, remote=remote, progress=progress
         )
-        recorded = False
-        try:
-            with telemetry.operation(
-                "upload", model=record.model_name, version=record.version, backend=backend.name
-            ) as op:
-                result = upload_artifact_files(backend, local, remote, progress=progress)
-                op.measurements["size_bytes"] = result.size_bytes
-                spec = ArtifactSpec(
-                    type=kind,
-                    storage_backend=backend.name,
-                    storage_path=result.storage_path,
-                    checksum=result.sha256,
-                    size_bytes=result.size_bytes,
-                    manifest=_manifest_rows(result),
-                )
-                try:
-                    artifact = store.artifacts.add_artifact(self._db, record.id, spec, claim=claim)
-                    recorded = True
-                except BaseException:
-                    # Nothing may stay stored that no record points to; the path is still
-                    # ours (claimed), so these bytes are this upload's own.
-                    _delete_quietly(backend, result.storage_path)
-                    raise
-        finally:
-            if not recorded:
-                self._release_quietly(claim)
         self._push_model_card(backend, record)
         return artifact
-
-    def _release_quietly(self, claim: store.artifacts.UploadClaim) -> None:
-        try:
-            store.artifacts.release_upload(self._db, claim)
-        except Exception:  # the error that failed the upload is the one to report
-            _log.exception(
-                "could not release the claim on %s in %s; the next upload there takes it "
-                "over once this process has exited",
-                claim[1],
-                claim[0],
-            )
 
     def _push_model_card(self, backend: StorageBackend, record: ModelVersion) -> None:
         # The Hub understands base_model/base_model_relation in the model card; other
@@ -726,22 +683,7 @@ class Registry:
         target = Path(dest)
         if target.is_dir() and not is_directory_path(record.storage_path):
             target = target / record.storage_path.rsplit("/", 1)[-1]
-        with telemetry.operation(
-            "download",
-            model=version.model_name,
-            version=version.version,
-            backend=backend.name,
-            artifact_id=record.id,
-            type=record.type.value,
-        ) as op:
-            result = download_artifact_files(
-                backend,
-                record.storage_path,
-                target,
-                expected_sha256=record.checksum,
-                progress=progress,
-            )
-            op.measurements["size_bytes"] = result.size_bytes
+        _transfers.download(backend, record, version, target, progress=progress)
         return target
 
     def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str:
@@ -788,22 +730,7 @@ class Registry:
             store.artifacts.remove_artifact(self._db, record.id)
             return
         backend = self.storage_backend(record.storage_backend)
-        # The backend checks the path first: one that leaves its root (a reference
-        # registered by hand) raises ValidationError while the record still exists.
-        path = record.storage_path
-        backend.exists(path + MANIFEST_NAME if is_directory_path(path) else path)
-        # Hold the path, as an upload does, until its bytes are gone: an upload to it that
-        # started in between would otherwise lose its bytes to this deletion.
-        # The key is the path an upload of it claimed (the layout of artifact_remote_path).
-        version = self.get_version(record.model_version_id)
-        name = path.rstrip("/").rsplit("/", 1)[-1]
-        remote = f"{version.model_name}/{version.version}/{record.type.value}/{name}"
-        claim = (backend.name, remote)
-        store.artifacts.remove_artifact(self._db, record.id, claim=claim)
-        try:
-            delete_artifact_files(backend, path)
-        finally:
-            self._release_quietly(claim)
+        _transfers.delete(self._db, backend, record, self.get_version(record.model_version_id))
 
     def _artifact(self, artifact: Artifact | int) -> Artifact:
         artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
@@ -830,21 +757,3 @@ def _reason(value: object) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ValidationError.single("reason", "must be a string or None")
     return value
-
-
-def _manifest_rows(result: TransferResult) -> list[dict[str, Any]] | None:
-    if not isinstance(result, DirectoryTransferResult):
-        return None
-    return [
-        {"path": e.path, "size_bytes": e.size_bytes, "sha256": e.sha256}
-        for e in result.manifest.files
-    ]
-
-
-def _delete_quietly(backend: StorageBackend, storage_path: str) -> None:
-    try:
-        delete_artifact_files(backend, storage_path)
-    except Exception:  # cleanup must not hide the error that caused it
-        _log.exception(
-            "could not delete %s from %s after a failed record", storage_path, backend.name
-        )
