@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import traceback
 from pathlib import Path
@@ -26,6 +27,12 @@ from crucible_model_registry.storage.huggingface import (
     HuggingFaceStorage,
     merge_model_card,
 )
+from crucible_model_registry.storage.manifest import (
+    MANIFEST_NAME,
+    delete_artifact_files,
+    download_artifact_files,
+    upload_directory,
+)
 
 __all__ = ["hub_repo", "hub_server"]
 
@@ -47,6 +54,10 @@ def make_storage(hub: HubDouble, repo_id: str, **options: object) -> HuggingFace
         endpoint=hub.endpoint,
         **options,  # type: ignore[arg-type]
     )
+
+
+def sha256_of_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def client(hub: HubDouble) -> HfApi:
@@ -156,6 +167,72 @@ def test_the_hub_lists_the_registry_layout(
     listed = client(hub_server).list_repo_files(storage.repo_id)
 
     assert set(listed) - HUB_FILES == {f"org/llama/1.0.0/config/{n}.json" for n in "abc"}
+
+
+# -- directories: one commit each way ----------------------------------------------------------
+
+
+def _checkpoint(root: Path) -> dict[str, Path]:
+    return {
+        "config.json": write_file(root / "config.json", 300, seed=1),
+        "model-00001-of-00002.safetensors": write_file(
+            root / "model-00001-of-00002.safetensors",
+            11 * MiB,
+            seed=2,  # LFS
+        ),
+        "model-00002-of-00002.safetensors": write_file(
+            root / "model-00002-of-00002.safetensors", 4099, seed=3
+        ),
+        "tokenizer/tokenizer.json": write_file(root / "tokenizer" / "tokenizer.json", 900, seed=4),
+    }
+
+
+def test_a_directory_is_one_commit_and_its_deletion_another(
+    storage: HuggingFaceStorage, hub_server: HubDouble, tmp_path: Path
+) -> None:
+    tree = _checkpoint(tmp_path / "ckpt")
+    base = "org/llama/1.0.0/checkpoint/ckpt"
+    hub_server.requests.clear()
+    moved: list[int] = []
+
+    result = upload_directory(storage, tmp_path / "ckpt", base, progress=moved.append)
+
+    assert len(hub_server.requests_matching("POST", "/commit/")) == 1
+    stored = set(hub_server.files(storage.repo_id)) - HUB_FILES
+    assert stored == {f"{base}/{rel}" for rel in tree} | {f"{base}/{MANIFEST_NAME}"}
+    assert {e.path: e.sha256 for e in result.manifest.files} == {
+        rel: sha256_of(path) for rel, path in tree.items()
+    }
+    assert result.sha256 == sha256_of_bytes(result.manifest.to_json_bytes())
+    assert sum(moved) == result.size_bytes + len(result.manifest.to_json_bytes())
+    out = tmp_path / "out"
+    download_artifact_files(storage, result.storage_path, out, expected_sha256=result.sha256)
+    assert {p.relative_to(out).as_posix(): sha256_of(p) for p in out.rglob("*") if p.is_file()} == {
+        rel: sha256_of(path) for rel, path in tree.items()
+    }
+
+    hub_server.requests.clear()
+    delete_artifact_files(storage, result.storage_path)
+
+    assert len(hub_server.requests_matching("POST", "/commit/")) == 1
+    assert set(hub_server.files(storage.repo_id)) - HUB_FILES == set()
+    delete_artifact_files(storage, result.storage_path)  # absent: a no-op
+
+
+def test_a_refused_directory_commit_leaves_no_file_of_it(
+    storage: HuggingFaceStorage, hub_server: HubDouble, tmp_path: Path
+) -> None:
+    _checkpoint(tmp_path / "ckpt")
+    storage.upload(write_file(tmp_path / "other.txt", 10), "org/llama/1.0.0/config/other.txt")
+    before = hub_server.files(storage.repo_id)
+    hub_server.inject_fault(method="POST", path_contains="/commit/", status=403)
+
+    with pytest.raises(StorageError) as info:
+        upload_directory(storage, tmp_path / "ckpt", "org/llama/1.0.0/checkpoint/ckpt")
+
+    assert info.value.backend == "huggingface"
+    assert hub_server.files(storage.repo_id) == before
+    assert hub_server.token not in str(info.value)
 
 
 # -- large files through LFS -------------------------------------------------------------------

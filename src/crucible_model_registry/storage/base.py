@@ -3,7 +3,9 @@
 A backend moves the bytes of one file at a time between a local path and a *remote path*:
 a ``/``-separated path relative to the backend's root (``llama/1.0.0/checkpoint/model.bin``).
 Directories are built on top of these file operations by
-:mod:`crucible_model_registry.storage.manifest`, generically for every backend.
+:mod:`crucible_model_registry.storage.manifest`, generically for every backend; a backend
+that can also store or remove several files in one atomic step (a Hub commit) says so by
+conforming to :class:`CommitsFilesTogether`, and directories then use that step.
 
 Rules every backend keeps:
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -31,6 +33,8 @@ from crucible_model_registry.errors import ValidationError
 
 __all__ = [
     "DEFAULT_URL_EXPIRY",
+    "CommitsFilesTogether",
+    "FileList",
     "ProgressCallback",
     "StorageBackend",
     "TransferResult",
@@ -147,6 +151,47 @@ class StorageBackend(Protocol):
             remote_path: the stored file.
             expires_in: seconds the URL stays valid, where the backend supports expiry.
         """
+        ...
+
+
+FileList = Sequence[tuple[str | os.PathLike[str], str]]
+"""(local path, remote path) pairs."""
+
+
+@runtime_checkable
+class CommitsFilesTogether(Protocol):
+    """A backend that stores, or removes, several files in one atomic step.
+
+    Directory artifacts use it where a backend offers it: on the Hugging Face Hub a sharded
+    checkpoint becomes one commit, not one per file, and is stored whole or not at all.
+    """
+
+    def upload_together(
+        self,
+        files: FileList,
+        *,
+        then: Callable[[list[TransferResult]], FileList] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[TransferResult]:
+        """Store ``files`` and the files ``then`` names, all in one step, or none of them.
+
+        Args:
+            files: what to store.
+            then: called with the results for ``files`` (their sizes and SHA-256) before
+                anything is sent; returns more files for the same step (a manifest of them).
+            progress: called with byte increments as the transfer advances.
+
+        Returns:
+            A result per file, in order: ``files``, then what ``then`` returned.
+
+        Raises:
+            ValidationError: a local path is not a file, or a remote path escapes the root.
+            StorageError: the backend failed; none of the files is visible.
+        """
+        ...
+
+    def delete_folder(self, remote_path: str) -> None:
+        """Remove everything under the folder ``remote_path`` in one step; absent is a no-op."""
         ...
 
 

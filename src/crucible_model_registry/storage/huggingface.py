@@ -1,13 +1,14 @@
 """HuggingFaceStorage: artifact files in a Hugging Face Hub repository, and its model card.
 
 Bytes move with ``huggingface_hub``'s own calls against a configurable endpoint, revision
-and token: each upload is one commit (large files through Xet, or the classic LFS path
-when Xet is off), downloads go through ``hf_hub_download`` into a temporary directory
-beside the destination and are verified against SHA-256 here, because the client checks
-only sizes. :meth:`HuggingFaceStorage.push_model_card` writes what the Hub understands
-(``base_model``, ``base_model_relation``, metric names) plus the registry's own record of
-the version into the repository's ``README.md``, merged into what is already there.
-``huggingface_hub`` is imported in this module only, on first use.
+and token: each upload is one commit, a whole directory artifact included (large files
+through Xet, or the classic LFS path when Xet is off); downloads go through
+``hf_hub_download`` into a temporary directory beside the destination and are verified
+against SHA-256 here, because the client checks only sizes.
+:meth:`HuggingFaceStorage.push_model_card` writes what the Hub understands (``base_model``,
+``base_model_relation``, metric names) plus the registry's own record of the version into
+the repository's ``README.md``, merged into what is already there. ``huggingface_hub`` is
+imported in this module only, on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote
@@ -38,13 +39,14 @@ from crucible_model_registry.storage._streaming import (
 )
 from crucible_model_registry.storage.base import (
     DEFAULT_URL_EXPIRY,
+    FileList,
     ProgressCallback,
     TransferResult,
     check_remote_path,
 )
 
 if TYPE_CHECKING:
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
 
 __all__ = [
     "CARD_KEY",
@@ -154,28 +156,40 @@ class HuggingFaceStorage:
         hashes while chunking; the LFS protocol needs it before sending). The client has
         no byte-level upload hook, so ``progress`` hears of the whole file once committed.
         """
-        from huggingface_hub import CommitOperationAdd
+        [result] = self.upload_together([(local_path, remote_path)], progress=progress)
+        return result
 
-        rel = self._remote(remote_path)
-        with open_source_file(local_path):
-            pass  # the same ValidationError as every backend for a missing or odd path
-        source = os.path.realpath(local_path)
+    def upload_together(
+        self,
+        files: FileList,
+        *,
+        then: Callable[[list[TransferResult]], FileList] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[TransferResult]:
+        """Commit ``files``, and what ``then`` adds, as one commit; see ``CommitsFilesTogether``.
+
+        A commit is atomic on the Hub: a failure leaves none of the files visible. ``then``
+        needs the files' SHA-256 before the commit, which costs Xet uploads one more local
+        read of each file (LFS needs it first anyway).
+        """
+        operations = self._additions(files)
+        if then is not None:
+            operations += self._additions(then(self._results(operations)))
         self._ensure_repo()
-        with self._hub_errors(f"upload {rel}"):
-            operation = CommitOperationAdd(path_in_repo=rel, path_or_fileobj=source)
+        what = operations[0].path_in_repo if len(operations) == 1 else f"{len(operations)} files"
+        with self._hub_errors(f"upload {what}"):
             self._api.create_commit(
                 self.repo_id,
-                [operation],
-                commit_message=f"Upload {rel}",
+                operations,
+                commit_message=f"Upload {what}",
                 repo_type=self.repo_type,
                 revision=self.revision,
             )
             # Known already for LFS/Xet uploads; a small inline file is read once more here.
-            sha256 = operation.upload_info.sha256.hex()
-        size = operation.upload_info.size
+            results = self._results(operations)
         if progress is not None:
-            progress(size)
-        return TransferResult(storage_path=self._uri_prefix + rel, size_bytes=size, sha256=sha256)
+            progress(sum(result.size_bytes for result in results))
+        return results
 
     def download(
         self,
@@ -234,6 +248,27 @@ class HuggingFaceStorage:
                     repo_type=self.repo_type,
                     revision=self.revision,
                     commit_message=f"Delete {rel}",
+                )
+            except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError):
+                return
+
+    def delete_folder(self, remote_path: str) -> None:
+        """Commit the removal of a folder and everything in it; absent is a no-op."""
+        from huggingface_hub.errors import (
+            RemoteEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        rel = self._remote(remote_path)
+        with self._hub_errors(f"delete {rel}/"):
+            try:
+                self._api.delete_folder(
+                    rel,
+                    self.repo_id,
+                    repo_type=self.repo_type,
+                    revision=self.revision,
+                    commit_message=f"Delete {rel}/",
                 )
             except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError):
                 return
@@ -347,6 +382,29 @@ class HuggingFaceStorage:
             return Path(path).read_text(encoding="utf-8-sig")
 
     # -- internals --------------------------------------------------------------------
+
+    def _additions(self, files: FileList) -> list[CommitOperationAdd]:
+        from huggingface_hub import CommitOperationAdd
+
+        operations = []
+        for local_path, remote_path in files:
+            rel = self._remote(remote_path)
+            with open_source_file(local_path):
+                pass  # the same ValidationError as every backend for a missing or odd path
+            with self._hub_errors(f"read {local_path}"):
+                source = os.path.realpath(local_path)
+                operations.append(CommitOperationAdd(path_in_repo=rel, path_or_fileobj=source))
+        return operations
+
+    def _results(self, operations: Sequence[CommitOperationAdd]) -> list[TransferResult]:
+        return [
+            TransferResult(
+                storage_path=self._uri_prefix + op.path_in_repo,
+                size_bytes=op.upload_info.size,
+                sha256=op.upload_info.sha256.hex(),
+            )
+            for op in operations
+        ]
 
     def _remote(self, remote_path: str) -> str:
         """A path relative to the repository root, from a remote path or our ``hf://`` URI."""

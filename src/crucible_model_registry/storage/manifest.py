@@ -30,6 +30,8 @@ from crucible_model_registry.errors import (
 )
 from crucible_model_registry.storage._streaming import confine, fsync_dir
 from crucible_model_registry.storage.base import (
+    CommitsFilesTogether,
+    FileList,
     ProgressCallback,
     StorageBackend,
     TransferResult,
@@ -195,7 +197,8 @@ def upload_directory(
     *,
     progress: ProgressCallback | None = None,
 ) -> DirectoryTransferResult:
-    """Upload a directory's tree and then its manifest.
+    """Upload a directory's tree and then its manifest (all in one step where the backend
+    commits files together, see ``CommitsFilesTogether``).
 
     Args:
         backend: where to store it.
@@ -209,13 +212,40 @@ def upload_directory(
 
     Raises:
         ValidationError: the tree holds something other than files and directories.
-        StorageError: a transfer failed; files already uploaded were deleted again.
+        StorageError: a transfer failed; files already uploaded were deleted again (or,
+            stored together, none became visible).
     """
     base = check_remote_path(remote_path)
     root = Path(local_dir)
     if not root.is_dir():
         raise ValidationError.single("local_path", f"{str(root)!r} is not a directory")
     files = list(_local_tree(root))  # walk first: a bad tree fails before any upload
+    if isinstance(backend, CommitsFilesTogether):
+        manifest, result = _upload_together(backend, base, files, progress)
+    else:
+        manifest, result = _upload_one_by_one(backend, base, files, progress)
+    if not result.storage_path.endswith("/" + MANIFEST_NAME):
+        raise StorageError(
+            f"backend returned storage path {result.storage_path!r}, which does not end "
+            "with the remote path it was given",
+            backend=backend.name,
+        )
+    directory = result.storage_path[: -len(MANIFEST_NAME)]
+    return DirectoryTransferResult(
+        storage_path=directory,
+        size_bytes=manifest.size_bytes,
+        sha256=result.sha256,
+        manifest=manifest,
+    )
+
+
+def _upload_one_by_one(
+    backend: StorageBackend,
+    base: str,
+    files: list[tuple[str, Path]],
+    progress: ProgressCallback | None,
+) -> tuple[Manifest, TransferResult]:
+    """Each file, then the manifest; on failure, what was uploaded is deleted again."""
     uploaded: list[str] = []
     try:
         entries = []
@@ -234,19 +264,33 @@ def upload_directory(
             with contextlib.suppress(Exception):
                 backend.delete(done)
         raise
-    if not result.storage_path.endswith("/" + MANIFEST_NAME):
-        raise StorageError(
-            f"backend returned storage path {result.storage_path!r}, which does not end "
-            "with the remote path it was given",
-            backend=backend.name,
+    return manifest, result
+
+
+def _upload_together(
+    backend: CommitsFilesTogether,
+    base: str,
+    files: list[tuple[str, Path]],
+    progress: ProgressCallback | None,
+) -> tuple[Manifest, TransferResult]:
+    """The files and their manifest in one atomic step: nothing to clean up on failure."""
+    built: list[Manifest] = []
+    with tempfile.TemporaryDirectory(prefix="cmr-manifest-") as tmp:
+        manifest_file = Path(tmp, MANIFEST_NAME)
+
+        def add_manifest(results: list[TransferResult]) -> FileList:
+            entries = [
+                ManifestEntry(rel, r.size_bytes, r.sha256)
+                for (rel, _), r in zip(files, results, strict=True)
+            ]
+            built.append(Manifest(tuple(entries)))
+            manifest_file.write_bytes(built[0].to_json_bytes())
+            return [(manifest_file, f"{base}/{MANIFEST_NAME}")]
+
+        results = backend.upload_together(
+            [(path, f"{base}/{rel}") for rel, path in files], then=add_manifest, progress=progress
         )
-    directory = result.storage_path[: -len(MANIFEST_NAME)]
-    return DirectoryTransferResult(
-        storage_path=directory,
-        size_bytes=manifest.size_bytes,
-        sha256=result.sha256,
-        manifest=manifest,
-    )
+    return built[0], results[-1]
 
 
 def _read_manifest(
@@ -325,6 +369,9 @@ def delete_directory(backend: StorageBackend, storage_path: str) -> None:
     if not is_directory_path(storage_path):
         raise ValidationError.single("storage_path", f"{storage_path!r} does not end with '/'")
     if not backend.exists(storage_path + MANIFEST_NAME):
+        return
+    if isinstance(backend, CommitsFilesTogether):
+        backend.delete_folder(storage_path.rstrip("/"))
         return
     with tempfile.TemporaryDirectory(prefix="cmr-manifest-") as tmp:
         manifest, _ = _read_manifest(backend, storage_path, Path(tmp), None)
