@@ -8,22 +8,21 @@ from typing import Any, Protocol, cast
 
 from crucible_model_registry import _hooks
 from crucible_model_registry.domain.enums import Stage
-from crucible_model_registry.domain.query_spec import (
-    Direction,
-    MetricOp,
-    Page,
-    QuerySpec,
-    all_of,
-    any_of,
-    check_count,
+from crucible_model_registry.domain.query_conditions import MetricOp, all_of, any_of, negate
+from crucible_model_registry.domain.query_filters import (
     lineage_condition,
     metric_condition,
-    negate,
-    order_key,
-    spec_from_filters,
     stage_condition,
     tag_condition,
     text_condition,
+)
+from crucible_model_registry.domain.query_spec import (
+    Direction,
+    Page,
+    QuerySpec,
+    check_count,
+    order_key,
+    spec_from_filters,
 )
 from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.domain.specs import ref_of

@@ -202,7 +202,7 @@ class Registry:
         fields = {**(dict(data) if data is not None else {}), **given}
         spec = new_version_from_input(fields, actor=current_actor())
         with telemetry.operation("register", model=spec.model_name) as op:
-            result = store.versions.register(self._db, spec)
+            result = store.registration.register(self._db, spec)
             op.metadata.update(version=result.version, stage=result.stage.value)
         return result
 
@@ -212,7 +212,7 @@ class Registry:
         Raises:
             NotFoundError: there is no such model.
         """
-        return store.versions.get_model(self._db, check_model_name(name, field="name"))
+        return store.models.get_model(self._db, check_model_name(name, field="name"))
 
     def update_model(
         self,
@@ -240,8 +240,8 @@ class Registry:
             normalised = normalize_config(dict(metadata), path="metadata")
             assert isinstance(normalised, dict)
             meta = normalised
-        kept: Any = store.versions.KEEP
-        return store.versions.update_model(
+        kept: Any = store.models.KEEP
+        return store.models.update_model(
             self._db,
             check_model_name(name, field="name"),
             description=kept if description is _UNSET else description,
@@ -251,7 +251,7 @@ class Registry:
 
     def list_models(self) -> list[Model]:
         """Every model, by name."""
-        return store.versions.list_models(self._db)
+        return store.models.list_models(self._db)
 
     def get_version(self, ref: VersionLike, *, at: datetime | None = None) -> ModelVersion:
         """A version by id, ``model@version``, ``model@<stage>``, ``model@latest`` or alias.

@@ -7,21 +7,23 @@ from datetime import UTC, datetime
 import pytest
 
 from crucible_model_registry import Query, Stage, ValidationError
-from crucible_model_registry.domain.query_spec import (
+from crucible_model_registry.domain.query_conditions import (
     AllOf,
     AnyOf,
     FieldEquals,
     HasTag,
     MetricCondition,
     Not,
-    OrderKey,
-    QuerySpec,
     RelatedTo,
     StageIn,
-    decode_cursor,
     describe,
+)
+from crucible_model_registry.domain.query_filters import parse_metric_condition
+from crucible_model_registry.domain.query_spec import (
+    OrderKey,
+    QuerySpec,
+    decode_cursor,
     encode_cursor,
-    parse_metric_condition,
     spec_from_filters,
     spec_of,
 )

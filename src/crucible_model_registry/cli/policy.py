@@ -42,7 +42,7 @@ def _show(model: str, policy: PromotionPolicy | None, json_flag: bool) -> None:
 
 
 def _policy_rows(policy: PromotionPolicy) -> list[tuple[str, str]]:
-    from crucible_model_registry.domain.query_spec import describe
+    from crucible_model_registry.domain.query_conditions import describe
 
     rows = [
         (f"{target.value} only from", ", ".join(s.value for s in sources) or "(no stage)")

@@ -39,7 +39,7 @@ def _build(
     desc: bool,
     limit: int | None,
 ) -> Query:
-    from crucible_model_registry.domain.query_spec import parse_metric_condition
+    from crucible_model_registry.domain.query_filters import parse_metric_condition
 
     if stage:
         query = query.where_stage(stage)

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from crucible_model_registry.domain.enums import Stage, parse_enum
-from crucible_model_registry.domain.query_spec import QuerySpec, describe, spec_of
+from crucible_model_registry.domain.query_conditions import describe
+from crucible_model_registry.domain.query_spec import QuerySpec, spec_of
 from crucible_model_registry.errors import ValidationError
 
 __all__ = ["PromotionPolicy", "allowed_sources_unmet"]

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
         engine,
         governance,
         lineage,
+        models,
         promotion,
         queries,
+        registration,
         schema,
         versions,
     )
@@ -27,8 +29,10 @@ __all__ = [
     "engine",
     "governance",
     "lineage",
+    "models",
     "promotion",
     "queries",
+    "registration",
     "schema",
     "versions",
 ]

@@ -21,8 +21,8 @@ from crucible_model_registry.errors import NotFoundError, ValidationError
 from crucible_model_registry.store._records import artifact_from_row
 from crucible_model_registry.store._translate import ConstraintViolationError
 from crucible_model_registry.store.engine import Database
+from crucible_model_registry.store.models import now
 from crucible_model_registry.store.tables import ARTIFACTS, PENDING_UPLOADS, VERSIONS
-from crucible_model_registry.store.versions import now
 
 __all__ = [
     "STALE_AFTER",

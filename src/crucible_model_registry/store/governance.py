@@ -8,13 +8,15 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.policy import PromotionPolicy, allowed_sources_unmet
-from crucible_model_registry.domain.query_spec import MetricCondition, QuerySpec, describe
+from crucible_model_registry.domain.query_conditions import MetricCondition, describe
+from crucible_model_registry.domain.query_spec import QuerySpec
 from crucible_model_registry.domain.records import AliasChange, ModelVersion
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import is_reserved_ref_word
 from crucible_model_registry.errors import NotFoundError, ValidationError
 from crucible_model_registry.store._records import load_versions
 from crucible_model_registry.store.engine import Database
+from crucible_model_registry.store.models import lock_model, now, resolve_ref
 from crucible_model_registry.store.queries import unmet_conditions as failed_conjuncts
 from crucible_model_registry.store.tables import (
     ALIAS_CHANGES,
@@ -24,7 +26,6 @@ from crucible_model_registry.store.tables import (
     TRANSITIONS,
     VERSIONS,
 )
-from crucible_model_registry.store.versions import lock_model, now, resolve_ref
 
 __all__ = [
     "alias_history",

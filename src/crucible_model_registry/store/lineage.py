@@ -50,8 +50,8 @@ from crucible_model_registry.store._records import (
     versions_from_rows,
 )
 from crucible_model_registry.store.engine import Database
+from crucible_model_registry.store.models import now, resolve_ref
 from crucible_model_registry.store.tables import EDGES, VERSIONS
-from crucible_model_registry.store.versions import now, resolve_ref
 
 __all__ = [
     "LINEAGE_LOCK_KEY",

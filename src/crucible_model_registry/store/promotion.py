@@ -19,8 +19,8 @@ from crucible_model_registry.store._records import (
 )
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.governance import unmet_conditions
+from crucible_model_registry.store.models import now, resolve_ref
 from crucible_model_registry.store.tables import ARTIFACTS, MODELS, POLICIES, TRANSITIONS, VERSIONS
-from crucible_model_registry.store.versions import now, resolve_ref
 
 __all__ = ["PromotionResult", "promote"]
 
@@ -65,7 +65,7 @@ _MOVE_AND_ARCHIVE = (
     )
     .returning(V.id)
 )
-# RETURNING makes the history rows one multi-row INSERT (see store/versions.py).
+# RETURNING makes the history rows one multi-row INSERT (see store/registration.py).
 _INSERT_TRANSITIONS = insert(TRANSITIONS).returning(TRANSITIONS.c.id)
 # PostgreSQL: the stage change and its history rows in one round trip, the archived ones'
 # rows first (as above); the result is the archived ids.

@@ -48,8 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import UnaryExpression
 
-from crucible_model_registry.domain.query_spec import (
-    STAGE_ORDER,
+from crucible_model_registry.domain.query_conditions import (
     AllOf,
     AnyOf,
     Condition,
@@ -57,21 +56,25 @@ from crucible_model_registry.domain.query_spec import (
     HasTag,
     MetricCondition,
     Not,
+    RelatedTo,
+    StageIn,
+    describe,
+    iter_leaves,
+)
+from crucible_model_registry.domain.query_spec import (
+    STAGE_ORDER,
     OrderKey,
     Page,
     QuerySpec,
-    RelatedTo,
-    StageIn,
     decode_cursor,
-    describe,
     encode_cursor,
-    iter_leaves,
 )
 from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.errors import NotFoundError
 from crucible_model_registry.store._records import versions_from_rows
 from crucible_model_registry.store.engine import Database
+from crucible_model_registry.store.models import resolve_ref
 from crucible_model_registry.store.tables import (
     EDGES,
     METRICS,
@@ -80,7 +83,6 @@ from crucible_model_registry.store.tables import (
     VERSION_TAGS,
     VERSIONS,
 )
-from crucible_model_registry.store.versions import resolve_ref
 
 __all__ = [
     "count_versions",

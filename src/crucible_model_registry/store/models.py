@@ -1,0 +1,178 @@
+"""Model rows (lookup, creation, lock, reads, update), ref resolution and the write clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from crucible_model_registry.domain.enums import Stage
+from crucible_model_registry.domain.records import Model
+from crucible_model_registry.domain.refs import VersionRef
+from crucible_model_registry.domain.rules import is_reserved_ref_word
+from crucible_model_registry.errors import NotFoundError
+from crucible_model_registry.store._records import model_from_row
+from crucible_model_registry.store.engine import Database
+from crucible_model_registry.store.tables import ALIASES, MODEL_TAGS, MODELS, VERSIONS
+
+__all__ = [
+    "KEEP",
+    "get_model",
+    "get_or_create_model",
+    "list_models",
+    "lock_model",
+    "now",
+    "resolve_ref",
+    "update_model",
+]
+
+MTAGS = MODEL_TAGS
+V = VERSIONS.c
+M = MODELS.c
+
+
+KEEP: Any = object()  # update_model: "leave this field as it is"
+
+
+def now() -> datetime:
+    """The time stamped on a write; one value per transaction."""
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- models
+
+
+# Built once, so that SQLAlchemy reuses their compiled forms (see registration.py).
+_MODEL_ID = select(M.id).where(M.name == bindparam("name"))
+_VERSION_ID = select(V.id).where(V.id == bindparam("id"))
+_LOCK_MODEL = select(M.id).where(M.id == bindparam("id")).with_for_update()
+
+
+def _model_id(conn: Connection, name: str) -> int | None:
+    return conn.execute(_MODEL_ID, {"name": name}).scalar()
+
+
+def get_or_create_model(db: Database, conn: Connection, name: str, at: datetime) -> int:
+    """The model's id, creating its row first if need be (racing creators both succeed)."""
+    model_id = _model_id(conn, name)
+    if model_id is not None:
+        return model_id
+    values: dict[str, Any] = {
+        "name": name,
+        "description": None,
+        "tags": [],
+        "metadata": {},
+        "version_seq": 0,
+        "created_at": at,
+        "updated_at": at,
+    }
+    # Two first registrations of one model race here: ON CONFLICT lets both proceed.
+    if db.is_postgres:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(MODELS).values(values).on_conflict_do_nothing())
+    elif db.is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(MODELS).values(values).on_conflict_do_nothing())
+    else:
+        with conn.begin_nested() as savepoint:
+            try:
+                conn.execute(insert(MODELS).values(values))
+            except IntegrityError:
+                savepoint.rollback()
+    model_id = _model_id(conn, name)
+    assert model_id is not None
+    return model_id
+
+
+def lock_model(db: Database, conn: Connection, model_id: int) -> None:
+    """Serialise writers of one model (numbering, promotion) on its row until commit."""
+    if db.is_sqlite:
+        return  # BEGIN IMMEDIATE already holds the database's single write lock.
+    conn.execute(_LOCK_MODEL, {"id": model_id})
+
+
+def get_model(db: Database, name: str) -> Model:
+    with db.read() as conn:
+        row = conn.execute(select(MODELS).where(M.name == name)).first()
+    if row is None:
+        raise NotFoundError("model", name, "list models with `cmr models`")
+    return model_from_row(row)
+
+
+def list_models(db: Database) -> list[Model]:
+    with db.read() as conn:
+        return [model_from_row(r) for r in conn.execute(select(MODELS).order_by(M.name))]
+
+
+def update_model(
+    db: Database,
+    name: str,
+    *,
+    description: str | object | None = KEEP,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Model:
+    """Change a model's description, tags or metadata (only what is given)."""
+    at = now()
+    with db.write() as conn:
+        model_id = _model_id(conn, name)
+        if model_id is None:
+            raise NotFoundError("model", name)
+        values: dict[str, Any] = {"updated_at": at}
+        if description is not KEEP:
+            values["description"] = description
+        if metadata is not None:
+            values["metadata"] = metadata
+        if tags is not None:
+            values["tags"] = tags
+            conn.execute(delete(MTAGS).where(MTAGS.c.model_id == model_id))
+            if tags:
+                conn.execute(insert(MTAGS), [{"model_id": model_id, "tag": t} for t in tags])
+        conn.execute(update(MODELS).where(M.id == model_id).values(values))
+        row = conn.execute(select(MODELS).where(M.id == model_id)).one()
+    return model_from_row(row)
+
+
+# --------------------------------------------------------------------------- refs
+
+
+def resolve_ref(conn: Connection, ref: VersionRef) -> int:
+    """The version id a reference names now: id, latest, stage, alias, else version string.
+
+    Raises:
+        NotFoundError: if the model or the version does not exist.
+    """
+    if ref.id is not None:
+        if conn.execute(_VERSION_ID, {"id": ref.id}).scalar() is None:
+            raise NotFoundError("version", ref.id)
+        return ref.id
+    assert ref.model_name is not None
+    assert ref.selector is not None
+    model_id = _model_id(conn, ref.model_name)
+    if model_id is None:
+        raise NotFoundError("model", ref.model_name, "list models with `cmr models`")
+    selector = ref.selector
+    word = selector.lower()
+    query = None
+    if word == "latest":
+        query = select(func.max(V.id)).where(V.model_id == model_id)
+    elif is_reserved_ref_word(word):
+        stage = Stage.EXPERIMENT if word == "development" else Stage(word)
+        query = select(func.max(V.id)).where(V.model_id == model_id, V.stage == stage.value)
+    else:
+        version_id = conn.execute(
+            select(ALIASES.c.version_id).where(
+                ALIASES.c.model_id == model_id, ALIASES.c.alias == selector
+            )
+        ).scalar()
+        if version_id is not None:
+            return int(version_id)
+        query = select(V.id).where(V.model_id == model_id, V.version == selector)
+    version_id = conn.execute(query).scalar()
+    if version_id is None:
+        raise NotFoundError("version", str(ref))
+    return int(version_id)
