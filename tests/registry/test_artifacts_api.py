@@ -49,9 +49,10 @@ from crucible_model_registry import (
     telemetry,
 )
 from crucible_model_registry.storage.base import StorageBackend
-from crucible_model_registry.storage.huggingface import CARD_KEY, HuggingFaceStorage
+from crucible_model_registry.storage.huggingface import HuggingFaceStorage
 from crucible_model_registry.storage.local import LocalStorage
 from crucible_model_registry.storage.manifest import MANIFEST_NAME
+from crucible_model_registry.storage.model_card import CARD_KEY
 from crucible_model_registry.storage.s3 import S3Storage
 from crucible_model_registry.store.tables import ARTIFACTS, PENDING_UPLOADS
 

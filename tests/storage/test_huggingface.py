@@ -22,17 +22,14 @@ from crucible_model_registry.errors import (
 )
 from crucible_model_registry.storage.backends import create_backend
 from crucible_model_registry.storage.base import StorageBackend
-from crucible_model_registry.storage.huggingface import (
-    CARD_KEY,
-    HuggingFaceStorage,
-    merge_model_card,
-)
+from crucible_model_registry.storage.huggingface import HuggingFaceStorage
 from crucible_model_registry.storage.manifest import (
     MANIFEST_NAME,
     delete_artifact_files,
     download_artifact_files,
     upload_directory,
 )
+from crucible_model_registry.storage.model_card import CARD_KEY, merge_model_card
 
 __all__ = ["hub_repo", "hub_server"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote
 
-from crucible_model_registry.domain.enums import Relationship, parse_enum
+from crucible_model_registry.domain.enums import Relationship
 from crucible_model_registry.errors import (
     ConfigurationError,
     RegistryError,
@@ -44,35 +44,19 @@ from crucible_model_registry.storage.base import (
     TransferResult,
     check_remote_path,
 )
+from crucible_model_registry.storage.model_card import CARD_NAME, merge_model_card
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperationAdd, HfApi
 
-__all__ = [
-    "CARD_KEY",
-    "HUB_RELATIONS",
-    "HuggingFaceStorage",
-    "merge_model_card",
-]
+__all__ = ["HuggingFaceStorage"]
 
 RepoType = Literal["model", "dataset", "space"]
-
-CARD_KEY = "crucible_model_registry"
-"""The model card metadata key under which each pushed version's record is kept."""
-
-HUB_RELATIONS: Mapping[Relationship, str] = {
-    Relationship.FINE_TUNED_FROM: "finetune",
-    Relationship.ADAPTER_OF: "adapter",
-    Relationship.QUANTIZED_FROM: "quantized",
-    Relationship.MERGED_FROM: "merge",
-}
-"""Our relationships that the Hub's ``base_model_relation`` can express; others are omitted."""
 
 _REPO_TYPES: tuple[RepoType, ...] = ("model", "dataset", "space")
 _URI_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 # A namespace and a name, as the Hub spells them (up to 96 characters each).
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
-_CARD_NAME = "README.md"
 _CARD_RETRIES = 3
 
 
@@ -348,7 +332,7 @@ class HuggingFaceStorage:
                 try:
                     info = self._api.upload_file(
                         path_or_fileobj=merged.encode("utf-8"),
-                        path_in_repo=_CARD_NAME,
+                        path_in_repo=CARD_NAME,
                         repo_id=self.repo_id,
                         repo_type=self.repo_type,
                         revision=self.revision,
@@ -370,7 +354,7 @@ class HuggingFaceStorage:
             try:
                 path = self._api.hf_hub_download(
                     self.repo_id,
-                    _CARD_NAME,
+                    CARD_NAME,
                     repo_type=self.repo_type,
                     revision=commit,
                     local_dir=Path(scratch) / "files",
@@ -508,88 +492,6 @@ def _check_options(
     problems = [f"{field}: {message}" for field, ok, message in checks if not ok]
     if problems:
         raise ConfigurationError("huggingface: invalid options: " + "; ".join(problems))
-
-
-def merge_model_card(
-    existing: str | None,
-    *,
-    model_name: str,
-    version: str,
-    base_models: Sequence[str] = (),
-    relationship: str | Relationship | None = None,
-    metrics: Mapping[str, float] | None = None,
-    recipe: str | None = None,
-    config_hash: str | None = None,
-) -> str:
-    """Fold one version's metadata into a model card's text (or a new card if None).
-
-    What changes, and only this:
-
-    - ``base_model``: set when ``base_models`` is not empty: one id, or a list for several
-      or for a merge; ``base_model_relation``: set from ``relationship`` when the Hub has a
-      word for it (see :data:`HUB_RELATIONS`), removed otherwise, since it describes the
-      replaced ``base_model``.
-    - ``metrics``: the Hub's list of metric names gains the version's metric names.
-    - ``crucible_model_registry``: an entry ``"<model_name>@<version>"`` with the recipe,
-      config hash, metric values, base models and relationship; other entries stay.
-
-    Every other metadata key and the Markdown body are kept as they are.
-
-    Raises:
-        ValidationError: ``relationship`` is not a known relationship.
-        StorageError: the existing card's metadata block cannot be parsed.
-    """
-    import yaml
-    from huggingface_hub import ModelCard
-
-    relation = (
-        None
-        if relationship is None
-        else parse_enum(Relationship, relationship, field="relationship")
-    )
-    if existing is None:
-        existing = (
-            f"---\n---\n\n# {model_name}\n\nVersions registered with crucible-model-registry.\n"
-        )
-    try:
-        card = ModelCard(existing)
-    except (ValueError, TypeError, yaml.YAMLError) as exc:
-        raise StorageError(
-            f"the repository's {_CARD_NAME} has metadata that cannot be parsed ({exc}); "
-            "fix the card's YAML block, it was left unchanged",
-            backend=HuggingFaceStorage.name,
-        ) from exc
-    data = card.data
-    bases = list(dict.fromkeys(base_models))
-    if bases:
-        merge = relation is Relationship.MERGED_FROM
-        data["base_model"] = bases if merge or len(bases) > 1 else bases[0]
-        hub_relation = HUB_RELATIONS.get(relation) if relation is not None else None
-        if hub_relation is not None:
-            data["base_model_relation"] = hub_relation
-        else:
-            data.pop("base_model_relation", None)
-    metric_values = dict(metrics or {})
-    if metric_values:
-        names = data.get("metrics")
-        names = list(names) if isinstance(names, list) else []
-        data["metrics"] = [*names, *(m for m in metric_values if m not in names)]
-    record: dict[str, Any] = {"model_name": model_name, "version": version}
-    if recipe is not None:
-        record["recipe"] = recipe
-    if config_hash is not None:
-        record["config_hash"] = config_hash
-    if metric_values:
-        record["metrics"] = {k: float(v) for k, v in metric_values.items()}
-    if bases:
-        record["base_models"] = bases
-    if relation is not None:
-        record["relationship"] = relation.value
-    ours = data.get(CARD_KEY)
-    entries = dict(ours) if isinstance(ours, Mapping) else {}
-    entries[f"{model_name}@{version}"] = record
-    data[CARD_KEY] = entries
-    return str(card.content)
 
 
 def _progress_relay(progress: ProgressCallback | None) -> type:
