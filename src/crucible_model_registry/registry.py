@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from collections.abc import Mapping
+from typing import Any
 
-from crucible_model_registry import _transfers, store, telemetry
-from crucible_model_registry._storages import StorageSet
+from crucible_model_registry import store, telemetry
+from crucible_model_registry._registry_artifacts import ArtifactMethods
+from crucible_model_registry._registry_base import VersionLike
+from crucible_model_registry._registry_lineage import LineageMethods
 from crucible_model_registry.domain.actor import current_actor
 from crucible_model_registry.domain.config_hash import hash_config, normalize_config
-from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage, parse_enum
-from crucible_model_registry.domain.lineage import (
-    Direction,
-    LineageGraph,
-    LineageHit,
-    check_direction,
-    check_edge_metadata,
-    check_max_depth,
-)
+from crucible_model_registry.domain.enums import Stage, parse_enum
 from crucible_model_registry.domain.policy import PromotionPolicy
 from crucible_model_registry.domain.query_spec import Page, QuerySpec, SupportsQuerySpec, spec_of
 from crucible_model_registry.domain.records import (
     AliasChange,
-    Artifact,
-    LineageEdge,
     Model,
     ModelVersion,
     StageTransition,
@@ -45,31 +32,14 @@ from crucible_model_registry.domain.specs import (
     new_version_from_input,
     ref_of,
 )
-from crucible_model_registry.errors import PromotionDeniedError, RegistryError, ValidationError
-from crucible_model_registry.storage.base import artifact_remote_path
-from crucible_model_registry.storage.manifest import (
-    is_directory_path,
-    verify_artifact_files,
-)
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from crucible_model_registry.settings import Settings
-    from crucible_model_registry.storage.base import ProgressCallback, StorageBackend
-    from crucible_model_registry.store.engine import Database
+from crucible_model_registry.errors import PromotionDeniedError, ValidationError
 
 __all__ = ["Registry", "VersionLike"]
-
-_log = logging.getLogger("crucible_model_registry")
-
-VersionLike = ModelVersion | int | str
-"""A version record, its id, or a ref string (``"model@1.0"``, ``"model@production"``)."""
 
 _UNSET: Any = object()
 
 
-class Registry:
+class Registry(ArtifactMethods, LineageMethods):
     """The model registry on one database and one default artifact store.
 
     Safe to share between threads; every public call is one transaction.
@@ -82,83 +52,6 @@ class Registry:
         auto_migrate: create or upgrade the schema on first use instead of raising
             :class:`SchemaNotReadyError` (the embedded default does this).
     """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        storage: StorageBackend | None = None,
-        storages: Sequence[StorageBackend] = (),
-        auto_migrate: bool = False,
-        settings: Settings | None = None,
-    ) -> None:
-        self._database = store.engine.Database(engine)
-        self._storages = StorageSet(storage, storages, settings)
-        self._auto_migrate = auto_migrate
-        self._schema_ready = False
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        storage: StorageBackend | None = None,
-        storages: Sequence[StorageBackend] = (),
-        auto_migrate: bool = False,
-        **engine_options: Any,
-    ) -> Registry:
-        """A registry on the database at ``url`` (any SQLAlchemy URL).
-
-        Raises:
-            ConfigurationError: for a malformed URL or a missing driver.
-        """
-        engine = store.engine.create_registry_engine(url, **engine_options)
-        return cls(engine, storage=storage, storages=storages, auto_migrate=auto_migrate)
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Registry:
-        """The registry the ``CMR_*`` settings describe; the embedded default migrates itself."""
-        # pydantic-settings costs ~0.1 s to import: only the default registry pays for it.
-        from crucible_model_registry.settings import load_settings
-
-        settings = settings or load_settings()
-        if settings.is_embedded:
-            settings.home.mkdir(parents=True, exist_ok=True)
-        engine = store.engine.create_registry_engine(settings.resolved_database_url)
-        return cls(engine, auto_migrate=settings.is_embedded, settings=settings)
-
-    def __repr__(self) -> str:
-        return f"Registry({self._database.engine.url.render_as_string(hide_password=True)!r})"
-
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine the registry uses."""
-        return self._database.engine
-
-    @property
-    def _db(self) -> Database:
-        if not self._schema_ready:
-            with self._lock:
-                if not self._schema_ready:
-                    if self._auto_migrate:
-                        if store.schema.current_revision(self.engine) != (
-                            store.schema.HEAD_REVISION
-                        ):
-                            store.schema.migrate(self.engine)
-                    else:
-                        store.schema.check_schema(self.engine)
-                    self._schema_ready = True
-        return self._database
-
-    def migrate(self) -> None:
-        """Create or upgrade the registry's tables (and only those) to this release's schema."""
-        store.schema.migrate(self.engine)
-        self._schema_ready = True
-
-    def close(self) -> None:
-        """Release the engine's pooled connections."""
-        self.engine.dispose()
 
     # ----------------------------------------------------------------- register and read
 
@@ -252,23 +145,6 @@ class Registry:
     def list_models(self) -> list[Model]:
         """Every model, by name."""
         return store.models.list_models(self._db)
-
-    def get_version(self, ref: VersionLike, *, at: datetime | None = None) -> ModelVersion:
-        """A version by id, ``model@version``, ``model@<stage>``, ``model@latest`` or alias.
-
-        Args:
-            at: answer from the history instead: the version that held a ``model@<stage>``,
-                ``model@<alias>`` or ``model@latest`` ref at this timezone-aware time (a
-                change recorded at exactly ``at`` counts), as the version is now.
-
-        Raises:
-            ValidationError: ``ref`` is not a reference; ``at`` is naive, or given with an
-                id or a version string (they name one version whatever the time).
-            NotFoundError: nothing matches it (then), or the version that did is deleted.
-        """
-        if at is None:
-            return store.versions.get_version(self._db, ref_of(ref))
-        return store.governance.get_version_at(self._db, ref_of(ref), _aware(at, field="at"))
 
     def find_by_config_hash(self, config_hash: str) -> ModelVersion | None:
         """The earliest version registered with this config hash, if any."""
@@ -457,300 +333,9 @@ class Registry:
         """
         return store.governance.get_policy(self._db, check_model_name(model_name))
 
-    # ----------------------------------------------------------------- lineage
-
-    def add_lineage(
-        self,
-        parent: VersionLike,
-        child: VersionLike,
-        relationship: Relationship | str = Relationship.FINE_TUNED_FROM,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> LineageEdge:
-        """Record that ``child`` was made from ``parent`` (versions of any models).
-
-        The cycle check and the insert are one transaction, safe against concurrent
-        calls that would close a cycle together.
-
-        Args:
-            relationship: how (``fine_tuned_from``, ``merge``, ``dpo``, ...).
-            metadata: JSON-serialisable details of the edge.
-
-        Raises:
-            LineageCycleError: ``child`` is ``parent`` or one of its ancestors.
-            NotFoundError: either version does not exist.
-            ValidationError: unknown relationship, bad metadata, or the two versions are
-                linked already (field ``edge``).
-        """
-        label = parse_enum(Relationship, relationship, field="relationship")
-        return store.lineage.add_edge(
-            self._db,
-            ref_of(parent, field="parent"),
-            ref_of(child, field="child"),
-            relationship=label,
-            metadata=check_edge_metadata(metadata),
-        )
-
-    @overload
-    def get_ancestors(
-        self,
-        version: VersionLike,
-        max_depth: int | None = None,
-        *,
-        with_distance: Literal[False] = False,
-    ) -> list[ModelVersion]: ...
-    @overload
-    def get_ancestors(
-        self, version: VersionLike, max_depth: int | None = None, *, with_distance: Literal[True]
-    ) -> list[LineageHit]: ...
-    def get_ancestors(
-        self, version: VersionLike, max_depth: int | None = None, *, with_distance: bool = False
-    ) -> list[ModelVersion] | list[LineageHit]:
-        """The versions ``version`` was made from, nearest first, each once.
-
-        Args:
-            max_depth: follow at most this many edges (None: all the way to the roots).
-            with_distance: return :class:`LineageHit` values (version, distance, and the
-                relationship that reached it) instead of bare versions.
-
-        Raises:
-            NotFoundError: the version does not exist.
-            ValidationError: ``max_depth`` is not None or a whole number >= 1.
-        """
-        depth = check_max_depth(max_depth)
-        hits = store.lineage.ancestors(self._db, ref_of(version, field="version"), depth)
-        return hits if with_distance else [h.version for h in hits]
-
-    @overload
-    def get_descendants(
-        self,
-        version: VersionLike,
-        max_depth: int | None = None,
-        *,
-        with_distance: Literal[False] = False,
-    ) -> list[ModelVersion]: ...
-    @overload
-    def get_descendants(
-        self, version: VersionLike, max_depth: int | None = None, *, with_distance: Literal[True]
-    ) -> list[LineageHit]: ...
-    def get_descendants(
-        self, version: VersionLike, max_depth: int | None = None, *, with_distance: bool = False
-    ) -> list[ModelVersion] | list[LineageHit]:
-        """The versions made from ``version``, directly or not, nearest first, each once.
-
-        Args:
-            max_depth: follow at most this many edges (None: all the way to the leaves).
-            with_distance: return :class:`LineageHit` values instead of bare versions.
-
-        Raises:
-            NotFoundError: the version does not exist.
-            ValidationError: ``max_depth`` is not None or a whole number >= 1.
-        """
-        depth = check_max_depth(max_depth)
-        hits = store.lineage.descendants(self._db, ref_of(version, field="version"), depth)
-        return hits if with_distance else [h.version for h in hits]
-
-    def get_lineage(
-        self,
-        version: VersionLike,
-        *,
-        direction: Direction = "both",
-        max_depth: int | None = None,
-    ) -> LineageGraph:
-        """``version`` with its ancestors and descendants (not siblings) and their edges.
-
-        Args:
-            direction: ``up`` (ancestors only), ``down`` (descendants only) or ``both``.
-            max_depth: follow at most this many edges each way.
-
-        Raises:
-            NotFoundError: the version does not exist.
-            ValidationError: bad ``direction`` or ``max_depth``.
-        """
-        return store.lineage.lineage(
-            self._db,
-            ref_of(version, field="version"),
-            direction=check_direction(direction),
-            max_depth=check_max_depth(max_depth),
-        )
-
-    def would_create_cycle(self, parent: VersionLike, child: VersionLike) -> bool:
-        """Would :meth:`add_lineage` of ``parent -> child`` be refused as a cycle?
-
-        Raises:
-            NotFoundError: either version does not exist.
-        """
-        return store.lineage.would_create_cycle(
-            self._db, ref_of(parent, field="parent"), ref_of(child, field="child")
-        )
-
-    # ----------------------------------------------------------------- artifacts
-
-    def storage_backend(self, name: str | None = None) -> StorageBackend:
-        """The backend called ``name`` (default: the registry's own storage).
-
-        Raises:
-            ConfigurationError: this registry has no backend of that name configured.
-        """
-        return self._storages.get(name)
-
-    def upload_artifact(
-        self,
-        version: VersionLike,
-        artifact_type: ArtifactType | str,
-        path: str | os.PathLike[str],
-        *,
-        name: str | None = None,
-        storage: str | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> Artifact:
-        """Upload a file or a directory and record it as an artifact of ``version``.
-
-        Stored at ``<model_name>/<version>/<type>/<name>``; a directory keeps its tree and
-        a manifest of every file's path, size and SHA-256. A failed upload records nothing;
-        a failure while recording deletes what was uploaded.
-
-        Args:
-            name: the stored name (default: the file or directory name).
-            storage: a configured backend's name (default: the registry's storage).
-            progress: called with byte increments as the upload advances.
-
-        Raises:
-            ValidationError: bad type or path, the version already has that artifact, or
-                another upload to that path is under way.
-            StorageError: the backend failed.
-        """
-        kind = parse_enum(ArtifactType, artifact_type, field="type")
-        local = Path(path)
-        if not local.exists():
-            raise ValidationError.single("path", f"{str(local)!r} does not exist")
-        record = self.get_version(version)
-        backend = self.storage_backend(storage)
-        remote = artifact_remote_path(
-            record.model_name, record.version, kind.value, name or local.resolve().name
-        )
-        artifact = _transfers.upload(
-            self._db, backend, record, kind=kind, local=local, remote=remote, progress=progress
-        )
-        self._push_model_card(backend, record)
-        return artifact
-
-    def _push_model_card(self, backend: StorageBackend, record: ModelVersion) -> None:
-        # The Hub understands base_model/base_model_relation in the model card; other
-        # backends have no card. The artifact is stored and recorded by now, so a card
-        # that cannot be written is reported, not raised.
-        push = getattr(backend, "push_model_card", None)
-        if not callable(push):
-            return
-        parents = self.get_ancestors(record, 1, with_distance=True)
-        relationship = parents[0].relationship if parents else None
-        if relationship is Relationship.MERGED_FROM:
-            base_models = list(dict.fromkeys(p.version.base_model for p in parents))
-        else:
-            base_models = [record.base_model]
-        try:
-            push(
-                model_name=record.model_name,
-                version=record.version,
-                base_models=base_models,
-                relationship=relationship,
-                metrics=record.metrics,
-                recipe=record.recipe,
-                config_hash=record.config_hash,
-            )
-        except RegistryError as exc:
-            _log.warning("artifact stored, but the model card was not updated: %s", exc)
-
-    def download_artifact(
-        self,
-        artifact: Artifact | int,
-        dest: str | os.PathLike[str],
-        *,
-        progress: ProgressCallback | None = None,
-    ) -> Path:
-        """Download an artifact to ``dest``, verified against its recorded SHA-256.
-
-        The bytes land in a temporary file beside ``dest`` and replace it only once they
-        match; an existing file at ``dest`` keeps its bytes otherwise. If ``dest`` is an
-        existing directory, a file artifact is written inside it under its stored name.
-
-        Raises:
-            ChecksumMismatchError: the stored bytes are corrupt; ``dest`` is untouched.
-            StorageError: the backend failed or the bytes are gone.
-        """
-        record = self._artifact(artifact)
-        backend = self.storage_backend(record.storage_backend)
-        version = self.get_version(record.model_version_id)
-        target = Path(dest)
-        if target.is_dir() and not is_directory_path(record.storage_path):
-            target = target / record.storage_path.rsplit("/", 1)[-1]
-        _transfers.download(backend, record, version, target, progress=progress)
-        return target
-
-    def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str:
-        """A URL to fetch the artifact from (presigned where the backend supports it)."""
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
-            raise ValidationError.single("expires_in", "must be a whole number of seconds >= 1")
-        record = self._artifact(artifact)
-        return self.storage_backend(record.storage_backend).url(
-            record.storage_path, expires_in=expires_in
-        )
-
-    def verify_artifact(self, artifact: Artifact | int) -> bool:
-        """Read the stored bytes back: do they still match the recorded SHA-256?
-
-        Raises:
-            ValidationError: the artifact has no recorded checksum.
-            StorageError: the bytes cannot be read.
-        """
-        record = self._artifact(artifact)
-        if record.checksum is None:
-            raise ValidationError.single(
-                "artifact", f"artifact {record.id} has no recorded checksum to verify against"
-            )
-        return verify_artifact_files(
-            self.storage_backend(record.storage_backend), record.storage_path, record.checksum
-        )
-
-    def delete_artifact(self, artifact: Artifact | int, *, keep_bytes: bool = False) -> None:
-        """Delete the artifact's record, then its stored bytes.
-
-        Args:
-            keep_bytes: delete only the record (for artifacts registered by reference
-                whose bytes belong to someone else).
-
-        Raises:
-            NotFoundError: there is no such artifact.
-            ValidationError: its storage path leaves the backend's root, or an upload to
-                that path is under way; nothing is deleted.
-            ConfigurationError: this registry lacks the artifact's backend.
-            StorageError: the backend failed.
-        """
-        record = self._artifact(artifact)
-        if keep_bytes:
-            store.artifacts.remove_artifact(self._db, record.id)
-            return
-        backend = self.storage_backend(record.storage_backend)
-        _transfers.delete(self._db, backend, record, self.get_version(record.model_version_id))
-
-    def _artifact(self, artifact: Artifact | int) -> Artifact:
-        artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
-        if isinstance(artifact_id, bool) or not isinstance(artifact_id, int):
-            raise ValidationError.single("artifact", "pass an Artifact or an artifact id")
-        return store.artifacts.get_artifact(self._db, artifact_id)
-
     def hash_config(self, training_config: object) -> str:
         """The config hash :meth:`register` would compute for ``training_config``."""
         return hash_config(training_config)
-
-
-def _aware(value: object, *, field: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise ValidationError.single(field, "must be a datetime")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError.single(
-            field, "must be timezone-aware, e.g. datetime(2026, 11, 1, tzinfo=UTC)"
-        )
-    return value
 
 
 def _reason(value: object) -> str | None:

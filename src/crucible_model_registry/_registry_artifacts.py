@@ -1,0 +1,181 @@
+"""The artifact methods of ``Registry``: upload, download, URL, verify and delete bytes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crucible_model_registry import _transfers, store
+from crucible_model_registry._registry_base import RegistryBase, VersionLike
+from crucible_model_registry.domain.enums import ArtifactType, Relationship, parse_enum
+from crucible_model_registry.domain.records import Artifact, ModelVersion
+from crucible_model_registry.domain.specs import ref_of
+from crucible_model_registry.errors import RegistryError, ValidationError
+from crucible_model_registry.storage.base import artifact_remote_path
+from crucible_model_registry.storage.manifest import is_directory_path, verify_artifact_files
+
+if TYPE_CHECKING:
+    from crucible_model_registry.storage.base import ProgressCallback, StorageBackend
+
+__all__ = ["ArtifactMethods"]
+
+_log = logging.getLogger("crucible_model_registry")
+
+
+class ArtifactMethods(RegistryBase):
+    """Artifact bytes in the registry's storages (API.md §6); part of ``Registry``."""
+
+    def storage_backend(self, name: str | None = None) -> StorageBackend:
+        """The backend called ``name`` (default: the registry's own storage).
+
+        Raises:
+            ConfigurationError: this registry has no backend of that name configured.
+        """
+        return self._storages.get(name)
+
+    def upload_artifact(
+        self,
+        version: VersionLike,
+        artifact_type: ArtifactType | str,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        storage: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Artifact:
+        """Upload a file or a directory and record it as an artifact of ``version``.
+
+        Stored at ``<model_name>/<version>/<type>/<name>``; a directory keeps its tree and
+        a manifest of every file's path, size and SHA-256. A failed upload records nothing;
+        a failure while recording deletes what was uploaded.
+
+        Args:
+            name: the stored name (default: the file or directory name).
+            storage: a configured backend's name (default: the registry's storage).
+            progress: called with byte increments as the upload advances.
+
+        Raises:
+            ValidationError: bad type or path, the version already has that artifact, or
+                another upload to that path is under way.
+            StorageError: the backend failed.
+        """
+        kind = parse_enum(ArtifactType, artifact_type, field="type")
+        local = Path(path)
+        if not local.exists():
+            raise ValidationError.single("path", f"{str(local)!r} does not exist")
+        record = self.get_version(version)
+        backend = self.storage_backend(storage)
+        remote = artifact_remote_path(
+            record.model_name, record.version, kind.value, name or local.resolve().name
+        )
+        artifact = _transfers.upload(
+            self._db, backend, record, kind=kind, local=local, remote=remote, progress=progress
+        )
+        self._push_model_card(backend, record)
+        return artifact
+
+    def _push_model_card(self, backend: StorageBackend, record: ModelVersion) -> None:
+        # The Hub understands base_model/base_model_relation in the model card; other
+        # backends have no card. The artifact is stored and recorded by now, so a card
+        # that cannot be written is reported, not raised.
+        push = getattr(backend, "push_model_card", None)
+        if not callable(push):
+            return
+        parents = store.lineage.ancestors(self._db, ref_of(record, field="version"), 1)
+        relationship = parents[0].relationship if parents else None
+        if relationship is Relationship.MERGED_FROM:
+            base_models = list(dict.fromkeys(p.version.base_model for p in parents))
+        else:
+            base_models = [record.base_model]
+        try:
+            push(
+                model_name=record.model_name,
+                version=record.version,
+                base_models=base_models,
+                relationship=relationship,
+                metrics=record.metrics,
+                recipe=record.recipe,
+                config_hash=record.config_hash,
+            )
+        except RegistryError as exc:
+            _log.warning("artifact stored, but the model card was not updated: %s", exc)
+
+    def download_artifact(
+        self,
+        artifact: Artifact | int,
+        dest: str | os.PathLike[str],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Download an artifact to ``dest``, verified against its recorded SHA-256.
+
+        The bytes land in a temporary file beside ``dest`` and replace it only once they
+        match; an existing file at ``dest`` keeps its bytes otherwise. If ``dest`` is an
+        existing directory, a file artifact is written inside it under its stored name.
+
+        Raises:
+            ChecksumMismatchError: the stored bytes are corrupt; ``dest`` is untouched.
+            StorageError: the backend failed or the bytes are gone.
+        """
+        record = self._artifact(artifact)
+        backend = self.storage_backend(record.storage_backend)
+        version = self.get_version(record.model_version_id)
+        target = Path(dest)
+        if target.is_dir() and not is_directory_path(record.storage_path):
+            target = target / record.storage_path.rsplit("/", 1)[-1]
+        _transfers.download(backend, record, version, target, progress=progress)
+        return target
+
+    def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str:
+        """A URL to fetch the artifact from (presigned where the backend supports it)."""
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+            raise ValidationError.single("expires_in", "must be a whole number of seconds >= 1")
+        record = self._artifact(artifact)
+        return self.storage_backend(record.storage_backend).url(
+            record.storage_path, expires_in=expires_in
+        )
+
+    def verify_artifact(self, artifact: Artifact | int) -> bool:
+        """Read the stored bytes back: do they still match the recorded SHA-256?
+
+        Raises:
+            ValidationError: the artifact has no recorded checksum.
+            StorageError: the bytes cannot be read.
+        """
+        record = self._artifact(artifact)
+        if record.checksum is None:
+            raise ValidationError.single(
+                "artifact", f"artifact {record.id} has no recorded checksum to verify against"
+            )
+        return verify_artifact_files(
+            self.storage_backend(record.storage_backend), record.storage_path, record.checksum
+        )
+
+    def delete_artifact(self, artifact: Artifact | int, *, keep_bytes: bool = False) -> None:
+        """Delete the artifact's record, then its stored bytes.
+
+        Args:
+            keep_bytes: delete only the record (for artifacts registered by reference
+                whose bytes belong to someone else).
+
+        Raises:
+            NotFoundError: there is no such artifact.
+            ValidationError: its storage path leaves the backend's root, or an upload to
+                that path is under way; nothing is deleted.
+            ConfigurationError: this registry lacks the artifact's backend.
+            StorageError: the backend failed.
+        """
+        record = self._artifact(artifact)
+        if keep_bytes:
+            store.artifacts.remove_artifact(self._db, record.id)
+            return
+        backend = self.storage_backend(record.storage_backend)
+        _transfers.delete(self._db, backend, record, self.get_version(record.model_version_id))
+
+    def _artifact(self, artifact: Artifact | int) -> Artifact:
+        artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
+        if isinstance(artifact_id, bool) or not isinstance(artifact_id, int):
+            raise ValidationError.single("artifact", "pass an Artifact or an artifact id")
+        return store.artifacts.get_artifact(self._db, artifact_id)
