@@ -4,6 +4,8 @@ Each command runs 10 times (after one warm-up run) as a fresh process against a 
 ``CMR_HOME`` whose embedded registry was created by ``cmr init``; the table shows the median,
 min and max wall time, and the median CPU time (user + system: what the wall time would be
 on an idle machine, give or take disk waits). Target (issue 7): a median under 0.4 s for both.
+The first row, ``import sqlalchemy`` alone, shows how fast this machine is right now: a
+``cmr query`` needs SQLAlchemy, pydantic and typer, so it cannot start faster than that.
 
 The children run without ``PYTHONDONTWRITEBYTECODE`` so that the warm-up run leaves byte-code
 caches behind, as any installed copy has them (an editable install writes them on first use);
@@ -59,6 +61,9 @@ def main() -> None:
         env["CMR_HOME"] = home
         first_query, _ = timed([*CMR, "query", "--json"], env)  # creates and migrates it
         cases = [
+            # The floor on this machine: the database layer alone, before any of our code.
+            ("python -c 'import sqlalchemy' (reference)",
+             [sys.executable, "-c", "import sqlalchemy"], None),
             ("python -c 'import crucible_model_registry'",
              [sys.executable, "-c", "import crucible_model_registry"], None),
             ("cmr --help", [*CMR, "--help"], TARGET_S),
