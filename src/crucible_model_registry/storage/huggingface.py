@@ -217,45 +217,11 @@ class HuggingFaceStorage:
 
     def delete(self, remote_path: str) -> None:
         """Commit the file's removal; an absent file, revision or repository is a no-op."""
-        from huggingface_hub.errors import (
-            RemoteEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
-
-        rel = self._remote(remote_path)
-        with self._hub_errors(f"delete {rel}"):
-            try:
-                self._api.delete_file(
-                    rel,
-                    self.repo_id,
-                    repo_type=self.repo_type,
-                    revision=self.revision,
-                    commit_message=f"Delete {rel}",
-                )
-            except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError):
-                return
+        self._commit_removal(self._remote(remote_path), folder=False)
 
     def delete_folder(self, remote_path: str) -> None:
         """Commit the removal of a folder and everything in it; absent is a no-op."""
-        from huggingface_hub.errors import (
-            RemoteEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
-
-        rel = self._remote(remote_path)
-        with self._hub_errors(f"delete {rel}/"):
-            try:
-                self._api.delete_folder(
-                    rel,
-                    self.repo_id,
-                    repo_type=self.repo_type,
-                    revision=self.revision,
-                    commit_message=f"Delete {rel}/",
-                )
-            except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError):
-                return
+        self._commit_removal(self._remote(remote_path), folder=True)
 
     def exists(self, remote_path: str) -> bool:
         """Is a file stored at ``remote_path`` on the revision? (False for a folder.)"""
@@ -366,6 +332,27 @@ class HuggingFaceStorage:
             return Path(path).read_text(encoding="utf-8-sig")
 
     # -- internals --------------------------------------------------------------------
+
+    def _commit_removal(self, rel: str, *, folder: bool) -> None:
+        from huggingface_hub.errors import (
+            RemoteEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        what = f"{rel}/" if folder else rel
+        remove = self._api.delete_folder if folder else self._api.delete_file
+        with self._hub_errors(f"delete {what}"):
+            try:
+                remove(
+                    rel,
+                    self.repo_id,
+                    repo_type=self.repo_type,
+                    revision=self.revision,
+                    commit_message=f"Delete {what}",
+                )
+            except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError):
+                return
 
     def _additions(self, files: FileList) -> list[CommitOperationAdd]:
         from huggingface_hub import CommitOperationAdd
