@@ -84,8 +84,7 @@ def claim_upload(
 
 
 def release_upload(db: Database, claim: UploadClaim) -> None:
-    """Give back a claim: an upload's that failed (a recorded one gives its own back), or a
-    deletion's once the bytes are gone."""
+    """Give back a failed upload's claim, or a deletion's once the bytes are gone."""
     with db.write() as conn:
         conn.execute(_delete_claim(claim))
 
