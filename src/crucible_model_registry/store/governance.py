@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -33,6 +34,7 @@ __all__ = [
     "get_policy",
     "get_version_at",
     "load_policy",
+    "record_alias_changes",
     "resolve_ref_at",
     "set_alias",
     "set_policy",
@@ -99,14 +101,8 @@ def set_alias(
                     .where(A.model_id == model_id, A.alias == alias)
                     .values(version_id=version_id, updated_at=at)
                 )
-            _record_alias_change(
-                conn,
-                model_id,
-                alias=alias,
-                version_id=version_id,
-                reason=reason,
-                actor=actor,
-                at=at,
+            record_alias_changes(
+                conn, model_id, [alias], version_id=version_id, reason=reason, actor=actor, at=at
             )
         return load_versions(conn, [version_id])[0]
 
@@ -128,30 +124,37 @@ def delete_alias(
             raise NotFoundError(
                 "alias", f"{model_name}@{alias}", "see the aliases with alias_history()"
             )
-        _record_alias_change(
-            conn, model_id, alias=alias, version_id=None, reason=reason, actor=actor, at=at
+        record_alias_changes(
+            conn, model_id, [alias], version_id=None, reason=reason, actor=actor, at=at
         )
 
 
-def _record_alias_change(
+def record_alias_changes(
     conn: Connection,
     model_id: int,
+    aliases: Sequence[str],
     *,
-    alias: str,
     version_id: int | None,
     reason: str | None,
     actor: str | None,
     at: datetime,
 ) -> None:
+    """Append one history row per alias: now pointing at ``version_id`` (None: deleted)."""
+    if not aliases:
+        return
     conn.execute(
-        insert(ALIAS_CHANGES).values(
-            model_id=model_id,
-            alias=alias,
-            version_id=version_id,
-            reason=reason,
-            actor=actor,
-            at=at,
-        )
+        insert(ALIAS_CHANGES),
+        [
+            {
+                "model_id": model_id,
+                "alias": alias,
+                "version_id": version_id,
+                "reason": reason,
+                "actor": actor,
+                "at": at,
+            }
+            for alias in aliases
+        ],
     )
 
 

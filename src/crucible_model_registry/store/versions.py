@@ -17,9 +17,9 @@ from crucible_model_registry.store._records import (
     versions_from_rows,
 )
 from crucible_model_registry.store.engine import Database
+from crucible_model_registry.store.governance import record_alias_changes
 from crucible_model_registry.store.models import lock_model, now, resolve_ref
 from crucible_model_registry.store.tables import (
-    ALIAS_CHANGES,
     ALIASES,
     ARTIFACTS,
     EDGES,
@@ -186,21 +186,15 @@ def delete_version(
             .scalars()
             .all()
         )
-        if aliases:
-            conn.execute(
-                insert(ALIAS_CHANGES),
-                [
-                    {
-                        "model_id": record.model_id,
-                        "alias": alias,
-                        "version_id": None,
-                        "reason": f"version {record.version} deleted",
-                        "actor": actor,
-                        "at": at,
-                    }
-                    for alias in aliases
-                ],
-            )
+        record_alias_changes(
+            conn,
+            record.model_id,
+            aliases,
+            version_id=None,
+            reason=f"version {record.version} deleted",
+            actor=actor,
+            at=at,
+        )
         # Children of ON DELETE CASCADE tables go with it; SQLite enforces this only with
         # PRAGMA foreign_keys, which engine.py turns on, but explicit deletes keep any
         # host-supplied engine correct too.
