@@ -33,7 +33,7 @@ from tests.servers.s3 import (
     s3_client,
     start_moto_server,
 )
-from tests.storage.contract import MiB, sha256_of, write_file
+from tests.storage.contract import MiB, make_tree, sha256_of, write_file
 
 import crucible_model_registry as cmr
 from crucible_model_registry import (
@@ -203,21 +203,6 @@ def register(registry: Registry, **overrides: Any) -> ModelVersion:
     }
     fields.update(overrides)
     return registry.register(**fields)
-
-
-def make_tree(root: Path) -> dict[str, Path]:
-    """A sharded checkpoint folder with a nested tokenizer and an empty file."""
-    return {
-        "config.json": write_file(root / "config.json", 300, seed=1),
-        "model-00001-of-00002.safetensors": write_file(
-            root / "model-00001-of-00002.safetensors", MiB + 17, seed=2
-        ),
-        "model-00002-of-00002.safetensors": write_file(
-            root / "model-00002-of-00002.safetensors", 4099, seed=3
-        ),
-        "tokenizer/tokenizer.json": write_file(root / "tokenizer" / "tokenizer.json", 900, seed=4),
-        "tokenizer/extra/empty.txt": write_file(root / "tokenizer" / "extra" / "empty.txt", 0),
-    }
 
 
 def tree_of(root: Path) -> dict[str, bytes]:
