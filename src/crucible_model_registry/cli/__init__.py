@@ -81,9 +81,7 @@ def _global_options(
             show_default=False,
         ),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document on stdout (for scripts).")
-    ] = False,
+    json_output: _session.JsonFlag = False,
     quiet: Annotated[
         bool,
         typer.Option(
