@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from tests.cli.runner import Runner, assert_user_error
+from tests.cli.runner import CMR, Runner, assert_user_error
 
 from crucible_model_registry import Registry
 from crucible_model_registry.store.schema import HEAD_REVISION, current_revision
@@ -154,8 +155,16 @@ def test_storage_option_picks_the_backend(cmr: Runner, home_registry: Registry, 
 
 
 def test_shell_completion(cmr: Runner, home: Path):
-    script = cmr("--show-completion", "bash")
-    assert script.code == 0
+    # `--show-completion` names no shell: typer finds it among the process's ancestors, as it
+    # does when a person types it. Run it from bash, so it does not depend on how pytest started.
+    script = subprocess.run(
+        ["bash", "-c", '"$@"; exit $?', "bash", *CMR, "--show-completion"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert script.returncode == 0, script.stderr
     assert "_CMR_COMPLETE" in script.stdout
     stages = cmr(env={"_CMR_COMPLETE": "complete_bash", "COMP_WORDS": "cmr promote x ",
                       "COMP_CWORD": "3"})  # fmt: skip
