@@ -60,9 +60,12 @@ def upload(
     claim = store.artifacts.claim_upload(db, version.id, backend.name, remote, ref=version.ref)
     recorded = False
     try:
-        with telemetry.operation(
-            "upload", model=version.model_name, version=version.version, backend=backend.name
-        ) as op:
+        with (
+            store.artifacts.keep_claim_alive(db, claim),
+            telemetry.operation(
+                "upload", model=version.model_name, version=version.version, backend=backend.name
+            ) as op,
+        ):
             result = upload_artifact_files(backend, local, remote, progress=progress)
             op.measurements["size_bytes"] = result.size_bytes
             spec = ArtifactSpec(
@@ -77,9 +80,11 @@ def upload(
                 artifact = store.artifacts.add_artifact(db, version.id, spec, claim=claim)
                 recorded = True
             except BaseException:
-                # Nothing may stay stored that no record points to; the path is still ours
-                # (claimed), so these bytes are this upload's own.
-                _delete_quietly(backend, result.storage_path)
+                # Nothing may stay stored that no record points to, but only a path this
+                # upload still holds is its own: after a lost claim the bytes there may be
+                # another upload's (issue 14).
+                if _still_holds(db, claim):
+                    _delete_quietly(backend, result.storage_path)
                 raise
     finally:
         if not recorded:
@@ -139,10 +144,11 @@ def delete(
     # path an upload of it claimed (the layout of storage.base.artifact_remote_path).
     name = path.rstrip("/").rsplit("/", 1)[-1]
     remote = f"{version.model_name}/{version.version}/{artifact.type.value}/{name}"
-    claim = (backend.name, remote)
+    claim = store.artifacts.new_claim(backend.name, remote)
     store.artifacts.remove_artifact(db, artifact.id, claim=claim)
     try:
-        delete_artifact_files(backend, path)
+        with store.artifacts.keep_claim_alive(db, claim):
+            delete_artifact_files(backend, path)
     finally:
         _release_quietly(db, claim)
 
@@ -165,13 +171,21 @@ def _delete_quietly(backend: StorageBackend, storage_path: str) -> None:
         )
 
 
+def _still_holds(db: Database, claim: UploadClaim) -> bool:
+    try:
+        return store.artifacts.holds_claim(db, claim)
+    except Exception:  # unsure whose the bytes are: leave them (gc finds orphans)
+        _log.exception("could not check the claim on %s", claim.remote)
+        return False
+
+
 def _release_quietly(db: Database, claim: UploadClaim) -> None:
     try:
         store.artifacts.release_upload(db, claim)
     except Exception:  # the error that failed the operation is the one to report
         _log.exception(
             "could not release the claim on %s in %s; the next upload there takes it over "
-            "once this process has exited",
-            claim[1],
-            claim[0],
+            "when its lease runs out",
+            claim.remote,
+            claim.backend,
         )

@@ -12,7 +12,8 @@ from crucible_model_registry._registry_lineage import LineageMethods
 from crucible_model_registry.domain.actor import current_actor
 from crucible_model_registry.domain.config_hash import hash_config, normalize_config
 from crucible_model_registry.domain.enums import Stage, parse_enum
-from crucible_model_registry.domain.policy import PromotionPolicy
+from crucible_model_registry.domain.integrity import IntegrityReport
+from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
 from crucible_model_registry.domain.query_spec import Page, QuerySpec, SupportsQuerySpec, spec_of
 from crucible_model_registry.domain.records import (
     AliasChange,
@@ -323,7 +324,25 @@ class Registry(ArtifactMethods, LineageMethods):
             if policy is None or isinstance(policy, PromotionPolicy)
             else PromotionPolicy.from_dict(policy)
         )
-        store.governance.set_policy(self._db, check_model_name(model_name), checked)
+        store.governance.set_policy(
+            self._db, check_model_name(model_name), checked, actor=current_actor()
+        )
+
+    def policy_history(self, model_name: str) -> list[PolicyChange]:
+        """Every change of the model's promotion policy (old, new, actor, time), oldest first.
+
+        Raises:
+            NotFoundError: there is no such model.
+        """
+        return store.governance.policy_history(self._db, check_model_name(model_name))
+
+    def check(self) -> IntegrityReport:
+        """Verify the database's invariants (what ``cmr db check`` runs); writes nothing.
+
+        Returns:
+            A frozen report: ``.ok``, and ``.violations`` naming each broken invariant.
+        """
+        return store.integrity.check(self._db)
 
     def get_promotion_policy(self, model_name: str) -> PromotionPolicy | None:
         """The model's promotion policy, or None when every promotion is allowed.

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal, get_args
 
 from crucible_model_registry.domain.enums import Stage, parse_enum
 from crucible_model_registry.domain.query_conditions import describe
 from crucible_model_registry.domain.query_spec import QuerySpec, spec_of
 from crucible_model_registry.errors import ValidationError
 
-__all__ = ["PromotionPolicy", "allowed_sources_unmet"]
+__all__ = ["GateTags", "PolicyChange", "PromotionPolicy", "allowed_sources_unmet"]
 
-_FIELDS = ("allowed", "gates", "exclusive")
+_FIELDS = ("allowed", "gates", "exclusive", "gate_tags")
+
+GateTags = Literal["version", "version_or_model"]
+"""Whose tags a gate's tag condition looks at: the version's own, or its model's too."""
+_GATE_TAGS: tuple[str, ...] = get_args(GateTags)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, init=False, repr=False)
@@ -36,33 +41,51 @@ class PromotionPolicy:
             stage the version is leaving.
         exclusive: stages that hold at most one version of the model: promoting into one
             archives the incumbent in the same transaction.
+        gate_tags: whose tags a gate's tag condition looks at: ``"version"`` (the
+            default) the promoted version's own tags only, ``"version_or_model"`` its
+            model's tags too (as queries do).
     """
 
     allowed: dict[Stage, tuple[Stage, ...]]
     gates: dict[Stage, QuerySpec]
     exclusive: tuple[Stage, ...]
+    gate_tags: GateTags
 
     def __init__(
         self,
         allowed: Mapping[Stage | str, Iterable[Stage | str]] | None = None,
         gates: Mapping[Stage | str, Any] | None = None,
         exclusive: Iterable[Stage | str] | None = None,
+        gate_tags: GateTags = "version",
     ) -> None:
         errors: dict[str, list[str]] = {}
         object.__setattr__(self, "allowed", _allowed(allowed, errors))
         object.__setattr__(self, "gates", _gates(gates, errors))
         object.__setattr__(self, "exclusive", _exclusive(exclusive, errors))
+        if gate_tags not in _GATE_TAGS:
+            errors.setdefault("gate_tags", []).append(f"must be one of {', '.join(_GATE_TAGS)}")
+        object.__setattr__(self, "gate_tags", gate_tags)
         if errors:
             raise ValidationError(errors)
 
     def __hash__(self) -> int:
-        return hash((tuple(self.allowed.items()), tuple(self.gates.items()), self.exclusive))
+        return hash(
+            (
+                tuple(self.allowed.items()),
+                tuple(self.gates.items()),
+                self.exclusive,
+                self.gate_tags,
+            )
+        )
 
     def __repr__(self) -> str:
         allowed = {t.value: [s.value for s in sources] for t, sources in self.allowed.items()}
         gates = {t.value: describe(g.where) for t, g in self.gates.items()}
         exclusive = [s.value for s in self.exclusive]
-        return f"PromotionPolicy(allowed={allowed!r}, gates={gates!r}, exclusive={exclusive!r})"
+        return (
+            f"PromotionPolicy(allowed={allowed!r}, gates={gates!r}, exclusive={exclusive!r}, "
+            f"gate_tags={self.gate_tags!r})"
+        )
 
     @property
     def is_empty(self) -> bool:
@@ -70,12 +93,19 @@ class PromotionPolicy:
         return not (self.allowed or self.gates or self.exclusive)
 
     def to_dict(self) -> dict[str, Any]:
-        """This policy as plain JSON values (the form it is stored in)."""
-        return {
+        """This policy as plain JSON values (the form it is stored in).
+
+        ``gate_tags`` appears only when it is not the default, so a policy stored before
+        the option existed reads back as it is written now.
+        """
+        out: dict[str, Any] = {
             "allowed": {t.value: [s.value for s in sources] for t, sources in self.allowed.items()},
             "gates": {t.value: _gate_to_json(g) for t, g in self.gates.items()},
             "exclusive": [s.value for s in self.exclusive],
         }
+        if self.gate_tags != "version":
+            out["gate_tags"] = self.gate_tags
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PromotionPolicy:
@@ -94,8 +124,24 @@ class PromotionPolicy:
                 "policy", f"unknown key(s) {', '.join(map(str, unknown))}; use {', '.join(_FIELDS)}"
             )
         return cls(
-            allowed=data.get("allowed"), gates=data.get("gates"), exclusive=data.get("exclusive")
+            allowed=data.get("allowed"),
+            gates=data.get("gates"),
+            exclusive=data.get("exclusive"),
+            gate_tags=data.get("gate_tags", "version"),
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """One change of a model's promotion policy: what it was, what it became, who, when.
+
+    ``old`` is None when the model had no policy before, ``new`` when it was removed.
+    """
+
+    old: PromotionPolicy | None
+    new: PromotionPolicy | None
+    actor: str | None
+    at: datetime
 
 
 def allowed_sources_unmet(policy: PromotionPolicy, source: Stage, target: Stage) -> list[str]:

@@ -3,17 +3,41 @@
 An upload claims its remote path in ``cmr_pending_uploads`` before it sends a byte and gives
 the claim back when the artifact is recorded (same transaction) or the upload fails. Two
 uploads racing for one path therefore never write the same bytes: the second is refused at
-once. A claim whose process died without giving it back (killed, power lost) is taken over
-when that process is known to be gone (same host, no such pid) or after ``STALE_AFTER``.
+once.
+
+A claim is a lease (issue 14): it carries its owner's secret token and an expiry that the
+owner renews every ``LEASE / 4`` while it works (:func:`keep_claim_alive`). Only the token's
+holder gives a claim back or renews it, and a claim is taken over only once its lease has
+run out: its owner died or stalled for longer than ``LEASE``. Process ids are shown in
+messages but never trusted for liveness, since a process in another PID namespace (a
+container) may share the host name. Expiry is judged by the clock of the process looking,
+so hosts sharing a database need clocks that agree to well within the lease (NTP does).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import secrets
 import socket
-from datetime import datetime, timedelta
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import Connection, Delete, Insert, and_, delete, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Delete,
+    Insert,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from crucible_model_registry.domain.records import Artifact
 from crucible_model_registry.domain.specs import ArtifactSpec
@@ -25,27 +49,50 @@ from crucible_model_registry.store.models import now
 from crucible_model_registry.store.tables import ARTIFACTS, PENDING_UPLOADS, VERSIONS
 
 __all__ = [
-    "STALE_AFTER",
+    "LEASE",
     "UploadClaim",
     "add_artifact",
     "claim_upload",
     "get_artifact",
+    "holds_claim",
+    "keep_claim_alive",
+    "live_claim_problem",
+    "new_claim",
     "release_upload",
     "remove_artifact",
+    "renew_claim",
 ]
 
 A = ARTIFACTS.c
 P = PENDING_UPLOADS.c
 
-STALE_AFTER = timedelta(hours=24)
-"""A claim this old is taken over from any host: no upload is expected to run that long."""
+_log = logging.getLogger("crucible_model_registry")
 
-UploadClaim = tuple[str, str]
-"""(backend name, remote path) of a claimed upload."""
+LEASE = timedelta(seconds=60)
+"""How long a claim lives without renewal; its owner renews it every quarter of this."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadClaim:
+    """A claimed remote path, with the secret that proves who holds it."""
+
+    backend: str
+    remote: str
+    token: str
+    lease: timedelta = LEASE
+
+    def __repr__(self) -> str:  # the token stays out of logs
+        return f"UploadClaim({self.backend!r}, {self.remote!r})"
 
 
 def claim_upload(
-    db: Database, version_id: int, backend: str, remote: str, *, ref: str
+    db: Database,
+    version_id: int,
+    backend: str,
+    remote: str,
+    *,
+    ref: str,
+    lease: timedelta = LEASE,
 ) -> UploadClaim:
     """Claim ``remote`` on ``backend`` for an upload to version ``version_id``.
 
@@ -53,12 +100,14 @@ def claim_upload(
         remote: the remote path, without a trailing slash (a file and a directory of the
             same name are one path).
         ref: the version's ref, for messages.
+        lease: how long the claim lives unless renewed (:func:`keep_claim_alive`).
 
     Raises:
         ValidationError: the version already has an artifact there, or another upload to
             it is under way.
         NotFoundError: the version no longer exists.
     """
+    claim = new_claim(backend, remote, lease=lease)
     for attempt in range(3):
         try:
             with db.write() as conn:
@@ -68,7 +117,7 @@ def claim_upload(
                     is None
                 ):
                     raise NotFoundError("version", version_id)
-                conn.execute(_claim_row(version_id, backend, remote))
+                conn.execute(_claim_row(version_id, claim))
                 # Only now, after the insert: on PostgreSQL it waited for any transaction
                 # that was recording an artifact here and giving its claim back, so this
                 # statement sees that artifact (read committed takes a snapshot per statement).
@@ -79,51 +128,136 @@ def claim_upload(
             if attempt == 2:
                 raise
         else:
-            return (backend, remote)
+            return claim
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def release_upload(db: Database, claim: UploadClaim) -> None:
-    """Give back a failed upload's claim, or a deletion's once the bytes are gone."""
+def release_upload(db: Database, claim: UploadClaim) -> bool:
+    """Give back a failed upload's claim, or a deletion's once the bytes are gone.
+
+    Returns:
+        Whether the claim was still this owner's (False: it expired and was taken over,
+        and the other owner's claim is left alone).
+    """
     with db.write() as conn:
-        conn.execute(_delete_claim(claim))
+        return conn.execute(_delete_claim(claim)).rowcount == 1
 
 
-def _claim_row(version_id: int, backend: str, remote: str) -> Insert:
+def renew_claim(db: Database, claim: UploadClaim) -> bool:
+    """Extend the claim's lease; False if it has expired or is no longer this owner's.
+
+    An expired lease is never revived: another process may have taken the path meanwhile.
+    """
+    at = now()
+    with db.write() as conn:
+        renewed = conn.execute(
+            update(PENDING_UPLOADS)
+            .where(_is_mine(claim), P.expires_at > at)
+            .values(expires_at=at + claim.lease)
+        )
+        return renewed.rowcount == 1
+
+
+def holds_claim(db: Database, claim: UploadClaim) -> bool:
+    """Is the claim still this owner's, with its lease running?"""
+    with db.read() as conn:
+        return (
+            conn.execute(select(P.token).where(_is_mine(claim), P.expires_at > now())).first()
+            is not None
+        )
+
+
+@contextlib.contextmanager
+def keep_claim_alive(db: Database, claim: UploadClaim) -> Iterator[None]:
+    """Renew the claim's lease from a background thread while the block runs."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        every = claim.lease.total_seconds() / 4
+        while not stop.wait(every):
+            try:
+                if not renew_claim(db, claim):
+                    _log.warning("the claim on %s in %s was lost", claim.remote, claim.backend)
+                    return
+            except Exception:  # a failed renewal is retried at the next beat
+                _log.exception("could not renew the claim on %s", claim.remote)
+
+    thread = threading.Thread(target=renew, name="cmr-claim-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _is_mine(claim: UploadClaim) -> ColumnElement[bool]:
+    return and_(
+        P.storage_backend == claim.backend,
+        P.storage_path == claim.remote,
+        P.token == claim.token,
+    )
+
+
+def _claim_row(version_id: int, claim: UploadClaim) -> Insert:
+    at = now()
     return insert(PENDING_UPLOADS).values(
-        storage_backend=backend,
-        storage_path=remote,
+        storage_backend=claim.backend,
+        storage_path=claim.remote,
         version_id=version_id,
         host=_HOST,
         pid=os.getpid(),
-        started_at=now(),
+        started_at=at,
+        token=claim.token,
+        expires_at=at + claim.lease,
     )
 
 
 def _delete_claim(claim: UploadClaim) -> Delete:
-    backend, remote = claim
-    return delete(PENDING_UPLOADS).where(P.storage_backend == backend, P.storage_path == remote)
+    return delete(PENDING_UPLOADS).where(_is_mine(claim))
+
+
+def live_claim_problem(
+    conn: Connection,
+    *,
+    backend: str | None = None,
+    remote: str | None = None,
+    version_id: int | None = None,
+) -> str | None:
+    """Describe a live claim on the path (or on any path of the version), removing dead ones.
+
+    Returns:
+        None when nothing holds it; else a sentence naming the upload and its lease.
+    """
+    at = now()
+    where = (
+        and_(P.storage_backend == backend, P.storage_path == remote)
+        if version_id is None
+        else P.version_id == version_id
+    )
+    rows = conn.execute(
+        select(P.storage_path, P.host, P.pid, P.started_at, P.expires_at).where(where)
+    ).all()
+    live = [r for r in rows if r.expires_at > at]
+    if len(live) < len(rows):
+        # Their owners stopped renewing them: dead or stalled past the lease.
+        conn.execute(delete(PENDING_UPLOADS).where(where, P.expires_at <= at))
+    if not live:
+        return None
+    r = live[0]
+    return (
+        f"an upload to {r.storage_path!r} has been under way since "
+        f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC (host {r.host}, process {r.pid}); wait for it "
+        f"to finish. If that process is gone, its claim is taken over when its lease runs "
+        f"out, at {r.expires_at:%H:%M:%S} UTC at the latest ({LEASE.total_seconds():g} s "
+        "after its last renewal)"
+    )
 
 
 def _refuse_a_live_claim(conn: Connection, backend: str, remote: str, *, ref: str) -> None:
-    claim = conn.execute(
-        select(P.host, P.pid, P.started_at).where(
-            and_(P.storage_backend == backend, P.storage_path == remote)
-        )
-    ).first()
-    if claim is None:
-        return
-    host, pid, started_at = claim
-    if _abandoned(host, pid, started_at):
-        conn.execute(_delete_claim((backend, remote)))
-        return
-    raise ValidationError.single(
-        "path",
-        f"another upload to {remote!r} of {ref} has been under way since "
-        f"{started_at:%Y-%m-%d %H:%M:%S} UTC (host {host}, process {pid}); wait for it to "
-        f"finish. If that process is gone, its claim is taken over once it is known dead "
-        f"on its host or {STALE_AFTER.total_seconds() / 3600:g} hours after it started",
-    )
+    problem = live_claim_problem(conn, backend=backend, remote=remote)
+    if problem is not None:
+        raise ValidationError.single("path", f"{ref}: {problem}")
 
 
 def _refuse_a_stored_artifact(
@@ -151,20 +285,6 @@ def _refuse_a_stored_artifact(
 _HOST = socket.gethostname()
 
 
-def _abandoned(host: str, pid: int, started_at: datetime) -> bool:
-    if now() - started_at >= STALE_AFTER:
-        return True
-    if host != _HOST or pid == os.getpid() or os.name != "posix":
-        return False  # another machine's process, or this one's (another thread's upload)
-    try:
-        os.kill(pid, 0)  # signal 0: is there such a process? (sends nothing)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # it exists, under another user
-    return False
-
-
 def add_artifact(
     db: Database, version_id: int, spec: ArtifactSpec, *, claim: UploadClaim | None = None
 ) -> Artifact:
@@ -174,8 +294,14 @@ def add_artifact(
         NotFoundError: the version no longer exists (e.g. deleted during the upload).
     """
     with db.write() as conn:
-        if claim is not None:
-            conn.execute(_delete_claim(claim))
+        if claim is not None and conn.execute(_delete_claim(claim)).rowcount != 1:
+            # The lease ran out (this process stalled) and another may have taken the path:
+            # these bytes are no longer known to be this upload's, so record nothing.
+            raise ValidationError.single(
+                "path",
+                f"the claim on {claim.remote!r} expired before the upload finished (it was "
+                f"not renewed for {claim.lease.total_seconds():g} s); upload again",
+            )
         query = select(VERSIONS.c.id).where(VERSIONS.c.id == version_id)
         if not db.is_sqlite:
             # Hold the version until commit, so a concurrent delete cannot orphan the record.
@@ -212,6 +338,11 @@ def get_artifact(db: Database, artifact_id: int) -> Artifact:
     return artifact_from_row(row)
 
 
+def new_claim(backend: str, remote: str, *, lease: timedelta = LEASE) -> UploadClaim:
+    """A claim with a fresh token, for :func:`remove_artifact` to take."""
+    return UploadClaim(backend, remote, secrets.token_hex(16), lease)
+
+
 def remove_artifact(
     db: Database, artifact_id: int, *, claim: UploadClaim | None = None
 ) -> Artifact:
@@ -230,7 +361,6 @@ def remove_artifact(
             raise NotFoundError("artifact", artifact_id)
         conn.execute(delete(ARTIFACTS).where(A.id == artifact_id))
         if claim is not None:
-            backend, remote = claim
-            _refuse_a_live_claim(conn, backend, remote, ref=f"artifact {artifact_id}")
-            conn.execute(_claim_row(row.version_id, backend, remote))
+            _refuse_a_live_claim(conn, claim.backend, claim.remote, ref=f"artifact {artifact_id}")
+            conn.execute(_claim_row(row.version_id, claim))
     return artifact_from_row(row)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from crucible_model_registry.domain.enums import Stage
-from crucible_model_registry.domain.policy import PromotionPolicy, allowed_sources_unmet
+from crucible_model_registry.domain.policy import (
+    PolicyChange,
+    PromotionPolicy,
+    allowed_sources_unmet,
+)
 from crucible_model_registry.domain.query_conditions import MetricCondition, describe
 from crucible_model_registry.domain.query_spec import QuerySpec
 from crucible_model_registry.domain.records import AliasChange, ModelVersion
@@ -24,6 +29,7 @@ from crucible_model_registry.store.tables import (
     ALIASES,
     MODELS,
     POLICIES,
+    POLICY_CHANGES,
     TRANSITIONS,
     VERSIONS,
 )
@@ -34,6 +40,7 @@ __all__ = [
     "get_policy",
     "get_version_at",
     "load_policy",
+    "policy_history",
     "record_alias_changes",
     "resolve_ref_at",
     "set_alias",
@@ -281,11 +288,14 @@ def get_policy(db: Database, model_name: str) -> PromotionPolicy | None:
         return load_policy(conn, _require_model(conn, model_name))
 
 
-def set_policy(db: Database, model_name: str, policy: PromotionPolicy | None) -> None:
+def set_policy(
+    db: Database, model_name: str, policy: PromotionPolicy | None, *, actor: str | None = None
+) -> None:
     """Store (or, with None, remove) a model's policy, under the model's row lock.
 
     The lock orders the change with promotions: each promotion sees the policy as it was
-    before or after, never half of it.
+    before or after, never half of it. A change appends the old and the new policy to the
+    model's policy history; setting the policy it has records nothing.
 
     Raises:
         NotFoundError: the model does not exist.
@@ -293,13 +303,43 @@ def set_policy(db: Database, model_name: str, policy: PromotionPolicy | None) ->
     with db.write() as conn:
         model_id = _require_model(conn, model_name)
         lock_model(db, conn, model_id)
+        at = now()
+        old = conn.execute(
+            select(POLICIES.c.policy).where(POLICIES.c.model_id == model_id)
+        ).scalar()
+        new = None if policy is None else policy.to_dict()
+        if old == new:
+            return
         conn.execute(delete(POLICIES).where(POLICIES.c.model_id == model_id))
-        if policy is not None:
-            conn.execute(
-                insert(POLICIES).values(
-                    model_id=model_id, policy=policy.to_dict(), updated_at=now()
-                )
+        if new is not None:
+            conn.execute(insert(POLICIES).values(model_id=model_id, policy=new, updated_at=at))
+        conn.execute(
+            insert(POLICY_CHANGES).values(
+                model_id=model_id, old_policy=old, new_policy=new, actor=actor, at=at
             )
+        )
+
+
+def policy_history(db: Database, model_name: str) -> list[PolicyChange]:
+    """Every change of a model's promotion policy, oldest first.
+
+    Raises:
+        NotFoundError: the model does not exist.
+    """
+    pc = POLICY_CHANGES.c
+    with db.read() as conn:
+        model_id = _require_model(conn, model_name)
+        rows = conn.execute(
+            select(POLICY_CHANGES).where(pc.model_id == model_id).order_by(pc.id)
+        ).all()
+
+    def read(stored: Any) -> PromotionPolicy | None:
+        return None if stored is None else PromotionPolicy.from_dict(stored)
+
+    return [
+        PolicyChange(old=read(r.old_policy), new=read(r.new_policy), actor=r.actor, at=r.at)
+        for r in rows
+    ]
 
 
 def unmet_conditions(
@@ -313,12 +353,16 @@ def unmet_conditions(
     unmet = allowed_sources_unmet(policy, current, target)
     gate = policy.gates.get(target)
     if gate is not None:
-        unmet.extend(_gate_unmet(conn, gate, version_id, target))
+        unmet.extend(_gate_unmet(conn, policy, gate, version_id, target))
     return unmet
 
 
-def _gate_unmet(conn: Connection, gate: QuerySpec, version_id: int, target: Stage) -> list[str]:
-    failed = failed_conjuncts(conn, gate, version_id)
+def _gate_unmet(
+    conn: Connection, policy: PromotionPolicy, gate: QuerySpec, version_id: int, target: Stage
+) -> list[str]:
+    # A gate judges the version: its model's tags count only if the policy says so.
+    model_tags = policy.gate_tags == "version_or_model"
+    failed = failed_conjuncts(conn, gate, version_id, model_tags=model_tags)
     if not failed:
         return []
     # Say why a metric condition failed: the metric is missing, or what its value is.

@@ -157,12 +157,17 @@ def promote(
         if current is target:
             return PromotionResult(version_with_artifacts(rows), current, [], changed=False)
         policy = None if row.policy is None else PromotionPolicy.from_dict(row.policy)
-        if policy is not None:
-            unmet = unmet_conditions(conn, policy, version_id, current, target)
-            if unmet:
-                raise PromotionDeniedError(f"{row.model_name}@{row.version}", target.value, unmet)
         exclusive = policy is not None and target in policy.exclusive
         archive = (archive_existing or exclusive) and target is not Stage.ARCHIVED
+        if policy is not None:
+            unmet = unmet_conditions(conn, policy, version_id, current, target)
+            if archive and not exclusive:
+                # archive_existing moves the incumbents too, so their moves answer to the
+                # policy as well (issue 14). An exclusive stage's swap is the policy's own
+                # rule and need not pass `allowed` (API.md).
+                unmet.extend(_incumbents_unmet(conn, policy, model_id, version_id, target))
+            if unmet:
+                raise PromotionDeniedError(f"{row.model_name}@{row.version}", target.value, unmet)
         archived = _move(
             db,
             conn,
@@ -177,6 +182,22 @@ def promote(
         )
         record = replace(version_with_artifacts(rows), stage=target, updated_at=at)
         return PromotionResult(record, current, archived, changed=True)
+
+
+def _incumbents_unmet(
+    conn: Connection, policy: PromotionPolicy, model_id: int, version_id: int, target: Stage
+) -> list[str]:
+    """Every condition that archiving the model's other versions in ``target`` fails."""
+    incumbents = conn.execute(
+        select(V.id, V.version)
+        .where(V.model_id == model_id, V.stage == target.value, V.id != version_id)
+        .order_by(V.id)
+    ).all()
+    unmet = []
+    for incumbent_id, version in incumbents:
+        for condition in unmet_conditions(conn, policy, incumbent_id, target, Stage.ARCHIVED):
+            unmet.append(f"archive_existing: incumbent version {version!r}: {condition}")
+    return unmet
 
 
 def _move(

@@ -175,17 +175,23 @@ def matches(conn: Connection, spec: QuerySpec, version_id: int) -> bool:
     return conn.execute(stmt).first() is not None
 
 
-def unmet_conditions(conn: Connection, spec: QuerySpec, version_id: int) -> list[str]:
+def unmet_conditions(
+    conn: Connection, spec: QuerySpec, version_id: int, *, model_tags: bool = True
+) -> list[str]:
     """Each top-level condition of the spec the version fails, described, in one query.
 
     ``spec.conjuncts()`` are judged one by one (a ``|`` inside one counts as one
     condition), so a denied promotion can list every unmet gate condition at once.
 
+    Args:
+        model_tags: a tag condition also holds when the version's model has the tag (as
+            in queries); False for a promotion gate on the version's own tags.
+
     Raises:
         NotFoundError: the version does not exist.
     """
     conjuncts = spec.conjuncts() if spec.where != AllOf(()) else ()
-    plan = _Plan(conn, spec, _resolve_roots(conn, spec), join_metrics=False)
+    plan = _Plan(conn, spec, _resolve_roots(conn, spec), join_metrics=False, model_tags=model_tags)
     flags = [case((plan.condition(c), 1), else_=0).label(f"c{i}") for i, c in enumerate(conjuncts)]
     row = conn.execute(select(V.id, *flags).select_from(VERSIONS).where(V.id == version_id)).first()
     if row is None:
@@ -348,6 +354,7 @@ class _Plan:
         join_metrics: bool = True,
         metric_presence: tuple[str, bool] | None = None,
         split_tag: bool = False,
+        model_tags: bool = True,
     ) -> None:
         """Compile ``spec``'s conditions.
 
@@ -358,7 +365,9 @@ class _Plan:
                 inner join), ``(name, False)`` only those without it.
             split_tag: leave the first required tag out of ``where`` and set ``tag``, for
                 a statement that reads its two sources separately (see ``_statement``).
+            model_tags: a tag condition also holds for the model's tags.
         """
+        self._model_tags = model_tags
         self._postgres = conn.dialect.name == "postgresql"
         self._roots = roots
         self._ctes = 0
@@ -483,12 +492,17 @@ class _Plan:
                 return V[field] == value
             case HasTag(tag):
                 vt = VERSION_TAGS.alias(self._name("cmr_vtag"))
-                mt = MODEL_TAGS.alias(self._name("cmr_mtag"))
-                return or_(
+                on_version: ColumnElement[bool] = (
                     select(vt.c.version_id)
                     .where(vt.c.version_id == V.id, vt.c.tag == tag)
                     .correlate(VERSIONS)
-                    .exists(),
+                    .exists()
+                )
+                if not self._model_tags:
+                    return on_version
+                mt = MODEL_TAGS.alias(self._name("cmr_mtag"))
+                return or_(
+                    on_version,
                     select(mt.c.model_id)
                     .where(mt.c.model_id == V.model_id, mt.c.tag == tag)
                     .correlate(VERSIONS)

@@ -49,6 +49,11 @@ _dumps = json.dumps  # what SQLAlchemy's JSON type stores, without the engine in
 # that SQLAlchemy reuses their cache keys and compiled forms instead of rebuilding them on
 # every call: that was most of a registration's Python time (bench/register.py).
 _EXISTING_VERSION_IDS = select(V.id).where(V.id.in_(bindparam("ids", expanding=True)))
+# PostgreSQL: the parents, share-locked until commit, so that none can be deleted between
+# this check and the edge inserts (issue 14: a raw foreign-key error or a wrong
+# DuplicateVersionError otherwise). A parent deleted meanwhile is not returned once the
+# deleting transaction commits.
+_LOCK_PARENTS = _EXISTING_VERSION_IDS.with_for_update(read=True)
 _NEXT_NUMBER = (
     update(MODELS)
     .where(M.name == bindparam("model_name"))
@@ -88,9 +93,30 @@ def register(db: Database, spec: NewVersion) -> ModelVersion:
             if spec.on_duplicate == "return":
                 return existing
             raise DuplicateConfigError(existing) from exc
-        if spec.version is not None:
+        _raise_for_missing_parent(db, spec.parents, exc)
+        if spec.version is not None and _version_exists(db, spec.model_name, spec.version):
             raise DuplicateVersionError(spec.model_name, spec.version) from exc
         raise
+
+
+def _raise_for_missing_parent(
+    db: Database, parents: Sequence[VersionRef], exc: ConstraintViolationError
+) -> None:
+    # Only a parent deleted after the checks can break an edge's foreign key.
+    with db.read() as conn:
+        _parent_ids(conn, parents)
+
+
+def _version_exists(db: Database, model_name: str, version: str) -> bool:
+    with db.read() as conn:
+        return (
+            conn.execute(
+                select(V.id)
+                .join_from(VERSIONS, MODELS, M.id == V.model_id)
+                .where(M.name == model_name, V.version == version)
+            ).first()
+            is not None
+        )
 
 
 def _existing_run(db: Database, spec: NewVersion) -> ModelVersion | None:
@@ -115,7 +141,7 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
     with db.write() as conn:
         # Parents first: resolving them needs no lock, and "model@latest" means the version
         # before this one.
-        parent_ids = _parent_ids(conn, spec.parents)
+        parent_ids = _parent_ids(conn, spec.parents, lock=db.lock_clause())
         version = spec.version
         number = 0
         if version is None:
@@ -227,14 +253,16 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
 # on its own in autocommit mode, so that it costs one round trip: the statement is atomic,
 # and its model UPDATE holds the model's row lock (numbering) until the statement commits.
 # Every insert reads from `v`, so when the model does not exist, a parent is missing (the
-# UPDATE's guard) or the number is taken (ON CONFLICT), nothing at all is written and the
-# caller takes the transactional path, which creates the model, raises NotFoundError or
-# skips the number. A dedup conflict still raises: only (model_id, version) is the arbiter.
+# UPDATE's guard, which share-locks the parents until commit) or the number is taken (ON
+# CONFLICT), nothing at all is written and the caller takes the transactional path, which
+# creates the model, raises NotFoundError or skips the number. A dedup conflict still
+# raises: only (model_id, version) is the arbiter.
 _REGISTER_ONE_STATEMENT = """\
 WITH m AS (
     UPDATE cmr_models SET version_seq = version_seq + 1
     WHERE name = %(model_name)s
-      AND (SELECT count(*) FROM cmr_model_versions WHERE id = ANY(%(parents)s::bigint[]))
+      AND (SELECT count(*) FROM (SELECT id FROM cmr_model_versions
+              WHERE id = ANY(%(parents)s::bigint[]) FOR SHARE) AS parent)
           = cardinality(%(parents)s::bigint[])
     RETURNING id, version_seq
 ), v AS (
@@ -364,8 +392,12 @@ def _new_record(
     )
 
 
-def _parent_ids(conn: Connection, refs: Sequence[VersionRef]) -> list[int]:
-    """The ids of the parents, checked to exist (all ids in one query), without repeats."""
+def _parent_ids(conn: Connection, refs: Sequence[VersionRef], *, lock: bool = False) -> list[int]:
+    """The ids of the parents, checked to exist (all ids in one query), without repeats.
+
+    Args:
+        lock: share-lock them until commit (``FOR SHARE``), so none is deleted meanwhile.
+    """
     given = [ref.id for ref in refs if ref.id is not None]
     found = set(conn.execute(_EXISTING_VERSION_IDS, {"ids": given}).scalars()) if given else set()
     ids: list[int] = []
@@ -376,7 +408,13 @@ def _parent_ids(conn: Connection, refs: Sequence[VersionRef]) -> list[int]:
             ids.append(ref.id)
         else:
             raise NotFoundError("version", ref.id)
-    return list(dict.fromkeys(ids))
+    ids = list(dict.fromkeys(ids))
+    if lock and ids:
+        locked = set(conn.execute(_LOCK_PARENTS, {"ids": ids}).scalars())
+        for parent_id in ids:
+            if parent_id not in locked:  # deleted by a transaction that just committed
+                raise NotFoundError("version", parent_id)
+    return ids
 
 
 def _next_version_number(

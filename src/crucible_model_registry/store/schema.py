@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, String, column, func, inspect, select, table
+from sqlalchemy import Connection, Engine, String, column, func, inspect, select, table
 
 from crucible_model_registry.errors import SchemaNotReadyError
 from crucible_model_registry.store._translate import translate_errors
@@ -14,9 +14,9 @@ __all__ = ["HEAD_REVISION", "KNOWN_REVISIONS", "check_schema", "current_revision
 
 # The newest revision in migrations/versions; a unit test keeps the two in step, so that
 # checking a database needs one SELECT and no Alembic import.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 # Every revision this release ships, oldest first (a unit test compares it with Alembic's).
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK_KEY = 0x636D725F6D6967  # "cmr_mig": one registry migration at a time
@@ -70,9 +70,45 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     # migrates on first use): take the write lock before Alembic reads the revision, so
     # the later ones find the schema done instead of creating the tables twice.
     with translate_errors(), engine.connect() as plain:
-        conn = plain.execution_options(cmr_write=True)  # SQLite: BEGIN IMMEDIATE
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
-            config.attributes["connection"] = conn
-            command.upgrade(config, revision)
+        sqlite = plain.dialect.name == "sqlite"
+        if sqlite:
+            # Revisions rebuild tables (copy, drop, rename): dropping a table that others
+            # reference would cascade-delete their rows while foreign keys are on. The
+            # pragma is ignored inside a transaction, so it is set before BEGIN, and the
+            # keys are checked before the commit instead.
+            _sqlite_foreign_keys(plain, on=False)
+        try:
+            conn = plain.execution_options(cmr_write=True)  # SQLite: BEGIN IMMEDIATE
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+                if sqlite:
+                    _check_sqlite_foreign_keys(conn)
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(plain, on=True)
+
+
+def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:
+    # On the driver's connection, which runs in autocommit mode (engine.py): through
+    # SQLAlchemy the statement would open a transaction first.
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+    finally:
+        cursor.close()
+
+
+def _check_sqlite_foreign_keys(conn: Connection) -> None:
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise SchemaNotReadyError(
+            f"migrating would leave rows of {', '.join(tables)} pointing at missing rows; "
+            "nothing was changed. Run `cmr db check` to see them",
+            command="cmr db check",
+        )

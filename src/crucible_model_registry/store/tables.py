@@ -36,6 +36,7 @@ __all__ = [
     "MODEL_TAGS",
     "PENDING_UPLOADS",
     "POLICIES",
+    "POLICY_CHANGES",
     "PREFIX",
     "TRANSITIONS",
     "VERSIONS",
@@ -107,6 +108,12 @@ def _when(name: str) -> Column[datetime]:
     return Column(name, UTCDateTime(), nullable=False)
 
 
+# Ids are never reused (issue 14): history rows, aliases and retried calls name versions and
+# artifacts by id, so a new row must not take a deleted one's. PostgreSQL's sequences never
+# go back; SQLite's rowid does unless the table says AUTOINCREMENT (sqlite_autoincrement,
+# on every table with an id; migration 0003 rebuilt the older ones).
+
+
 MODELS = Table(
     "cmr_models",
     metadata,
@@ -119,6 +126,7 @@ MODELS = Table(
     Column("version_seq", Integer, nullable=False),
     _when("created_at"),
     _when("updated_at"),
+    sqlite_autoincrement=True,
 )
 
 VERSIONS = Table(
@@ -146,6 +154,7 @@ VERSIONS = Table(
     Index(None, "config_hash"),
     Index(None, "stage", "recipe", "id"),
     Index(None, "created_at", "id"),
+    sqlite_autoincrement=True,
 )
 
 METRICS = Table(
@@ -186,6 +195,7 @@ ARTIFACTS = Table(
     Column("manifest", JSON),
     _when("created_at"),
     Index(None, "version_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 # One row while an upload is under way: it claims the remote path before any byte is sent,
@@ -199,6 +209,10 @@ PENDING_UPLOADS = Table(
     Column("host", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
     _when("started_at"),
+    # The owner's secret: only the process holding it may give the claim back or renew it.
+    Column("token", String(64), nullable=False),
+    # The owner renews this lease while it uploads; a claim past it may be taken over.
+    _when("expires_at"),
     Index(None, "version_id"),
 )
 
@@ -213,6 +227,7 @@ EDGES = Table(
     _when("created_at"),
     UniqueConstraint("source_version_id", "target_version_id"),
     Index(None, "target_version_id", "source_version_id"),
+    sqlite_autoincrement=True,
 )
 
 # Append-only: rows outlive their version so the audit trail survives deletions.
@@ -229,6 +244,7 @@ TRANSITIONS = Table(
     _when("at"),
     Index(None, "version_id", "id"),
     Index(None, "model_id", "at"),
+    sqlite_autoincrement=True,
 )
 
 ALIASES = Table(
@@ -253,6 +269,7 @@ ALIAS_CHANGES = Table(
     Column("actor", String(255)),
     _when("at"),
     Index(None, "model_id", "alias", "at"),
+    sqlite_autoincrement=True,
 )
 
 POLICIES = Table(
@@ -261,4 +278,18 @@ POLICIES = Table(
     _fk("model_id", "cmr_models.id", primary_key=True),
     Column("policy", JSON, nullable=False),
     _when("updated_at"),
+)
+
+# Append-only: every change of a model's policy, the old and the new one (None: no policy).
+POLICY_CHANGES = Table(
+    "cmr_policy_changes",
+    metadata,
+    _id(),
+    _fk("model_id", "cmr_models.id"),
+    Column("old_policy", JSON),
+    Column("new_policy", JSON),
+    Column("actor", String(255)),
+    _when("at"),
+    Index(None, "model_id", "id"),
+    sqlite_autoincrement=True,
 )

@@ -16,6 +16,7 @@ from crucible_model_registry.store._records import (
     version_columns,
     versions_from_rows,
 )
+from crucible_model_registry.store.artifacts import live_claim_problem
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.governance import record_alias_changes
 from crucible_model_registry.store.models import lock_model, now, resolve_ref
@@ -158,14 +159,27 @@ def delete_version(
     Returns:
         The deleted version as it was, so the caller can remove its artifact bytes.
 
+    An upload (or artifact deletion) under way to the version is never interrupted: its
+    live claim refuses the deletion, even with ``force``, rather than waiting for bytes of
+    unbounded size while holding the model's lock; a claim whose lease ran out is removed.
+
     Raises:
-        ValidationError: it is in production or has descendants and ``force`` is False.
+        ValidationError: it is in production or has descendants and ``force`` is False,
+            or an upload to it is under way.
     """
     at = now()
     with db.write() as conn:
         version_id = resolve_ref(conn, ref)
         record = load_versions(conn, [version_id])[0]
         lock_model(db, conn, record.model_id)
+        # The version's row lock comes before the claims are read: a claim being inserted
+        # holds a key-share lock on the row (its foreign key) until it commits, so this
+        # waits for it and then sees it; a later claim waits for this delete and fails.
+        if db.lock_clause():
+            conn.execute(select(V.id).where(V.id == version_id).with_for_update()).first()
+        busy = live_claim_problem(conn, version_id=version_id)
+        if busy is not None:
+            raise ValidationError.single("version", f"refusing to delete {record.ref}: {busy}")
         if not force:
             problems = []
             if record.stage is Stage.PRODUCTION:
