@@ -1,4 +1,4 @@
-"""``cmr init`` and ``cmr db upgrade``: create or migrate the registry's schema."""
+"""``cmr init``, ``cmr db upgrade`` and ``cmr db check``: create, migrate and verify the schema."""
 
 from __future__ import annotations
 
@@ -99,3 +99,36 @@ def upgrade(
             registry.close()
     report = _migration_report(redact_url(url), before, after)
     _session.emit(report, json_flag=json_flag, human=lambda c: _say_migrated(c, report))
+
+
+@db_app.command("check")
+def check(json_flag: _session.JsonFlag = False) -> None:
+    """Verify the registry's invariants; exit 1 naming each violation (writes nothing).
+
+    Checked: every version's stage is its last stage-history row; metrics and tags JSON
+    equal their tables; no lineage edge, alias, upload claim or artifact points at a
+    missing version; no model's version counter is behind its numbered versions.
+    """
+    from crucible_model_registry.domain.integrity import INVARIANTS
+
+    report = _session.current().registry().check()
+    data = {
+        "ok": report.ok,
+        "checked": list(INVARIANTS),
+        "violations": [
+            {"invariant": v.invariant, "subject": v.subject, "detail": v.detail}
+            for v in report.violations
+        ],
+    }
+
+    def human(console: Console) -> None:
+        if report.ok:
+            console.print(f"OK: all {len(INVARIANTS)} invariants hold ({', '.join(INVARIANTS)})")
+            return
+        for violation in report.violations:
+            console.print(str(violation), markup=False)
+        console.print(f"{len(report.violations)} violation(s) found")
+
+    _session.emit(data, json_flag=json_flag, human=human, quiet=map(str, report.violations))
+    if not report.ok:
+        raise typer.Exit(code=1)
