@@ -123,9 +123,9 @@ def uploader(db_url: str, storage_root: Path, big_file: Path) -> Iterator[Any]:
         a.kill()
 
 
-def _claims(registry: Registry) -> list[tuple[str, int, str]]:
+def _claims(registry: Registry) -> list[tuple[str, int, datetime]]:
     with registry.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(select(P.storage_path, P.pid, P.token))]
+        return [tuple(r) for r in conn.execute(select(P.storage_path, P.pid, P.started_at))]
 
 
 # --------------------------------------------------------------------------- finding 2
@@ -155,8 +155,10 @@ def test_a_stalled_upload_that_lost_its_claim_never_deletes_a_later_uploads_byte
 ):
     a = uploader()
     # A stalls past its lease: its claim expires (as if it had not renewed it for LEASE).
+    past = datetime.now(UTC) - timedelta(days=2)
+    expired = {name: past for name in ("started_at", "expires_at") if name in P}
     with shared.engine.begin() as conn:
-        conn.execute(update(PENDING_UPLOADS).values(expires_at=datetime.now(UTC) - timedelta(1)))
+        conn.execute(update(PENDING_UPLOADS).values(**expired))
     shared.delete_version(f"{MODEL}@2.0", force=True)
     shared.register(
         model_name=MODEL, version="2.0", recipe="sft", base_model="b", training_config={"r": 2}
@@ -197,7 +199,7 @@ def test_a_live_claim_is_not_taken_over_when_its_pid_is_unknown_on_this_host(
     shared: Registry, uploader, tmp_path: Path
 ):
     a = uploader()
-    [(path, _pid, token)] = _claims(shared)
+    [(path, _pid, started_at)] = _claims(shared)
     stranger = _pid_unknown_here()
     # Same host name, a pid this namespace cannot see: A in another container.
     with shared.engine.begin() as conn:
@@ -209,7 +211,7 @@ def test_a_live_claim_is_not_taken_over_when_its_pid_is_unknown_on_this_host(
         shared.upload_artifact(f"{MODEL}@2.0", "checkpoint", other, name="big.bin")
 
     assert set(caught.value.errors) == {"path"}
-    assert _claims(shared) == [(path, stranger, token)]
+    assert _claims(shared) == [(path, stranger, started_at)]  # still A's
     outcome = a.finish()
     assert outcome[0] == "uploaded", outcome
     assert shared.verify_artifact(outcome[1])
