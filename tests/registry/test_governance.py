@@ -579,3 +579,113 @@ def test_promote_span_carries_the_actor_and_the_outcome(registry: Registry) -> N
     assert (promoted["cmr.outcome"], promoted["cmr.actor"]) == ("promoted", "tester")
     assert (denied["cmr.outcome"], denied["cmr.actor"]) == ("denied", "tester")
     assert (denied["cmr.model"], denied["cmr.version"]) == (MODEL, v2.version)
+
+
+# --------------------------------------------------------------------------- issue 14
+
+
+def test_archive_existing_is_denied_when_the_policy_forbids_archiving_the_incumbent(
+    registry: Registry,
+) -> None:
+    incumbent, newcomer = make(registry, 1), make(registry, 2)
+    registry.promote(incumbent, "production")
+    # Only staging versions may be archived: a production incumbent may not.
+    registry.set_promotion_policy(MODEL, PromotionPolicy(allowed={"archived": ["staging"]}))
+    history = registry.stage_history(incumbent)
+
+    with pytest.raises(PromotionDeniedError) as caught:
+        registry.promote(newcomer, "production", archive_existing=True)
+
+    [unmet] = caught.value.unmet
+    assert incumbent.version in unmet
+    assert caught.value.version_ref == f"{MODEL}@{newcomer.version}"
+    assert registry.get_version(incumbent.id).stage is Stage.PRODUCTION
+    assert registry.get_version(newcomer.id).stage is Stage.EXPERIMENT
+    assert registry.stage_history(incumbent) == history
+
+
+def test_archive_existing_archives_incumbents_the_policy_lets_go(registry: Registry) -> None:
+    incumbent, newcomer = make(registry, 1), make(registry, 2)
+    registry.promote(incumbent, "production")
+    registry.set_promotion_policy(MODEL, PromotionPolicy(allowed={"archived": ["production"]}))
+
+    registry.promote(newcomer, "production", archive_existing=True)
+
+    assert registry.get_version(incumbent.id).stage is Stage.ARCHIVED
+
+
+def test_an_exclusive_swap_still_archives_without_passing_allowed(registry: Registry) -> None:
+    # API.md: the exclusive stage's own swap need not pass `allowed` (issue 14 is about
+    # archive_existing only).
+    incumbent, newcomer = make(registry, 1), make(registry, 2)
+    registry.promote(incumbent, "production")
+    registry.set_promotion_policy(
+        MODEL, PromotionPolicy(allowed={"archived": ["staging"]}, exclusive=["production"])
+    )
+
+    registry.promote(newcomer, "production", archive_existing=True)
+
+    assert registry.get_version(incumbent.id).stage is Stage.ARCHIVED
+    assert registry.get_version(newcomer.id).stage is Stage.PRODUCTION
+
+
+def test_a_tag_gate_is_not_met_by_the_models_tag(registry: Registry) -> None:
+    version = make(registry, 1)
+    registry.update_model(MODEL, tags=["reviewed"])
+    registry.set_promotion_policy(
+        MODEL, PromotionPolicy(gates={"production": cmr.Query().where_tag("reviewed")})
+    )
+
+    with pytest.raises(PromotionDeniedError) as caught:
+        registry.promote(version, "production")
+
+    assert len(caught.value.unmet) == 1
+    assert registry.get_version(version.id).stage is Stage.EXPERIMENT
+    registry.add_tags(version, ["reviewed"])
+    assert registry.promote(version, "production").stage is Stage.PRODUCTION
+
+
+def test_a_policy_may_let_the_models_tags_meet_a_tag_gate(registry: Registry) -> None:
+    version = make(registry, 1)
+    registry.update_model(MODEL, tags=["reviewed"])
+    policy = PromotionPolicy(
+        gates={"production": cmr.Query().where_tag("reviewed")}, gate_tags="version_or_model"
+    )
+    registry.set_promotion_policy(MODEL, policy)
+
+    assert registry.get_promotion_policy(MODEL) == policy
+    assert registry.promote(version, "production").stage is Stage.PRODUCTION
+
+
+def test_gate_tags_accepts_only_its_two_values() -> None:
+    with pytest.raises(ValidationError) as caught:
+        PromotionPolicy(gate_tags="model")  # type: ignore[arg-type]
+    assert set(caught.value.errors) == {"gate_tags"}
+    with pytest.raises(ValidationError):
+        PromotionPolicy.from_dict({"gate_tags": "anything"})
+
+
+def test_policy_changes_are_kept_with_old_and_new_policy_actor_and_time(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make(registry, 1)
+    first = PromotionPolicy(exclusive=["production"])
+    second = PromotionPolicy(allowed={"production": ["staging"]})
+    before = datetime.now(UTC)
+    registry.set_promotion_policy(MODEL, first)
+    monkeypatch.setenv("CMR_ACTOR", "release-manager")
+    registry.set_promotion_policy(MODEL, second)
+    registry.set_promotion_policy(MODEL, second)  # no change: nothing recorded
+    registry.set_promotion_policy(MODEL, None)
+
+    history = registry.policy_history(MODEL)
+
+    assert [(c.old, c.new) for c in history] == [(None, first), (first, second), (second, None)]
+    assert [c.actor for c in history] == ["tester", "release-manager", "release-manager"]
+    assert before <= history[0].at <= history[1].at <= history[2].at
+
+
+def test_policy_history_of_an_unknown_model_is_not_found(registry: Registry) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        registry.policy_history("no-such-model")
+    assert caught.value.kind == "model"
