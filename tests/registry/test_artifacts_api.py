@@ -223,9 +223,17 @@ def claims(registry: Registry) -> list[tuple[str, str, str, int]]:
 
 
 def leave_claim(
-    registry: Registry, version: ModelVersion, path: str, *, host: str, pid: int, age: timedelta
+    registry: Registry,
+    version: ModelVersion,
+    path: str,
+    *,
+    host: str,
+    pid: int,
+    age: timedelta,
+    expires_in: timedelta,
 ) -> None:
-    """A claim as an upload that never finished would leave it."""
+    """A claim as an unfinished upload would leave it, its lease ending in ``expires_in``."""
+    at = datetime.now(UTC)
     with registry.engine.begin() as conn:
         conn.execute(
             insert(PENDING_UPLOADS).values(
@@ -234,7 +242,9 @@ def leave_claim(
                 version_id=version.id,
                 host=host,
                 pid=pid,
-                started_at=datetime.now(UTC) - age,
+                started_at=at - age,
+                token="left-behind",
+                expires_at=at + expires_in,
             )
         )
 
@@ -528,32 +538,33 @@ def test_s3_stopping_mid_multipart_upload_records_nothing(
 
 
 @pytest.mark.parametrize("kind", ["file", "directory"])
-def test_a_record_the_database_refuses_leaves_no_bytes(
+def test_deleting_the_version_during_an_upload_is_refused_and_the_upload_recorded(
     db_url: str, reg: Registry, store: Store, tmp_path: Path, kind: str
 ) -> None:
+    # Issue 14: deleting the version used to succeed here, and the upload's cleanup could
+    # then delete a later upload's bytes; a live upload claim now refuses the deletion.
     other = Registry.from_url(db_url)  # another client of the same database
     v = register(reg)
     src = write_file(tmp_path / "model.bin", 2 * MiB) if kind == "file" else tmp_path / "ckpt"
     if kind == "directory":
         make_tree(src)
-    deleted = threading.Event()
+    refused: list[ValidationError] = []
 
     def delete_the_version(n: int) -> None:
         # Bytes are moving and no transaction is open: someone deletes the version now.
-        if not deleted.is_set():
-            deleted.set()
-            other.delete_version(v.id)
+        if not refused:
+            with pytest.raises(ValidationError) as info:
+                other.delete_version(v.id, force=True)
+            refused.append(info.value)
 
     try:
-        with pytest.raises(NotFoundError) as info:
-            reg.upload_artifact(v, "checkpoint", src, progress=delete_the_version)
+        artifact = reg.upload_artifact(v, "checkpoint", src, progress=delete_the_version)
     finally:
         other.close()
 
-    assert deleted.is_set()
-    assert (info.value.kind, info.value.ref) == ("version", v.id)
-    assert artifact_rows(reg) == 0
-    assert store.stored() == set()
+    assert [set(e.errors) for e in refused] == [{"version"}]
+    assert [a.id for a in reg.get_version(v.id).artifacts] == [artifact.id]
+    assert reg.verify_artifact(artifact)
     assert claims(reg) == []
 
 
@@ -764,14 +775,23 @@ def _a_finished_process() -> int:
     return int(done.stdout)
 
 
-def test_a_claim_left_by_a_dead_process_on_this_host_is_taken_over(
+def test_a_claim_left_by_a_dead_process_is_taken_over_once_its_lease_ran_out(
     local_reg: LocalReg, tmp_path: Path
 ) -> None:
     registry, local = local_reg
     v = register(registry)
     path = f"{LAYOUT}/checkpoint/model.bin"
     dead = _a_finished_process()
-    leave_claim(registry, v, path, host=socket.gethostname(), pid=dead, age=timedelta(0))
+    # Dead processes renew nothing: the lease ran out (issue 14: the pid is not trusted).
+    leave_claim(
+        registry,
+        v,
+        path,
+        host=socket.gethostname(),
+        pid=dead,
+        age=timedelta(minutes=2),
+        expires_in=-timedelta(seconds=1),
+    )
 
     artifact = registry.upload_artifact(v, "checkpoint", write_file(tmp_path / "model.bin", 100))
 
@@ -780,28 +800,36 @@ def test_a_claim_left_by_a_dead_process_on_this_host_is_taken_over(
     assert claims(registry) == []
 
 
-def test_a_claim_from_another_host_holds_until_it_is_stale(
+def test_a_claim_from_another_host_holds_until_its_lease_runs_out(
     local_reg: LocalReg, tmp_path: Path
 ) -> None:
     registry, local = local_reg
     v = register(registry)
     path = f"{LAYOUT}/checkpoint/model.bin"
     src = write_file(tmp_path / "model.bin", 100)
-    leave_claim(registry, v, path, host="gpu-node-7", pid=4242, age=timedelta(hours=23))
+    leave_claim(
+        registry,
+        v,
+        path,
+        host="gpu-node-7",
+        pid=4242,
+        age=timedelta(hours=23),
+        expires_in=timedelta(seconds=30),
+    )
 
     with pytest.raises(ValidationError) as info:
         registry.upload_artifact(v, "checkpoint", src)
 
     message = info.value.errors["path"][0]
     assert "(host gpu-node-7, process 4242)" in message
-    assert "24 hours after it started" in message
+    assert "when its lease runs out" in message
     assert claims(registry) == [("local", path, "gpu-node-7", 4242)]  # untouched
     assert registry.get_version(v.id).artifacts == []
     assert local.stored() == set()
 
-    with registry.engine.begin() as conn:  # the same claim, a day old
+    with registry.engine.begin() as conn:  # the same claim, its lease run out
         conn.execute(
-            PENDING_UPLOADS.update().values(started_at=datetime.now(UTC) - timedelta(hours=25))
+            PENDING_UPLOADS.update().values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     artifact = registry.upload_artifact(v, "checkpoint", src)
     assert registry.verify_artifact(artifact) is True

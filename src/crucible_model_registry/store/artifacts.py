@@ -246,7 +246,7 @@ def live_claim_problem(
         return None
     r = live[0]
     return (
-        f"an upload to {r.storage_path!r} has been under way since "
+        f"another upload to {r.storage_path!r} has been under way since "
         f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC (host {r.host}, process {r.pid}); wait for it "
         f"to finish. If that process is gone, its claim is taken over when its lease runs "
         f"out, at {r.expires_at:%H:%M:%S} UTC at the latest ({LEASE.total_seconds():g} s "
