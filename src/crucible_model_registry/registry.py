@@ -228,7 +228,8 @@ class Registry(ArtifactMethods, LineageMethods):
         registry does not own); remove uploaded ones first with :meth:`delete_artifact`.
 
         Raises:
-            ValidationError: it is in production or has descendants and ``force`` is False.
+            ValidationError: it is in production or has descendants and ``force`` is False,
+                or an upload to it is under way (even with ``force``: wait for it).
         """
         store.versions.delete_version(
             self._db, ref_of(version, field="version"), force=force, actor=current_actor()
