@@ -92,3 +92,81 @@ def test_a_parent_deleted_while_a_child_registers_gives_not_found(
 
     assert outcome == ("not_found", "version", parent.id)
     assert [v.version for v in registry.query({"model_name": MODEL})] == []
+
+
+ROUNDS = 25
+
+
+def delete_parents(url: str, ids: list[int], barrier: Any, results: Any) -> None:
+    registry = Registry.from_url(url)
+    outcomes = []
+    try:
+        registry.list_models()
+        for parent_id in ids:
+            barrier.wait(TIMEOUT)
+            try:
+                registry.delete_version(parent_id, force=True)
+                outcomes.append("deleted")
+            except Exception as exc:
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        results.put(("deleter", outcomes))
+        registry.close()
+
+
+def register_children(url: str, ids: list[int], barrier: Any, results: Any) -> None:
+    registry = Registry.from_url(url)
+    outcomes = []
+    try:
+        registry.list_models()
+        for i, parent_id in enumerate(ids):
+            barrier.wait(TIMEOUT)
+            try:
+                registry.register(
+                    model_name=MODEL,
+                    version=f"child-{i}" if i % 2 else None,
+                    recipe="sft",
+                    base_model="b",
+                    training_config={"child": i},
+                    parents=[parent_id],
+                )
+                outcomes.append("registered")
+            except NotFoundError as exc:
+                outcomes.append("not_found" if exc.ref == parent_id else f"NotFound {exc.ref}")
+            except Exception as exc:
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        results.put(("registrar", outcomes))
+        registry.close()
+
+
+def test_racing_parent_deletes_and_child_registrations_never_deadlock_or_mislabel(
+    registry: Registry, db_url: str
+):
+    # delete_version locks the model, then the version; a registration of a child in the
+    # same model must not lock them the other way round.
+    parents = [
+        registry.register(
+            model_name=MODEL, version=f"parent-{i}", recipe="sft", base_model="b",
+            training_config={"parent": i},
+        ).id
+        for i in range(ROUNDS)
+    ]  # fmt: skip
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [
+        ctx.Process(target=target, args=(db_url, parents, barrier, results))
+        for target in (delete_parents, register_children)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        outcomes = dict(results.get(timeout=TIMEOUT * 2) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(TIMEOUT)
+            if p.is_alive():
+                p.kill()
+
+    assert outcomes["deleter"] == ["deleted"] * ROUNDS
+    assert set(outcomes["registrar"]) <= {"registered", "not_found"}, outcomes["registrar"]

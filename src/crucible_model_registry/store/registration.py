@@ -102,9 +102,14 @@ def register(db: Database, spec: NewVersion) -> ModelVersion:
 def _raise_for_missing_parent(
     db: Database, parents: Sequence[VersionRef], exc: ConstraintViolationError
 ) -> None:
-    # Only a parent deleted after the checks can break an edge's foreign key.
-    with db.read() as conn:
-        _parent_ids(conn, parents)
+    # A parent deleted after the checks breaks an edge's foreign key: say which.
+    if not parents:
+        return
+    try:
+        with db.read() as conn:
+            _parent_ids(conn, parents)
+    except NotFoundError as missing:
+        raise missing from exc
 
 
 def _version_exists(db: Database, model_name: str, version: str) -> bool:
@@ -141,7 +146,7 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
     with db.write() as conn:
         # Parents first: resolving them needs no lock, and "model@latest" means the version
         # before this one.
-        parent_ids = _parent_ids(conn, spec.parents, lock=db.lock_clause())
+        parent_ids = _parent_ids(conn, spec.parents)
         version = spec.version
         number = 0
         if version is None:
@@ -163,6 +168,10 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
                 raise ValidationError.single(
                     "version", f"{version!r} is an alias of model {spec.model_name!r}"
                 )
+        if parent_ids and db.lock_clause():
+            # Only after the model's lock: delete_version takes the model's lock before the
+            # version's, so locking a parent of the same model first could deadlock.
+            _lock_parents(conn, parent_ids)
         row = {
             "model_id": model_id,
             "stage": Stage.EXPERIMENT.value,
@@ -253,16 +262,17 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
 # on its own in autocommit mode, so that it costs one round trip: the statement is atomic,
 # and its model UPDATE holds the model's row lock (numbering) until the statement commits.
 # Every insert reads from `v`, so when the model does not exist, a parent is missing (the
-# UPDATE's guard, which share-locks the parents until commit) or the number is taken (ON
-# CONFLICT), nothing at all is written and the caller takes the transactional path, which
-# creates the model, raises NotFoundError or skips the number. A dedup conflict still
-# raises: only (model_id, version) is the arbiter.
+# UPDATE's guard) or the number is taken (ON CONFLICT), nothing at all is written and the
+# caller takes the transactional path, which creates the model, raises NotFoundError or
+# skips the number. A parent deleted after the guard fails the edge's foreign key (the
+# guard cannot lock it: the model's row is locked after it, and delete_version locks in
+# the other order); register() then diagnoses the missing parent as NotFoundError. A dedup
+# conflict still raises: only (model_id, version) is the arbiter.
 _REGISTER_ONE_STATEMENT = """\
 WITH m AS (
     UPDATE cmr_models SET version_seq = version_seq + 1
     WHERE name = %(model_name)s
-      AND (SELECT count(*) FROM (SELECT id FROM cmr_model_versions
-              WHERE id = ANY(%(parents)s::bigint[]) FOR SHARE) AS parent)
+      AND (SELECT count(*) FROM cmr_model_versions WHERE id = ANY(%(parents)s::bigint[]))
           = cardinality(%(parents)s::bigint[])
     RETURNING id, version_seq
 ), v AS (
@@ -408,13 +418,20 @@ def _parent_ids(conn: Connection, refs: Sequence[VersionRef], *, lock: bool = Fa
             ids.append(ref.id)
         else:
             raise NotFoundError("version", ref.id)
-    ids = list(dict.fromkeys(ids))
-    if lock and ids:
-        locked = set(conn.execute(_LOCK_PARENTS, {"ids": ids}).scalars())
-        for parent_id in ids:
-            if parent_id not in locked:  # deleted by a transaction that just committed
-                raise NotFoundError("version", parent_id)
-    return ids
+    return list(dict.fromkeys(ids))
+
+
+def _lock_parents(conn: Connection, parent_ids: list[int]) -> None:
+    """Share-lock the parents until commit (PostgreSQL), so that none is deleted meanwhile.
+
+    Raises:
+        NotFoundError: a parent was deleted by a transaction that committed since it was
+            looked up (the lock waited for it).
+    """
+    locked = set(conn.execute(_LOCK_PARENTS, {"ids": parent_ids}).scalars())
+    for parent_id in parent_ids:
+        if parent_id not in locked:
+            raise NotFoundError("version", parent_id)
 
 
 def _next_version_number(
