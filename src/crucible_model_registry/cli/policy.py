@@ -53,6 +53,8 @@ def _policy_rows(policy: PromotionPolicy) -> list[tuple[str, str]]:
     ]
     if policy.exclusive:
         rows.append(("exclusive", ", ".join(s.value for s in policy.exclusive)))
+    if policy.gates and policy.gate_tags != "version":
+        rows.append(("gate tags", "the version's or its model's"))
     return rows
 
 

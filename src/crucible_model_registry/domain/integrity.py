@@ -35,7 +35,9 @@ INVARIANTS: tuple[Invariant, ...] = (
   edge, alias, upload claim and artifact points at an existing version (an alias at one of
   its own model).
 * ``version_counter``: a model's version counter is not behind any of its version strings
-  that is a number, so auto-numbering never has to skip a taken number.
+  that is a number, so auto-numbering never has to skip a taken number. A number given
+  explicitly as ``version=`` above the counter trips it too: the stored rows cannot tell
+  it from an assigned one.
 """
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.records import ModelVersion, StageTransition
 from crucible_model_registry.domain.refs import VersionRef
-from crucible_model_registry.errors import ValidationError
+from crucible_model_registry.errors import NotFoundError, ValidationError
 from crucible_model_registry.store._records import (
     load_versions,
     version_columns,
@@ -156,12 +156,12 @@ def delete_version(
 ) -> ModelVersion:
     """Delete a version's records; its stage history stays, as the audit trail.
 
-    Returns:
-        The deleted version as it was, so the caller can remove its artifact bytes.
-
     An upload (or artifact deletion) under way to the version is never interrupted: its
     live claim refuses the deletion, even with ``force``, rather than waiting for bytes of
     unbounded size while holding the model's lock; a claim whose lease ran out is removed.
+
+    Returns:
+        The deleted version as it was, so the caller can remove its artifact bytes.
 
     Raises:
         ValidationError: it is in production or has descendants and ``force`` is False,
@@ -175,8 +175,12 @@ def delete_version(
         # The version's row lock comes before the claims are read: a claim being inserted
         # holds a key-share lock on the row (its foreign key) until it commits, so this
         # waits for it and then sees it; a later claim waits for this delete and fails.
-        if db.lock_clause():
-            conn.execute(select(V.id).where(V.id == version_id).with_for_update()).first()
+        if (
+            db.lock_clause()
+            and conn.execute(select(V.id).where(V.id == version_id).with_for_update()).first()
+            is None
+        ):
+            raise NotFoundError("version", version_id, "it was deleted meanwhile")
         busy = live_claim_problem(conn, version_id=version_id)
         if busy is not None:
             raise ValidationError.single("version", f"refusing to delete {record.ref}: {busy}")
