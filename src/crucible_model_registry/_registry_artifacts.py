@@ -11,6 +11,7 @@ from crucible_model_registry import _transfers, store
 from crucible_model_registry._registry_base import RegistryBase, VersionLike
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, parse_enum
 from crucible_model_registry.domain.records import Artifact, ModelVersion
+from crucible_model_registry.domain.rules import check_id
 from crucible_model_registry.domain.specs import ref_of
 from crucible_model_registry.errors import RegistryError, ValidationError
 from crucible_model_registry.storage.base import artifact_remote_path
@@ -178,4 +179,4 @@ class ArtifactMethods(RegistryBase):
         artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
         if isinstance(artifact_id, bool) or not isinstance(artifact_id, int):
             raise ValidationError.single("artifact", "pass an Artifact or an artifact id")
-        return store.artifacts.get_artifact(self._db, artifact_id)
+        return store.artifacts.get_artifact(self._db, check_id(artifact_id, field="artifact"))

@@ -23,10 +23,11 @@ from crucible_model_registry.domain.records import (
 )
 from crucible_model_registry.domain.rules import (
     check_alias_name,
+    check_config_hash,
+    check_long_text,
     check_metrics,
     check_model_name,
     check_tags,
-    check_text,
 )
 from crucible_model_registry.domain.specs import (
     OnDuplicate,
@@ -125,8 +126,8 @@ class Registry(ArtifactMethods, LineageMethods):
             ValidationError: a bad tag, description or metadata (nothing is changed).
         """
         checked_tags = None if tags is None else check_tags(tags)
-        if description is not _UNSET and description is not None:
-            description = check_text(description, field="description", limit=10_000)
+        if description is not _UNSET:
+            description = check_long_text(description, field="description")
         meta = None
         if metadata is not None:
             if not isinstance(metadata, Mapping):
@@ -149,9 +150,7 @@ class Registry(ArtifactMethods, LineageMethods):
 
     def find_by_config_hash(self, config_hash: str) -> ModelVersion | None:
         """The earliest version registered with this config hash, if any."""
-        if not isinstance(config_hash, str) or len(config_hash) != 64:
-            raise ValidationError.single("config_hash", "must be a 64-digit SHA-256 hex string")
-        return store.versions.find_by_config_hash(self._db, config_hash.lower())
+        return store.versions.find_by_config_hash(self._db, check_config_hash(config_hash))
 
     def stage_history(self, version: VersionLike) -> list[StageTransition]:
         """Every stage change of a version, oldest first (registration included)."""
@@ -188,7 +187,7 @@ class Registry(ArtifactMethods, LineageMethods):
                     self._db,
                     ref,
                     target,
-                    reason=reason,
+                    reason=check_long_text(reason, field="reason"),
                     actor=actor,
                     archive_existing=archive_existing,
                 )
@@ -280,7 +279,7 @@ class Registry(ArtifactMethods, LineageMethods):
             self._db,
             ref_of(version, field="version"),
             check_alias_name(alias),
-            reason=_reason(reason),
+            reason=check_long_text(reason, field="reason"),
             actor=current_actor(),
         )
 
@@ -294,7 +293,7 @@ class Registry(ArtifactMethods, LineageMethods):
             self._db,
             check_model_name(model_name),
             check_alias_name(alias),
-            reason=_reason(reason),
+            reason=check_long_text(reason, field="reason"),
             actor=current_actor(),
         )
 
@@ -356,9 +355,3 @@ class Registry(ArtifactMethods, LineageMethods):
     def hash_config(self, training_config: object) -> str:
         """The config hash :meth:`register` would compute for ``training_config``."""
         return hash_config(training_config)
-
-
-def _reason(value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ValidationError.single("reason", "must be a string or None")
-    return value

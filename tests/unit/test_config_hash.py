@@ -114,7 +114,8 @@ def test_rfc8785_property_order_is_by_utf16_code_units() -> None:
         "\u00f6": "Latin Small Letter O With Diaeresis",
     }
     order = ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
-    canonical = canonical_json(normalize_config(doc)).decode()
+    # canonical_json alone: U+FB33 is not in NFC, so normalize_config would decompose it.
+    canonical = canonical_json(doc).decode()
     positions = [canonical.index(f'"{doc[key]}"') for key in order]
     assert positions == sorted(positions)
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from crucible_model_registry.domain.config_hash import JSONValue, canonical_json, normalize_config
 from crucible_model_registry.domain.enums import Relationship
 from crucible_model_registry.domain.records import LineageEdge, ModelVersion, to_jsonable
+from crucible_model_registry.domain.rules import MAX_DEPTH, check_whole_number, short_repr
 from crucible_model_registry.errors import ValidationError
 
 __all__ = [
@@ -41,8 +42,10 @@ def check_max_depth(value: object, *, field: str = "max_depth") -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError.single(field, f"{value!r} must be None or a whole number >= 1")
-    return value
+        raise ValidationError.single(
+            field, f"{short_repr(value)} must be None or a whole number >= 1"
+        )
+    return check_whole_number(value, field=field, minimum=1, maximum=MAX_DEPTH)
 
 
 def check_direction(value: object, *, field: str = "direction") -> Direction:

@@ -26,10 +26,14 @@ from crucible_model_registry.domain.query_conditions import (
 )
 from crucible_model_registry.domain.refs import VersionRef, parse_ref
 from crucible_model_registry.domain.rules import (
-    MAX_METRIC_NAME,
+    MAX_BASE_MODEL,
+    MAX_RECIPE,
+    check_config_hash,
+    check_metric_name,
     check_model_name,
     check_tags,
     check_text,
+    short_repr,
 )
 from crucible_model_registry.errors import ValidationError
 
@@ -56,9 +60,6 @@ FILTER_KEYS: tuple[str, ...] = (
     "config_hash",
     "metric",
 )
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 # --------------------------------------------------------------------------- checked leaves
@@ -87,21 +88,16 @@ def metric_condition(
         ValidationError: naming ``field.name``, ``field.op`` or ``field.value``.
     """
     errors: dict[str, list[str]] = {}
-    if (
-        not isinstance(name, str)
-        or not name
-        or len(name) > MAX_METRIC_NAME
-        or _CONTROL.search(name)
-    ):
-        errors[f"{field}.name"] = [
-            f"{name!r} is not a metric name (1-{MAX_METRIC_NAME} characters, no control characters)"
-        ]
+    try:
+        name = check_metric_name(name, field=f"{field}.name")
+    except ValidationError as exc:
+        errors.update(exc.errors)
     parsed_op = OPERATORS.get(op.strip().lower()) if isinstance(op, str) else None
     if parsed_op is None:
         errors[f"{field}.op"] = [f"{op!r} is not one of {', '.join(OPERATORS)}"]
     number = finite_number(value)
     if number is None:
-        errors[f"{field}.value"] = [f"{value!r} is not a finite number"]
+        errors[f"{field}.value"] = [f"{short_repr(value)} is not a finite number"]
     if errors:
         raise ValidationError(errors)
     assert isinstance(name, str)
@@ -115,7 +111,10 @@ def finite_number(value: object) -> float | None:
     # numbers.Real covers int, float, Fraction and numpy's float and int scalars.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range, such as 10**400
+        return None
     return number if math.isfinite(number) else None
 
 
@@ -124,16 +123,15 @@ def text_condition(field: TextField, value: object) -> FieldEquals:
     if field == "model_name":
         return FieldEquals(field, check_model_name(value, field=field))
     if field == "config_hash":
-        if not isinstance(value, str) or not _HEX64.fullmatch(value.lower()):
-            raise ValidationError.single(field, f"{value!r} is not a 64-digit SHA-256 hex string")
-        return FieldEquals(field, value.lower())
-    return FieldEquals(field, check_text(value, field=field))
+        return FieldEquals(field, check_config_hash(value, field=field))
+    limit = MAX_RECIPE if field == "recipe" else MAX_BASE_MODEL
+    return FieldEquals(field, check_text(value, field=field, limit=limit))
 
 
 def tag_condition(tag: object, *, field: str = "tag") -> HasTag:
     """The version or its model carries ``tag``."""
     if not isinstance(tag, str):
-        raise ValidationError.single(field, f"{tag!r} is not a tag (a string)")
+        raise ValidationError.single(field, f"{short_repr(tag)} is not a tag (a string)")
     return HasTag(check_tags([tag], field=field)[0])
 
 

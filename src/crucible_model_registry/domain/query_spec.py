@@ -29,6 +29,14 @@ from crucible_model_registry.domain.query_filters import (
     metric_condition,
 )
 from crucible_model_registry.domain.records import ModelVersion
+from crucible_model_registry.domain.rules import (
+    MAX_COUNT,
+    MAX_ID,
+    MAX_MODEL_NAME,
+    check_whole_number,
+    short_repr,
+    text_problem,
+)
 from crucible_model_registry.errors import ValidationError
 
 __all__ = [
@@ -230,8 +238,8 @@ def check_count(value: object, *, field: str, optional: bool = False) -> int | N
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError.single(field, f"{value!r} must be a whole number >= 0")
-    return value
+        raise ValidationError.single(field, f"{short_repr(value)} must be a whole number >= 0")
+    return check_whole_number(value, field=field, maximum=MAX_COUNT)
 
 
 # --------------------------------------------------------------------------- filter maps
@@ -301,10 +309,12 @@ _BAD = object()
 def _cursor_value(key: OrderKey, value: object) -> object:
     match key.field:
         case "id" | "stage":
-            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_ID
             return value if ok else _BAD
         case "version" | "model_name":
-            return value if isinstance(value, str) else _BAD
+            if not isinstance(value, str) or len(value) > MAX_MODEL_NAME:
+                return _BAD
+            return _BAD if text_problem(value) else value
         case "created_at" | "updated_at":
             if not isinstance(value, str):
                 return _BAD

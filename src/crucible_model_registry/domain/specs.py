@@ -11,11 +11,18 @@ from crucible_model_registry.domain.config_hash import canonical_json, normalize
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, parse_enum
 from crucible_model_registry.domain.refs import VersionRef, parse_ref
 from crucible_model_registry.domain.rules import (
+    MAX_BASE_MODEL,
+    MAX_ID,
+    MAX_RECIPE,
+    MAX_STORAGE_BACKEND,
+    MAX_STORAGE_PATH,
+    check_long_text,
     check_metrics,
     check_model_name,
     check_tags,
     check_text,
     check_version_string,
+    check_whole_number,
 )
 from crucible_model_registry.errors import ValidationError
 
@@ -109,9 +116,12 @@ def new_version_from_input(fields: Mapping[str, Any], *, actor: str | None) -> N
     version = fields.get("version")
     if version is not None:
         version = check("version", lambda: check_version_string(version))
-    recipe = check("recipe", lambda: check_text(fields.get("recipe"), field="recipe"))
+    recipe = check(
+        "recipe", lambda: check_text(fields.get("recipe"), field="recipe", limit=MAX_RECIPE)
+    )
     base_model = check(
-        "base_model", lambda: check_text(fields.get("base_model"), field="base_model")
+        "base_model",
+        lambda: check_text(fields.get("base_model"), field="base_model", limit=MAX_BASE_MODEL),
     )
     raw_config = fields.get("training_config")
     config: Any = None
@@ -124,9 +134,9 @@ def new_version_from_input(fields: Mapping[str, Any], *, actor: str | None) -> N
             config_hash = check("training_config", lambda: _hash(config))
     metrics = check("metrics", lambda: check_metrics(fields.get("metrics")))
     tags = check("tags", lambda: check_tags(fields.get("tags")))
-    description = fields.get("description")
-    if description is not None and not isinstance(description, str):
-        errors.setdefault("description", []).append("must be a string")
+    description = check(
+        "description", lambda: check_long_text(fields.get("description"), field="description")
+    )
     artifacts = check("artifacts", lambda: _artifact_specs(fields.get("artifacts")))
     parents = check("parents", lambda: _parent_refs(fields))
     relationship = check("lineage_type", lambda: _relationship(fields, parents or []))
@@ -174,16 +184,24 @@ def check_artifact_spec(item: object, *, field: str = "artifacts") -> ArtifactSp
     if unknown:
         raise ValidationError.single(field, f"unknown artifact key(s) {sorted(unknown)}")
     kind = parse_enum(ArtifactType, item.get("type", "other"), field=f"{field}.type")
-    backend = check_text(item.get("storage_backend"), field=f"{field}.storage_backend", limit=64)
-    path = check_text(item.get("storage_path"), field=f"{field}.storage_path", limit=2048)
+    backend = check_text(
+        item.get("storage_backend"), field=f"{field}.storage_backend", limit=MAX_STORAGE_BACKEND
+    )
+    # A path names bytes as they are stored: not normalised, or it could name another file.
+    path = check_text(
+        item.get("storage_path"),
+        field=f"{field}.storage_path",
+        limit=MAX_STORAGE_PATH,
+        normalize=False,
+    )
     checksum = item.get("checksum")
     if checksum is not None and (
         not isinstance(checksum, str) or len(checksum) != 64 or not set(checksum) <= _HEX64
     ):
         raise ValidationError.single(f"{field}.checksum", "must be 64 lowercase hex digits")
     size = item.get("size_bytes")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise ValidationError.single(f"{field}.size_bytes", "must be a whole number >= 0")
+    if size is not None:
+        check_whole_number(size, field=f"{field}.size_bytes", maximum=MAX_ID)
     return ArtifactSpec(
         type=kind, storage_backend=backend, storage_path=path, checksum=checksum, size_bytes=size
     )
