@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from crucible_model_registry import (
+    DuplicateConfigError,
     NotFoundError,
     Registry,
     SchemaNotReadyError,
@@ -369,3 +370,263 @@ def test_the_embedded_default_needs_no_set_up(tmp_path: Path) -> None:
         check=True,
     )
     assert json.loads(second.stdout) == {"id": 2, "version": "2", "n": 1}
+
+
+# --------------------------------------------------------------------------- hostile input
+# Issue 14 (findings 7, 8, 12): every database accepts and refuses the same input, decided
+# in domain/ before any SQL; before, SQLite stored what PostgreSQL refused with a raw
+# DatabaseError, and some input raised OverflowError, UnicodeEncodeError or RecursionError.
+
+ART = {"type": "other", "storage_backend": "s3", "storage_path": "s3://b/k"}
+
+
+def _text_inputs(bad: str) -> list[tuple[str, str, Any]]:
+    """(label, field, call) for every text input of the public API, given ``bad`` text."""
+    return [
+        ("recipe", "recipe", lambda r: r.register(**fields(recipe=f"r{bad}"))),
+        ("base_model", "base_model", lambda r: r.register(**fields(base_model=f"b{bad}"))),
+        ("description", "description", lambda r: r.register(**fields(description=f"d{bad}"))),
+        ("tags", "tags", lambda r: r.register(**fields(tags=[f"t{bad}"]))),
+        ("metric", "metrics", lambda r: r.register(**fields(metrics={f"m{bad}": 1.0}))),
+        (
+            "storage_path",
+            "artifacts[0].storage_path",
+            lambda r: r.register(**fields(artifacts=[{**ART, "storage_path": f"p{bad}"}])),
+        ),
+        (
+            "storage_backend",
+            "artifacts[0].storage_backend",
+            lambda r: r.register(**fields(artifacts=[{**ART, "storage_backend": f"s{bad}"}])),
+        ),
+        ("parent ref", "parents", lambda r: r.register(**fields(parents=[f"{MODEL}@1{bad}"]))),
+        ("model description", "description", lambda r: r.update_model(MODEL, description=bad)),
+        ("model tags", "tags", lambda r: r.update_model(MODEL, tags=[f"t{bad}"])),
+        ("ref", "ref", lambda r: r.get_version(f"{MODEL}@1{bad}")),
+        ("promote ref", "version", lambda r: r.promote(f"{MODEL}@1{bad}", "production")),
+        ("promote reason", "reason", lambda r: r.promote(1, "production", reason=f"x{bad}")),
+        ("alias reason", "reason", lambda r: r.set_alias(1, "champion", reason=f"x{bad}")),
+        ("alias", "alias", lambda r: r.set_alias(1, f"champion{bad}")),
+        ("delete alias reason", "reason", lambda r: r.delete_alias(MODEL, "a", reason=bad)),
+        ("add tags", "tags", lambda r: r.add_tags(1, [f"t{bad}"])),
+        ("remove tags", "tags", lambda r: r.remove_tags(1, [f"t{bad}"])),
+        ("update metrics", "metrics", lambda r: r.update_metrics(1, {f"m{bad}": 1.0})),
+        ("lineage parent", "parent", lambda r: r.add_lineage(f"{MODEL}@1{bad}", 1)),
+        ("query recipe", "recipe", lambda r: r.query({"recipe": f"r{bad}"})),
+        ("query tag", "tag", lambda r: r.query({"tag": f"t{bad}"})),
+        ("query metric", "metric.name", lambda r: r.query({"metric": (f"m{bad}", ">", 0)})),
+        ("model name", "name", lambda r: r.get_model(f"m{bad}")),
+    ]
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x1b[31m", "\u202e", "\ud800"], ids=repr)
+def test_nul_control_characters_and_lone_surrogates_are_refused_everywhere(
+    seeded: Registry, bad: str
+) -> None:
+    for label, field, call in _text_inputs(bad):
+        exc = refused(seeded, ValidationError, lambda c=call: c(seeded))
+        assert field in exc.errors, (label, exc.errors)
+        str(exc).encode("utf-8")  # the message itself is printable
+    assert seeded.get_version(1).stage is Stage.STAGING
+
+
+def test_lone_surrogates_in_configs_and_metadata_are_refused(seeded: Registry) -> None:
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.register(**fields(training_config={"k": "\udcff"}))
+    )
+    assert list(exc.errors) == ["training_config.k"]
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.update_model(MODEL, metadata={"\udcff": 1})
+    )
+    assert [k.startswith("metadata.") for k in exc.errors] == [True]
+    str(exc).encode("utf-8")
+    assert seeded.get_model(MODEL).metadata == {}
+
+
+LIMITS = [
+    ("recipe", 255, lambda r, t: r.register(**fields(recipe=t))),
+    ("base_model", 512, lambda r, t: r.register(**fields(base_model=t))),
+    ("description", 10_000, lambda r, t: r.register(**fields(description=t))),
+    ("tags", 100, lambda r, t: r.register(**fields(tags=[t]))),
+    ("metrics", 255, lambda r, t: r.register(**fields(metrics={t: 1.0}))),
+    (
+        "artifacts[0].storage_path",
+        2048,
+        lambda r, t: r.register(**fields(artifacts=[{**ART, "storage_path": t}])),
+    ),
+    ("description", 10_000, lambda r, t: r.update_model(MODEL, description=t)),
+    ("reason", 10_000, lambda r, t: r.promote(1, "production", reason=t)),
+]
+
+
+@pytest.mark.parametrize(("field", "limit", "call"), LIMITS, ids=[f[0] for f in LIMITS])
+def test_text_up_to_its_column_size_is_accepted_and_one_more_character_refused(
+    seeded: Registry, field: str, limit: int, call: Any
+) -> None:
+    exc = refused(seeded, ValidationError, lambda: call(seeded, "x" * (limit + 1)))
+    assert field in exc.errors
+    call(seeded, "x" * limit)  # the longest accepted text fits the column on every database
+
+
+def test_register_and_update_model_agree_on_line_breaks(seeded: Registry) -> None:
+    text_with_breaks = "first line\nsecond line\r\n\tindented"
+    v = seeded.register(**fields(description=text_with_breaks))
+    assert v.description == text_with_breaks
+    assert seeded.update_model(MODEL, description=text_with_breaks).description == (
+        text_with_breaks
+    )
+    for call in (
+        lambda: seeded.register(**fields(description="bell\x07")),
+        lambda: seeded.update_model(MODEL, description="bell\x07"),
+    ):
+        assert list(refused(seeded, ValidationError, call).errors) == ["description"]
+
+
+HUGE = 10**30
+
+
+@pytest.mark.parametrize(
+    ("field", "call"),
+    [
+        ("ref", lambda r: r.get_version(HUGE)),
+        ("ref", lambda r: r.get_version(str(HUGE))),
+        ("version", lambda r: r.promote(HUGE, "production")),
+        ("parents", lambda r: r.register(**fields(parents=[HUGE]))),
+        ("parent_version_id", lambda r: r.register(**fields(parent_version_id=HUGE))),
+        ("artifact", lambda r: r.verify_artifact(HUGE)),
+        ("artifact", lambda r: r.delete_artifact(HUGE)),
+        ("max_depth", lambda r: r.get_ancestors(1, max_depth=HUGE)),
+        ("max_depth", lambda r: r.get_lineage(1, max_depth=2**31)),
+        (
+            "artifacts[0].size_bytes",
+            lambda r: r.register(**fields(artifacts=[{**ART, "size_bytes": HUGE}])),
+        ),
+        ("metrics.m", lambda r: r.update_metrics(1, {"m": 10**400})),
+        ("metrics.m", lambda r: r.register(**fields(metrics={"m": 10**400}))),
+        ("metric.value", lambda r: r.query({"metric": ("accuracy", ">", 10**400)})),
+    ],
+)
+def test_numbers_beyond_the_database_integers_are_refused(
+    seeded: Registry, field: str, call: Any
+) -> None:
+    exc = refused(seeded, ValidationError, lambda: call(seeded))
+    assert list(exc.errors) == [field]
+
+
+def test_query_limits_beyond_the_database_integers_are_refused(seeded: Registry) -> None:
+    from crucible_model_registry import Query
+
+    for field, make in (
+        ("limit", lambda: Query().limit(HUGE)),
+        ("offset", lambda: Query().offset(HUGE)),
+        ("size", lambda: Query().page(HUGE)),
+        ("max_depth", lambda: Query().where_descendant_of(1, max_depth=HUGE)),
+    ):
+        with pytest.raises(ValidationError) as info:
+            make()
+        assert list(info.value.errors) == [field]
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    node = config
+    for _ in range(levels):
+        node["a"] = {}
+        node = node["a"]
+    return config
+
+
+def test_a_config_nested_too_deep_is_refused(seeded: Registry) -> None:
+    for config in (_nested(2000), _nested(101)):
+        exc = refused(
+            seeded, ValidationError, lambda c=config: seeded.register(**fields(training_config=c))
+        )
+        assert list(exc.errors) == ["training_config"]
+    assert seeded.register(**fields(training_config=_nested(99))).version == "2"
+
+
+def test_metadata_nested_too_deep_is_refused(seeded: Registry) -> None:
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.update_model(MODEL, metadata=_nested(2000))
+    )
+    assert list(exc.errors) == ["metadata"]
+    child = seeded.register(**fields())
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.add_lineage(1, child, metadata=_nested(2000))
+    )
+    assert list(exc.errors) == ["metadata"]
+
+
+def test_a_config_that_contains_itself_is_refused(seeded: Registry) -> None:
+    config: dict[str, Any] = {"lr": 1e-4}
+    config["self"] = config
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.register(**fields(training_config=config))
+    )
+    assert list(exc.errors) == ["training_config"]
+
+
+@pytest.mark.timeout(120)
+def test_a_config_of_shared_references_is_refused_without_expanding_it(seeded: Registry) -> None:
+    # Nine levels of nine references to one list: 9**9 leaves (387 million), a few objects.
+    bomb: Any = ["lol"]
+    for _ in range(9):
+        bomb = [bomb] * 9
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.register(**fields(training_config={"x": bomb}))
+    )
+    assert list(exc.errors) == ["training_config"]
+
+
+def test_a_config_over_4_mib_is_refused(seeded: Registry) -> None:
+    config = {"files": ["f" * 1000 + str(i) for i in range(4200)]}
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.register(**fields(training_config=config))
+    )
+    assert list(exc.errors) == ["training_config"]
+
+
+# --------------------------------------------------------------------------- Unicode NFC
+
+CAFE_NFC = "caf\u00e9"
+CAFE_NFD = "cafe\u0301"
+
+
+def test_nfc_and_nfd_spellings_are_one_training_run(seeded: Registry) -> None:
+    nfd = seeded.register(
+        **fields(
+            recipe=f"{CAFE_NFD}-sft",
+            base_model=f"org/{CAFE_NFD}",
+            training_config={f"cl{CAFE_NFD}": CAFE_NFD},
+            tags=[CAFE_NFD],
+            metrics={f"{CAFE_NFD}_acc": 0.5},
+            description=CAFE_NFD,
+        )
+    )
+    assert (nfd.recipe, nfd.base_model) == (f"{CAFE_NFC}-sft", f"org/{CAFE_NFC}")
+    assert nfd.training_config == {f"cl{CAFE_NFC}": CAFE_NFC}
+    assert (nfd.tags, list(nfd.metrics), nfd.description) == (
+        [CAFE_NFC],
+        [f"{CAFE_NFC}_acc"],
+        CAFE_NFC,
+    )
+    exc = refused(
+        seeded,
+        DuplicateConfigError,
+        lambda: seeded.register(
+            **fields(
+                recipe=f"{CAFE_NFC}-sft",
+                base_model=f"org/{CAFE_NFC}",
+                training_config={f"cl{CAFE_NFC}": CAFE_NFC},
+            )
+        ),
+    )
+    assert exc.existing.id == nfd.id
+    assert [v.id for v in seeded.query({"recipe": f"{CAFE_NFD}-sft", "tag": CAFE_NFC})] == [nfd.id]
+
+
+def test_two_spellings_of_one_key_in_a_config_are_refused(seeded: Registry) -> None:
+    config = {f"cl{CAFE_NFC}": 1, f"cl{CAFE_NFD}": 2}
+    exc = refused(
+        seeded, ValidationError, lambda: seeded.register(**fields(training_config=config))
+    )
+    assert all(key.startswith("training_config.") for key in exc.errors)
