@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pydantic
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from crucible_model_registry.domain.redaction import redact, redact_options
 from crucible_model_registry.errors import ConfigurationError
 
 __all__ = ["Settings", "load_settings"]
@@ -30,6 +32,17 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage_backend: str = "local"
     storage_options: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr() and str() show the database password and secret options masked, as
+        # pydantic's SecretStr would, while the fields stay plain values for the code.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                yield name, redact(value)
+            elif name == "storage_options" and isinstance(value, dict):
+                yield name, redact_options(value)
+            else:
+                yield name, value
 
     @property
     def resolved_database_url(self) -> str:

@@ -26,6 +26,7 @@ from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, cast
 
+from crucible_model_registry.domain.redaction import protect_logger, redact, redact_exception
 from crucible_model_registry.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -61,7 +62,9 @@ EVENTS: Final[tuple[Event, ...]] = (
 )
 """The events the registry emits; ``attach(id, EVENTS, handler)`` listens to all of them."""
 
-logger = logging.getLogger("crucible_model_registry.telemetry")
+logger = protect_logger(logging.getLogger("crucible_model_registry.telemetry"))
+# The package's own logger (uploads, downloads, model cards) masks secrets the same way.
+protect_logger(logging.getLogger("crucible_model_registry"))
 
 
 # --- handlers ---------------------------------------------------------------------------
@@ -286,10 +289,10 @@ def _attribute(value: object) -> str | bool | int | float | None:
     if isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return str(value)  # a StrEnum member becomes its plain value
+        return redact(str(value))  # a StrEnum member becomes its plain value
     if value is None:
         return None
-    return str(value)
+    return redact(str(value))
 
 
 class _Span:
@@ -321,7 +324,16 @@ class _Span:
                         span.set_attribute(f"cmr.{key}", attribute)
                 if error is not None:
                     span.set_attribute("error.type", type(error).__qualname__)
-                    span.record_exception(error)
+                    # The SDK would record str(error) and the traceback (causes included)
+                    # as they are: a driver's or SDK's message may hold a URL's password.
+                    message, stacktrace = redact_exception(error)
+                    span.record_exception(
+                        error,
+                        attributes={
+                            "exception.message": message,
+                            "exception.stacktrace": stacktrace,
+                        },
+                    )
                     span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         finally:
             span.end()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from crucible_model_registry.cli import _session
+from crucible_model_registry.domain.redaction import redact, redact_exception
 from crucible_model_registry.errors import RegistryError
 
 __all__ = ["app", "build_app", "run"]
@@ -166,9 +166,10 @@ def _cli_message(exc: Exception) -> str:
 
 
 def _fail(message: str, exc: BaseException, code: int) -> int:
+    # A driver's or SDK's message, and the causes in a traceback, may hold a URL's password.
     if _session.current().debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    sys.stderr.write(f"error: {_one_line(message)}\n")
+        sys.stderr.write(redact_exception(exc)[1])
+    sys.stderr.write(f"error: {_one_line(redact(message))}\n")
     return code
 
 

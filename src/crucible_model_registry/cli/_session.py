@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crucible_model_registry import _gc
+from crucible_model_registry.domain.redaction import redact
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,7 +39,7 @@ class CommandError(Exception):
     """A command's own failure that is not a registry error (exit code 1, one line)."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Session:
     """The global options of this invocation; the registry is opened on first use."""
 
@@ -49,6 +50,13 @@ class Session:
     debug: bool = False
     _settings: Settings | None = field(default=None, repr=False)
     _registry: Registry | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        url = None if self.database_url is None else redact(self.database_url)
+        return (
+            f"Session(database_url={url!r}, storage={self.storage!r}, json={self.json!r}, "
+            f"quiet={self.quiet!r}, debug={self.debug!r}, settings={self._settings!r})"
+        )
 
     def settings(self) -> Settings:
         """``CMR_*`` settings with ``--database-url`` and ``--storage`` on top."""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote
 
 from crucible_model_registry.domain.enums import Relationship
+from crucible_model_registry.domain.redaction import redact
 from crucible_model_registry.errors import (
     ConfigurationError,
     RegistryError,
@@ -58,6 +59,11 @@ _URI_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 # A namespace and a name, as the Hub spells them (up to 96 characters each).
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _CARD_RETRIES = 3
+_LOGIN_HINT = (
+    "set HF_TOKEN, or give the token option "
+    '(CMR_STORAGE_OPTIONS=\'{"repo_id": ..., "token": "hf_..."}\'), '
+    "or log in once with `hf auth login`"
+)
 
 
 class HuggingFaceStorage:
@@ -119,7 +125,7 @@ class HuggingFaceStorage:
 
     def __repr__(self) -> str:
         token = "'***'" if self._token is not None else "None"
-        endpoint = repr(self.endpoint)
+        endpoint = repr(None if self.endpoint is None else redact(self.endpoint))
         return (
             f"HuggingFaceStorage(repo_id={self.repo_id!r}, repo_type={self.repo_type!r}, "
             f"revision={self.revision!r}, token={token}, endpoint={endpoint})"
@@ -405,7 +411,21 @@ class HuggingFaceStorage:
     def _redact(self, text: str) -> str:
         if self._token:
             text = text.replace(self._token, "***")
-        return text
+        return redact(text)
+
+    def _auth_problem(self, status: int) -> str:
+        where = self.endpoint or "the Hub"
+        if status == 403:
+            return (
+                f"{where} refused access (HTTP 403): the token may not write to "
+                f"{self.repo_id}; use one that may: {_LOGIN_HINT}"
+            )
+        if self._token is None:
+            return (
+                f"{where} refused the request (HTTP 401 Unauthorized): no token was given, "
+                f"and none valid was found; {_LOGIN_HINT}"
+            )
+        return f"{where} refused the token (HTTP 401 Unauthorized): {_LOGIN_HINT}"
 
     @contextlib.contextmanager
     def _os_errors(self, action: str) -> Iterator[None]:
@@ -430,10 +450,13 @@ class HuggingFaceStorage:
         except RegistryError:
             raise
         except (httpx2.HTTPError, OSError, ValueError, RuntimeError) as exc:
+            status = _http_status(exc)
             if missing is not None and isinstance(
                 exc, RemoteEntryNotFoundError | RevisionNotFoundError | RepositoryNotFoundError
             ):
                 message = f"{missing} in {self._uri_prefix}"
+            elif status in (401, 403):
+                message = f"could not {action} in {self._uri_prefix}: {self._auth_problem(status)}"
             else:
                 message = f"could not {action} in {self._uri_prefix}: {self._describe(exc)}"
             raise StorageError(self._redact(message), backend=self.name) from exc
@@ -447,6 +470,13 @@ class HuggingFaceStorage:
             parts.append(f"{type(seen).__name__}: {first}")
             seen = seen.__cause__
         return self._redact(" <- ".join(parts))
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a ``huggingface_hub``/``httpx`` error that carries a response."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
 
 
 def _check_options(

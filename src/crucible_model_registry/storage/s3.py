@@ -9,16 +9,27 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import boto3
 import boto3.exceptions
 import s3transfer.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
-from crucible_model_registry.errors import ConfigurationError, StorageError, ValidationError
+from crucible_model_registry.domain.redaction import redact
+from crucible_model_registry.errors import (
+    ConfigurationError,
+    RegistryError,
+    StorageError,
+    ValidationError,
+)
 from crucible_model_registry.storage._streaming import (
     AtomicFile,
     HashingReader,
@@ -45,17 +56,39 @@ _MAX_PART = 5 * 1024 * MiB
 _MAX_PRESIGN = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-_]{1,254}")
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+_BAD_CREDENTIALS = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+)
+_CREDENTIALS_HINT = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment, "
+    "or give the access_key_id and secret_access_key options "
+    '(CMR_STORAGE_OPTIONS=\'{"bucket": ..., "access_key_id": ..., "secret_access_key": ...}\')'
+)
 
 
-def _redact_url(url: str) -> str:
-    """``url`` without a ``user:password@`` part."""
+def _check_endpoint(url: object) -> str | None:
+    """``endpoint_url`` as given, once it is an http(s) URL with a host and a numeric port.
+
+    Raises:
+        ConfigurationError: naming ``endpoint_url`` (its password masked) and the problem.
+    """
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise ConfigurationError("s3: endpoint_url must be a string such as http://host:9000")
+    problem = None
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        problem = "its port is not a number from 0 to 65535"
+    if parts.scheme not in ("http", "https"):
+        problem = "it must start with http:// or https://"
+    elif not parts.hostname or any(c.isspace() for c in url):
+        problem = "it names no valid host (no spaces allowed)"
+    if problem:
+        raise ConfigurationError(f"s3: endpoint_url {redact(url)!r} is not usable: {problem}")
+    return url
 
 
 class S3Storage:
@@ -131,7 +164,7 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = prefix
         self.region = region
-        self.endpoint_url = endpoint_url
+        self.endpoint_url = _check_endpoint(endpoint_url)
         self._credentials = (access_key_id, secret_access_key, session_token)
         self._client_config = Config(
             region_name=region,
@@ -160,7 +193,7 @@ class S3Storage:
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        endpoint = _redact_url(self.endpoint_url) if self.endpoint_url else None
+        endpoint = redact(self.endpoint_url) if self.endpoint_url else None
         return (
             f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r}, "
             f"region={self.region!r}, endpoint_url={endpoint!r})"
@@ -212,7 +245,7 @@ class S3Storage:
         for secret in self._credentials:
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "***")
-        text = re.sub(r"://[^/@\s]+@", "://***@", text)
+        text = redact(text)
         # Query strings carry upload ids and, in presigned URLs, signatures: drop them.
         return re.sub(r"\?[^\s\"']*", "", text)
 
@@ -221,8 +254,15 @@ class S3Storage:
         """SDK and OS errors -> ``StorageError(backend="s3")`` naming no credentials."""
         try:
             yield
+        except RegistryError:
+            raise
         except ClientError as exc:
             raise self._client_error(action, exc) from exc
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise StorageError(
+                f"could not {action}: no complete AWS credentials were found; " + _CREDENTIALS_HINT,
+                backend=self.name,
+            ) from exc
         except boto3.exceptions.S3UploadFailedError as exc:
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, ClientError):
@@ -239,6 +279,9 @@ class S3Storage:
             raise StorageError(
                 f"could not {action}: {exc.strerror or type(exc).__name__}", backend=self.name
             ) from exc
+        except ValueError as exc:  # botocore's own checks, such as "Invalid endpoint: <url>"
+            detail = self._scrub(str(exc)) or type(exc).__name__
+            raise StorageError(f"could not {action}: {detail}", backend=self.name) from exc
 
     def _client_error(self, action: str, exc: ClientError) -> StorageError:
         error = exc.response.get("Error", {})
@@ -249,6 +292,8 @@ class S3Storage:
             detail = "no such object"
         elif code == "NoSuchBucket":
             detail = f"bucket {self.bucket!r} does not exist"
+        elif code in _BAD_CREDENTIALS:
+            detail = f"the credentials were refused ({code}); {_CREDENTIALS_HINT}"
         else:
             detail = f"{code} (HTTP {status}){': ' + message if message else ''}"
         return StorageError(f"could not {action}: {detail}", backend=self.name)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 
+from crucible_model_registry.domain.redaction import redact
 from crucible_model_registry.errors import ConfigurationError
 from crucible_model_registry.store._translate import translate_errors
 
@@ -21,11 +22,8 @@ IDLE_PING_SECONDS = 5.0
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password masked, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+    """The URL with any password (and secret query parameter) masked, for messages and logs."""
+    return redact(url)
 
 
 def create_registry_engine(url: str, **engine_options: Any) -> Engine:
@@ -43,6 +41,15 @@ def create_registry_engine(url: str, **engine_options: Any) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigurationError(f"not a database URL: {redact_url(url)}") from exc
+    except ValueError as exc:  # SQLAlchemy parses the port with int()
+        raise ConfigurationError(
+            f"database URL {redact_url(url)}: the port must be a number "
+            "(postgresql://user@host:5432/db)"
+        ) from exc
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigurationError(
+            f"database URL {redact_url(url)}: the port must be between 1 and 65535"
+        )
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
