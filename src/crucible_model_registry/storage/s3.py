@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import boto3.exceptions
@@ -67,7 +67,11 @@ _CREDENTIALS_HINT = (
 
 
 def _check_endpoint(url: object) -> str | None:
-    """``endpoint_url`` as given, once it is an http(s) URL with a host and a numeric port.
+    """``endpoint_url`` without any ``user:password@``, once it is a usable http(s) URL.
+
+    S3 signs requests with the access keys; a password in the endpoint authenticates
+    nothing, so it is dropped here rather than handed to boto3 (whose debug logs and
+    errors would show it).
 
     Raises:
         ConfigurationError: naming ``endpoint_url`` (its password masked) and the problem.
@@ -88,7 +92,9 @@ def _check_endpoint(url: object) -> str | None:
         problem = "it names no valid host (no spaces allowed)"
     if problem:
         raise ConfigurationError(f"s3: endpoint_url {redact(url)!r} is not usable: {problem}")
-    return url
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    return urlunsplit(parts)
 
 
 class S3Storage:
@@ -106,7 +112,8 @@ class S3Storage:
         bucket: the bucket, which must already exist.
         prefix: a key prefix (``team/models``) under which everything is stored.
         region: the region (``us-east-1``), else boto3's default lookup.
-        endpoint_url: for S3-compatible stores (MinIO, R2, Ceph, moto).
+        endpoint_url: for S3-compatible stores (MinIO, R2, Ceph, moto); a
+            ``user:password@`` in it is dropped (give the access keys instead).
         multipart_threshold: files this large or larger are sent in parts.
         multipart_chunksize: the part size (5 MiB-5 GiB).
         max_concurrency: parts moved in parallel.
