@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from crucible_model_registry import (
+    ConfigurationError,
     DuplicateConfigError,
     NotFoundError,
     Registry,
@@ -630,3 +631,19 @@ def test_two_spellings_of_one_key_in_a_config_are_refused(seeded: Registry) -> N
         seeded, ValidationError, lambda: seeded.register(**fields(training_config=config))
     )
     assert all(key.startswith("training_config.") for key in exc.errors)
+
+
+@pytest.mark.parametrize("actor", ["a" * 256, "bad\udcffbyte", "tab\there"], ids=repr)
+def test_an_unstorable_cmr_actor_is_a_configuration_error(
+    seeded: Registry, monkeypatch: pytest.MonkeyPatch, actor: str
+) -> None:
+    monkeypatch.setenv("CMR_ACTOR", actor)
+    for call in (
+        lambda: seeded.register(**fields()),
+        lambda: seeded.promote(1, "production"),
+        lambda: seeded.set_alias(1, "champion"),
+    ):
+        exc = refused(seeded, ConfigurationError, call)
+        assert "CMR_ACTOR" in str(exc)
+        str(exc).encode("utf-8")
+    assert seeded.get_version(1).stage is Stage.STAGING

@@ -18,6 +18,7 @@ from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.errors import ValidationError
 
 __all__ = [
+    "MAX_ACTOR",
     "MAX_ALIAS",
     "MAX_BASE_MODEL",
     "MAX_COUNT",
@@ -62,6 +63,7 @@ MAX_METRIC_NAME = 255
 MAX_TAG = 100
 MAX_STORAGE_BACKEND = 64
 MAX_STORAGE_PATH = 2048
+MAX_ACTOR = 255
 MAX_LONG_TEXT = 10_000
 """Descriptions and reasons (unbounded TEXT columns, bounded here all the same)."""
 
