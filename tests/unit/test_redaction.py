@@ -202,3 +202,22 @@ def test_a_handler_that_raises_a_secret_is_logged_without_it(
         pass
     assert "leaky" in caplog.text
     assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "endpoint", [f"http://u:{SECRET}@hub:abc", "http://hub:99999", "http://bad host"]
+)
+def test_a_bad_hub_endpoint_is_a_configuration_error_without_the_password(endpoint: str) -> None:
+    from crucible_model_registry.storage.huggingface import HuggingFaceStorage
+
+    with pytest.raises(ConfigurationError) as info:
+        HuggingFaceStorage("org/repo", endpoint=endpoint)
+    assert "endpoint" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_the_hub_repr_hides_the_endpoint_password() -> None:
+    from crucible_model_registry.storage.huggingface import HuggingFaceStorage
+
+    storage = HuggingFaceStorage("org/repo", endpoint=f"https://u:{SECRET}@hub", token=SECRET)
+    assert SECRET not in repr(storage)

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from crucible_model_registry.domain.enums import Relationship
 from crucible_model_registry.domain.redaction import redact
@@ -479,6 +479,16 @@ def _http_status(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+def _is_http_url(url: str) -> bool:
+    if re.match(r"^https?://[^\s/]+", url) is None or any(c.isspace() for c in url):
+        return False
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        return False
+    return True
+
+
 def _check_options(
     repo_id: object, repo_type: object, revision: object, token: object, endpoint: object
 ) -> None:
@@ -501,9 +511,8 @@ def _check_options(
         ),
         (
             "endpoint",
-            endpoint is None
-            or (isinstance(endpoint, str) and re.match(r"^https?://[^\s/]+", endpoint) is not None),
-            "must be an http:// or https:// URL",
+            endpoint is None or (isinstance(endpoint, str) and _is_http_url(endpoint)),
+            "must be an http:// or https:// URL with a host and, if any, a numeric port",
         ),
     ]
     problems = [f"{field}: {message}" for field, ok, message in checks if not ok]
