@@ -246,3 +246,23 @@ def test_numpy_nan_is_refused() -> None:
     with pytest.raises(ValidationError) as info:
         hash_config({"lr": np.float32("nan")})
     assert list(info.value.errors) == ["training_config.lr"]
+
+
+def test_nfc_and_nfd_spellings_hash_alike_and_nfc_hashes_are_unchanged() -> None:
+    import unicodedata
+
+    import rfc8785
+
+    nfc_config = {"clé": "café", "layers": [{"naïve": True}], "lr": 1e-4}
+    nfd_config = {
+        unicodedata.normalize("NFD", k): (
+            unicodedata.normalize("NFD", v) if isinstance(v, str) else v
+        )
+        for k, v in nfc_config.items()
+    }
+    nfd_config["layers"] = [{unicodedata.normalize("NFD", "naïve"): True}]
+    assert nfd_config != nfc_config
+    # The hash of an NFC config is what it always was: SHA-256 of its RFC 8785 form.
+    assert hash_config(nfc_config) == sha256(rfc8785.dumps(nfc_config))
+    assert hash_config(nfd_config) == hash_config(nfc_config)
+    assert normalize_config(nfd_config) == nfc_config
