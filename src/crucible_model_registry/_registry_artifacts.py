@@ -11,7 +11,12 @@ from crucible_model_registry import _transfers, store
 from crucible_model_registry._registry_base import RegistryBase, VersionLike
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, parse_enum
 from crucible_model_registry.domain.records import Artifact, ModelVersion
-from crucible_model_registry.domain.rules import check_id
+from crucible_model_registry.domain.rules import (
+    MAX_STORAGE_BACKEND,
+    check_id,
+    check_local_path,
+    check_text,
+)
 from crucible_model_registry.domain.specs import ref_of
 from crucible_model_registry.errors import RegistryError, ValidationError
 from crucible_model_registry.storage.base import artifact_remote_path
@@ -34,6 +39,8 @@ class ArtifactMethods(RegistryBase):
         Raises:
             ConfigurationError: this registry has no backend of that name configured.
         """
+        if name is not None:
+            name = check_text(name, field="storage", limit=MAX_STORAGE_BACKEND)
         return self._storages.get(name)
 
     def upload_artifact(
@@ -63,13 +70,17 @@ class ArtifactMethods(RegistryBase):
             StorageError: the backend failed.
         """
         kind = parse_enum(ArtifactType, artifact_type, field="type")
-        local = Path(path)
+        local = check_local_path(path, field="path")
         if not local.exists():
             raise ValidationError.single("path", f"{str(local)!r} does not exist")
         record = self.get_version(version)
         backend = self.storage_backend(storage)
         remote = artifact_remote_path(
-            record.model_name, record.version, kind.value, name or local.resolve().name
+            record.model_name,
+            record.version,
+            kind.value,
+            # The stored name is text on every backend: undecodable file-name bytes are refused.
+            check_text(name or local.resolve().name, field="name", normalize=False),
         )
         artifact = _transfers.upload(
             self._db, backend, record, kind=kind, local=local, remote=remote, progress=progress
@@ -123,7 +134,7 @@ class ArtifactMethods(RegistryBase):
         record = self._artifact(artifact)
         backend = self.storage_backend(record.storage_backend)
         version = self.get_version(record.model_version_id)
-        target = Path(dest)
+        target = check_local_path(dest, field="dest")
         if target.is_dir() and not is_directory_path(record.storage_path):
             target = target / record.storage_path.rsplit("/", 1)[-1]
         _transfers.download(backend, record, version, target, progress=progress)

@@ -647,3 +647,28 @@ def test_an_unstorable_cmr_actor_is_a_configuration_error(
         assert "CMR_ACTOR" in str(exc)
         str(exc).encode("utf-8")
     assert seeded.get_version(1).stage is Stage.STAGING
+
+
+def test_artifact_paths_and_names_no_file_system_or_database_can_hold(
+    seeded: Registry, tmp_path: Path
+) -> None:
+    src = tmp_path / "model.bin"
+    src.write_bytes(b"weights")
+    undecodable = Path(os.fsdecode(bytes(tmp_path) + b"/w\xff.bin"))  # a real file name
+    undecodable.write_bytes(b"weights")
+    for field, call in (
+        ("name", lambda: seeded.upload_artifact(1, "other", src, name="a\ud800")),
+        ("name", lambda: seeded.upload_artifact(1, "other", src, name="a\x00")),
+        ("name", lambda: seeded.upload_artifact(1, "other", undecodable)),
+        ("path", lambda: seeded.upload_artifact(1, "other", f"{src}\x00")),
+        ("path", lambda: seeded.upload_artifact(1, "other", f"{src}\ud800")),
+        ("storage", lambda: seeded.upload_artifact(1, "other", src, storage="s3\ud800")),
+    ):
+        exc = refused(seeded, ValidationError, call)
+        assert list(exc.errors) == [field]
+        str(exc).encode("utf-8")
+    artifact = seeded.upload_artifact(1, "other", undecodable, name="w.bin")
+    for dest in (tmp_path / "out\x00.bin", f"{tmp_path}/out\ud800.bin"):
+        exc = refused(seeded, ValidationError, lambda d=dest: seeded.download_artifact(artifact, d))
+        assert list(exc.errors) == ["dest"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("out")]

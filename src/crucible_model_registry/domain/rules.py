@@ -9,10 +9,12 @@ and control characters are refused; whole numbers fit the database's 64-bit inte
 from __future__ import annotations
 
 import math
+import os
 import re
 import reprlib
 import unicodedata
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.errors import ValidationError
@@ -36,6 +38,7 @@ __all__ = [
     "check_alias_name",
     "check_config_hash",
     "check_id",
+    "check_local_path",
     "check_long_text",
     "check_metric_name",
     "check_metrics",
@@ -330,6 +333,25 @@ def check_whole_number(
 def check_id(value: object, *, field: str) -> int:
     """A record id: a whole number from 1 to 2**63 - 1."""
     return check_whole_number(value, field=field, minimum=1, maximum=MAX_ID)
+
+
+def check_local_path(value: object, *, field: str) -> Path:
+    """A path on this machine that the operating system can be handed.
+
+    Lone surrogates from undecodable file-name bytes (``surrogateescape``) are fine; a NUL
+    or a surrogate with no byte behind it is refused here rather than by ``os`` calls.
+    """
+    if not isinstance(value, str | os.PathLike):
+        raise ValidationError.single(field, f"{short_repr(value)} is not a path")
+    try:
+        encoded = os.fsencode(value)
+    except (UnicodeEncodeError, TypeError):
+        raise ValidationError.single(
+            field, f"{short_repr(os.fspath(value))} holds characters no file name can hold"
+        ) from None
+    if b"\0" in encoded:
+        raise ValidationError.single(field, f"{short_repr(os.fspath(value))} holds a NUL byte")
+    return Path(os.fsdecode(encoded))
 
 
 def check_config_hash(value: object, *, field: str = "config_hash") -> str:
