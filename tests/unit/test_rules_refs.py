@@ -8,13 +8,19 @@ from crucible_model_registry import ArtifactType, Relationship, Stage, Validatio
 from crucible_model_registry.domain.enums import parse_enum
 from crucible_model_registry.domain.refs import VersionRef, parse_ref
 from crucible_model_registry.domain.rules import (
+    MAX_ID,
     MAX_MODEL_NAME,
     check_alias_name,
+    check_id,
+    check_local_path,
+    check_long_text,
     check_metrics,
     check_model_name,
     check_tags,
+    check_text,
     check_version_string,
     is_reserved_ref_word,
+    text_problem,
 )
 
 # --------------------------------------------------------------------------- model names
@@ -310,3 +316,61 @@ def test_bad_refs(ref: object) -> None:
 def test_refs_print_as_written() -> None:
     assert str(VersionRef(id=3)) == "3"
     assert str(VersionRef(model_name="m", selector="production")) == "m@production"
+
+
+# --------------------------------------------------------------------------- text, ids, paths
+# Issue 14 findings 7, 8 and 12: one rule set for every database.
+
+
+@pytest.mark.parametrize(
+    "text", ["a\x00b", "a\x1bb", "a\x7fb", "a\x85b", "a\u2028b", "a\u202eb", "a\ud800b"]
+)
+def test_one_line_text_refuses_controls_and_lone_surrogates(text: str) -> None:
+    assert text_problem(text) is not None
+    with pytest.raises(ValidationError) as info:
+        check_text(text, field="recipe")
+    assert list(info.value.errors) == ["recipe"]
+
+
+def test_long_text_allows_line_breaks_and_tabs_only() -> None:
+    assert check_long_text("a\nb\r\n\tc", field="description") == "a\nb\r\n\tc"
+    for text in ("a\x00", "a\x0b", "a\ud800", "a\u202e"):
+        with pytest.raises(ValidationError):
+            check_long_text(text, field="description")
+
+
+def test_text_is_nfc_and_its_length_counted_after() -> None:
+    assert check_text("cafe\u0301", field="recipe") == "caf\u00e9"
+    assert check_text("cafe\u0301", field="storage_path", normalize=False) == "cafe\u0301"
+    assert check_text("e\u0301" * 3, field="recipe", limit=3) == "\u00e9" * 3
+    assert check_tags(["cafe\u0301", "caf\u00e9"]) == ["caf\u00e9"]
+
+
+def test_metric_names_with_two_spellings_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        check_metrics({"caf\u00e9": 1.0, "cafe\u0301": 2.0})
+
+
+@pytest.mark.parametrize("value", [0, -1, MAX_ID + 1, 10**30, True, 1.0, "1"])
+def test_ids_are_whole_numbers_from_1_to_2_63_minus_1(value: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        check_id(value, field="id")
+    assert list(info.value.errors) == ["id"]
+    assert check_id(MAX_ID, field="id") == MAX_ID
+
+
+@pytest.mark.parametrize(
+    "ref", [10**30, str(10**30), "9" * 5000, "m@1\x00", "m@" + "1" * 65, "m@a b", "m@\ud800"]
+)
+def test_refs_beyond_ids_or_selectors_are_refused(ref: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_ref(ref)
+    assert list(info.value.errors) == ["ref"]
+
+
+def test_local_paths_must_be_file_names_the_os_can_take() -> None:
+    assert str(check_local_path("/tmp/w\udcff.bin", field="path")) == "/tmp/w\udcff.bin"
+    for bad in ("/tmp/a\x00", "/tmp/a\ud800", 42):
+        with pytest.raises(ValidationError) as info:
+            check_local_path(bad, field="path")
+        assert list(info.value.errors) == ["path"]
