@@ -9,6 +9,7 @@ from crucible_model_registry import store, telemetry
 from crucible_model_registry._registry_artifacts import ArtifactMethods
 from crucible_model_registry._registry_base import VersionLike
 from crucible_model_registry._registry_lineage import LineageMethods
+from crucible_model_registry._registry_move import MoveMethods
 from crucible_model_registry.domain.actor import current_actor
 from crucible_model_registry.domain.config_hash import hash_config, normalize_config
 from crucible_model_registry.domain.enums import Stage, parse_enum
@@ -41,7 +42,7 @@ __all__ = ["Registry", "VersionLike"]
 _UNSET: Any = object()
 
 
-class Registry(ArtifactMethods, LineageMethods):
+class Registry(ArtifactMethods, LineageMethods, MoveMethods):
     """The model registry on one database and one default artifact store.
 
     Safe to share between threads; every public call is one transaction.

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from crucible_model_registry.store import (
         artifacts,
         engine,
+        exchange,
+        exchange_import,
         governance,
         integrity,
         lineage,
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "artifacts",
     "engine",
+    "exchange",
+    "exchange_import",
     "governance",
     "integrity",
     "lineage",

@@ -1,0 +1,359 @@
+"""The moving methods of ``Registry``: export to a directory, import from one, copy between two.
+
+All three run on the same stream of :class:`ModelBundle` values (one model's lines of
+every kind): an export writes the stream that ``store.exchange`` reads, an import applies
+each bundle in one transaction (``store.exchange_import``), and a copy pipes one
+registry's stream straight into the other's import, without an export on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from crucible_model_registry import _move_files, store
+from crucible_model_registry._registry_base import RegistryBase
+from crucible_model_registry.domain.exchange import (
+    ARTIFACTS_DIR,
+    ExportResult,
+    ImportConflict,
+    ImportReport,
+    ModelBundle,
+    ReportCounter,
+    format_time,
+)
+from crucible_model_registry.errors import ConfigurationError, RegistryError, ValidationError
+from crucible_model_registry.storage.base import StorageBackend, artifact_remote_path
+from crucible_model_registry.storage.manifest import (
+    MANIFEST_NAME,
+    delete_artifact_files,
+    download_artifact_files,
+    is_directory_path,
+    upload_artifact_files,
+)
+
+__all__ = ["MoveMethods", "MoveProgress"]
+
+MoveProgress = Callable[[int, int], None]
+"""Called with (versions done, versions in all) as an export, import or copy advances."""
+
+# Where an artifact's bytes are for an import: a local file or directory, or None.
+_BytesSource = Callable[[dict[str, Any], Path], Path | None]
+
+
+class MoveMethods(RegistryBase):
+    """Export, import and copy of whole registries (API.md §15); part of ``Registry``."""
+
+    def export_to(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        with_artifacts: bool = False,
+        models: str | None = None,
+        progress: MoveProgress | None = None,
+    ) -> ExportResult:
+        """Write the registry (or the models matching ``models``) to a new directory.
+
+        JSON Lines per kind (models, versions, artifacts, lineage edges, stage and alias
+        history, aliases, promotion policies, other history tables) and a manifest with
+        counts and the SHA-256 of every file; see ``domain/exchange.py`` for the format.
+        Streams in constant memory; the directory appears only once complete.
+
+        Args:
+            dest: a path that does not exist yet (or an empty directory).
+            with_artifacts: also copy the bytes of every artifact this registry has a
+                backend for, under ``artifacts/`` in the local storage layout (verified
+                against their SHA-256 on the way).
+            models: an fnmatch pattern of model names (``"llama-*"``).
+
+        Raises:
+            ValidationError: ``dest`` is taken.
+            ChecksumMismatchError: stored artifact bytes are corrupt; nothing is written.
+            StorageError: a backend failed; nothing is written.
+        """
+        target = Path(dest)
+        extras = [store.exchange.extra_kind(t) for t in store.exchange.extra_tables()]
+        kinds = _move_files.export_kinds(extras)
+        total = store.exchange.count_versions(self._db, models)
+        writer = _move_files.ExportWriter(target, kinds)
+        artifact_bytes = done = 0
+        try:
+            for bundle in store.exchange.export_bundles(self._db, model_glob=models):
+                if with_artifacts:
+                    artifact_bytes += self._export_bytes(bundle, writer.root)
+                writer.write(bundle)
+                done += len(bundle.of("versions"))
+                if progress is not None:
+                    progress(done, total)
+            files = writer.commit(
+                {
+                    "created_at": format_time(datetime.now(UTC)),
+                    "source_dialect": self._db.dialect,
+                    "models_pattern": models,
+                    "with_artifacts": with_artifacts,
+                }
+            )
+        except BaseException:
+            writer.abort()
+            raise
+        return ExportResult(str(target), dict(writer.counts), files, artifact_bytes)
+
+    def _export_bytes(self, bundle: ModelBundle, root: Path) -> int:
+        size = 0
+        for line in bundle.of("artifacts"):
+            try:
+                backend = self._storages.get(line["storage_backend"])
+            except ConfigurationError:
+                continue  # a reference to storage this registry cannot read: kept as one
+            rel = f"{ARTIFACTS_DIR}/{_layout(line)}"
+            directory = is_directory_path(line["storage_path"])
+            download_artifact_files(
+                backend, line["storage_path"], root / rel, expected_sha256=line["checksum"]
+            )
+            line["file"] = rel + ("/" if directory else "")
+            size += int(line.get("size_bytes") or 0)
+        return size
+
+    def import_from(
+        self,
+        src: str | os.PathLike[str],
+        *,
+        dry_run: bool = False,
+        progress: MoveProgress | None = None,
+    ) -> ImportReport:
+        """Bring an export into this registry, empty or not, model by model.
+
+        Every file's SHA-256 is checked against the manifest first. Each model is then
+        imported all or nothing: what is here with the same content is skipped (see
+        ``domain/exchange.py`` for "same content"), a conflict refuses the model and is
+        reported, never overwritten. Ids are new; times, histories, aliases, lineage and
+        policies are kept. Artifact bytes in the export are uploaded to this registry's
+        storage and verified. A second import of the same export adds nothing.
+
+        Args:
+            dry_run: count what would happen, writing nothing.
+
+        Raises:
+            ValidationError: ``src`` is not an export this release reads.
+            ChecksumMismatchError: a file of the export differs from its manifest;
+                nothing is imported.
+        """
+        root = Path(src)
+        manifest = _move_files.read_manifest(root)
+        _move_files.verify_files(root, manifest)
+        listed = manifest.get("counts")
+        counts: dict[str, Any] = listed if isinstance(listed, dict) else {}
+        kinds = list(counts) or _move_files.export_kinds([])
+        strays: list[ImportConflict] = []
+        bundles = _move_files.read_bundles(root, kinds, strays)
+
+        def from_export(line: dict[str, Any], _tmp: Path) -> Path | None:
+            rel = line.get("file")
+            return None if not isinstance(rel, str) else root / rel.rstrip("/")
+
+        return self._import_bundles(
+            bundles,
+            kinds=kinds,
+            total=int(counts.get("versions", 0)),
+            dry_run=dry_run,
+            bytes_source=from_export,
+            strays=strays,
+            progress=progress,
+        )
+
+    def copy_to(
+        self,
+        target: MoveMethods,
+        *,
+        with_artifacts: bool = False,
+        models: str | None = None,
+        dry_run: bool = False,
+        progress: MoveProgress | None = None,
+    ) -> ImportReport:
+        """Import this registry into ``target`` directly: the export stream, without files.
+
+        Args:
+            with_artifacts: copy the bytes of every artifact this registry can read into
+                ``target``'s storage (else artifacts are recorded as references).
+
+        Returns:
+            ``target``'s import report.
+        """
+        extras = [store.exchange.extra_kind(t) for t in store.exchange.extra_tables()]
+
+        def from_source(line: dict[str, Any], tmp: Path) -> Path | None:
+            try:
+                backend = self._storages.get(line["storage_backend"])
+            except ConfigurationError:
+                return None
+            local = tmp / _layout(line)
+            download_artifact_files(
+                backend, line["storage_path"], local, expected_sha256=line["checksum"]
+            )
+            return local
+
+        return target._import_bundles(
+            store.exchange.export_bundles(self._db, model_glob=models),
+            kinds=_move_files.export_kinds(extras),
+            total=store.exchange.count_versions(self._db, models),
+            dry_run=dry_run,
+            bytes_source=from_source if with_artifacts else None,
+            strays=[],
+            progress=progress,
+        )
+
+    def _import_bundles(
+        self,
+        bundles: Iterable[ModelBundle],
+        *,
+        kinds: list[str],
+        total: int,
+        dry_run: bool,
+        bytes_source: _BytesSource | None,
+        strays: list[ImportConflict],
+        progress: MoveProgress | None,
+    ) -> ImportReport:
+        counter = ReportCounter()
+        deferred: list[dict[str, Any]] = []
+        imported_models: set[str] = set()
+        done = 0
+        for bundle in bundles:
+            uploaded: list[tuple[StorageBackend, str]] = []
+            with _scratch(bytes_source is not None) as tmp:
+                refusal = None
+                if bytes_source is not None and tmp is not None:
+                    refusal = self._import_bytes(bundle, bytes_source, tmp, dry_run, uploaded)
+            if refusal is not None:
+                counter.refuse(refusal)
+                counter.refused_models.append(bundle.name)
+            else:
+                outcome = store.exchange_import.import_bundle(self._db, bundle, dry_run=dry_run)
+                if outcome.refused:
+                    _delete_quietly(uploaded)
+                else:
+                    imported_models.add(bundle.name)
+                counter.merge(outcome.counter)
+                deferred.extend(outcome.deferred_edges)
+            done += len(bundle.of("versions"))
+            if progress is not None:
+                progress(done, total)
+        for line in deferred:
+            self._import_deferred_edge(line, counter, dry_run, imported_models)
+        for stray in strays:
+            counter.refuse(stray)
+        return counter.report(dry_run=dry_run, kinds=kinds)
+
+    def _import_deferred_edge(
+        self, line: dict[str, Any], counter: ReportCounter, dry_run: bool, models: set[str]
+    ) -> None:
+        parent, child = line["parent_model"], line["model"]
+        ref = f"{parent}@{line['parent_version']} -> {child}@{line['version']}"
+        if dry_run and line["parent_model"] in models and line["parent_model"] != line["model"]:
+            counter.add("imported", "lineage_edges")  # its parent's model would be written
+            return
+        outcome = store.exchange_import.import_edge(self._db, line, dry_run=dry_run)
+        if outcome is None:
+            counter.add("imported", "lineage_edges")
+        elif outcome == "skipped":
+            counter.add("skipped", "lineage_edges")
+        else:
+            counter.refuse(ImportConflict("lineage_edges", line["model"], ref, outcome))
+
+    def _import_bytes(
+        self,
+        bundle: ModelBundle,
+        bytes_source: _BytesSource,
+        tmp: Path,
+        dry_run: bool,
+        uploaded: list[tuple[StorageBackend, str]],
+    ) -> ImportConflict | None:
+        """Upload the bundle's artifact bytes to this registry's storage; why not, if not.
+
+        Bytes already recorded here with the same checksum are not sent again; a path
+        that holds other bytes is never overwritten.
+        """
+        lines = bundle.of("artifacts")
+        if not lines:
+            return None
+        backend = self._storages.default()
+        recorded = store.exchange_import.artifact_checksums(self._db, bundle.name)
+        for line in lines:
+            ref = f"{bundle.name}@{line.get('version')}"
+            try:
+                key = (line["version"], line["type"], _file_name(line["storage_path"]))
+                if recorded.get(key, "") == line.get("checksum"):
+                    continue  # the import will skip this artifact
+                local = bytes_source(line, tmp)
+                if local is None:
+                    continue  # a reference: recorded as it is
+                remote = _layout(line)
+                directory = is_directory_path(line["storage_path"])
+                if backend.exists(remote + "/" + MANIFEST_NAME if directory else remote):
+                    return ImportConflict(
+                        "artifact_bytes",
+                        bundle.name,
+                        ref,
+                        f"{backend.name} storage holds other bytes at {remote}; not overwritten",
+                    )
+                if dry_run:
+                    continue
+                result = upload_artifact_files(backend, local, remote)
+                uploaded.append((backend, result.storage_path))
+                if result.sha256 != line.get("checksum"):
+                    _delete_quietly(uploaded)
+                    return ImportConflict(
+                        "artifact_bytes",
+                        bundle.name,
+                        ref,
+                        f"the bytes of {remote} have SHA-256 {result.sha256}, "
+                        f"not the recorded {line.get('checksum')}",
+                    )
+                line["storage_backend"] = backend.name
+                line["storage_path"] = result.storage_path
+            except (KeyError, TypeError) as exc:
+                _delete_quietly(uploaded)
+                return ImportConflict("lines", bundle.name, ref, f"invalid artifact line: {exc}")
+            except RegistryError as exc:  # StorageError, ChecksumMismatchError, bad path
+                _delete_quietly(uploaded)
+                return ImportConflict("artifact_bytes", bundle.name, ref, str(exc))
+        return None
+
+
+def _file_name(storage_path: str) -> str:
+    return storage_path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _layout(line: dict[str, Any]) -> str:
+    """Where an artifact's bytes go: ``<model>/<version>/<type>/<file name>``."""
+    name = _file_name(str(line["storage_path"]))
+    try:
+        return artifact_remote_path(line["model"], line["version"], line["type"], name)
+    except ValidationError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ValidationError.single("artifacts", f"bad artifact line: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _scratch(wanted: bool) -> Iterator[Path | None]:
+    if not wanted:
+        yield None
+        return
+    path = Path(tempfile.mkdtemp(prefix="cmr-move-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _delete_quietly(uploaded: list[tuple[StorageBackend, str]]) -> None:
+    while uploaded:
+        backend, path = uploaded.pop()
+        with contextlib.suppress(Exception):  # cleanup must not hide the refusal
+            delete_artifact_files(backend, path)
