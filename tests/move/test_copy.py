@@ -1,0 +1,40 @@
+"""Copying a registry database to another: SQLite -> PostgreSQL -> SQLite, ids aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import _truncate_postgres
+from tests.move.conftest import read_export
+
+from crucible_model_registry import Registry
+from crucible_model_registry.storage.local import LocalStorage
+
+pytestmark = pytest.mark.postgres
+
+
+def test_sqlite_to_postgresql_to_sqlite_gives_identical_exports(
+    seeded: Registry, make_registry: Any, postgres_url: str, tmp_path: Path
+):
+    _truncate_postgres(postgres_url)
+    team = Registry.from_url(postgres_url, storage=LocalStorage(tmp_path / "team-artifacts"))
+    try:
+        first = seeded.copy_to(team, with_artifacts=True)
+        assert first.refused == []
+        assert not seeded.copy_to(team, with_artifacts=True).changed
+        back = make_registry("back")
+        team.copy_to(back, with_artifacts=True)
+        seeded.export_to(tmp_path / "source")
+        team.export_to(tmp_path / "team")
+        back.export_to(tmp_path / "back")
+    finally:
+        team.close()
+    assert read_export(tmp_path / "team") == read_export(tmp_path / "source")
+    assert read_export(tmp_path / "back") == read_export(tmp_path / "source")
+    checkpoint = next(
+        a for a in back.get_version("sft@1").artifacts if a.type.value == "checkpoint"
+    )
+    assert back.verify_artifact(checkpoint)
+    assert (tmp_path / "team-artifacts" / checkpoint.storage_path).is_file()
