@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crucible_model_registry import _move_files, store
+from crucible_model_registry import _move_files, _transfers, store, telemetry
 from crucible_model_registry._registry_base import RegistryBase
+from crucible_model_registry.domain.actor import current_actor
 from crucible_model_registry.domain.exchange import (
     ARTIFACTS_DIR,
     ExportResult,
@@ -28,8 +29,25 @@ from crucible_model_registry.domain.exchange import (
     ReportCounter,
     format_time,
 )
-from crucible_model_registry.errors import ConfigurationError, RegistryError, ValidationError
+from crucible_model_registry.domain.hub_card import (
+    HUB_RECIPE,
+    artifact_type_for,
+    base_models,
+    card_metrics,
+    card_relationship,
+    card_tags,
+)
+from crucible_model_registry.domain.records import ModelVersion
+from crucible_model_registry.domain.specs import new_version_from_input
+from crucible_model_registry.errors import (
+    ConfigurationError,
+    NotFoundError,
+    RegistryError,
+    ValidationError,
+)
+from crucible_model_registry.storage.backends import create_backend
 from crucible_model_registry.storage.base import StorageBackend, artifact_remote_path
+from crucible_model_registry.storage.hub_models import read_hub_model
 from crucible_model_registry.storage.manifest import (
     MANIFEST_NAME,
     delete_artifact_files,
@@ -323,6 +341,90 @@ class MoveMethods(RegistryBase):
                 _delete_quietly(uploaded)
                 return ImportConflict("artifact_bytes", bundle.name, ref, str(exc))
         return None
+
+    def import_hf(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        token: str | None = None,
+        endpoint: str | None = None,
+        copy_artifacts: bool = False,
+    ) -> ModelVersion:
+        """Register a Hugging Face Hub model from its model card; importing it again is a no-op.
+
+        The version is ``<repo_id>@<commit[:12]>`` (recipe ``huggingface-hub``, the commit
+        in its training config, so one commit is one version). The card's ``base_model``
+        becomes lineage to the latest version of the model of that name when the registry
+        has one (``base_model_relation`` says how; see ``domain/hub_card.py``), else stays
+        an external base model; ``model-index`` results become metrics; tags and license
+        become tags. The repository's files become artifacts by reference
+        (``hf://<repo_id>@<commit>/<path>``), or, with ``copy_artifacts``, are downloaded,
+        verified and uploaded to this registry's storage.
+
+        Raises:
+            NotFoundError: no such repository or revision.
+            StorageError: the Hub failed or the card cannot be parsed.
+        """
+        hub = read_hub_model(repo_id, revision=revision, token=token, endpoint=endpoint)
+        bases = base_models(hub.card)
+        parents: list[ModelVersion] = []
+        for base in bases:
+            with contextlib.suppress(NotFoundError, ValidationError):
+                parents.append(self.get_version(f"{base}@latest"))
+        files = [f for f in hub.files if f.path != ".gitattributes"]
+        references = [
+            {
+                "type": artifact_type_for(f.path).value,
+                "storage_backend": "huggingface",
+                "storage_path": f"hf://{repo_id}@{hub.commit}/{f.path}",
+                "checksum": f.sha256,
+                "size_bytes": f.size_bytes,
+            }
+            for f in files
+        ]
+        fields = dict(
+            model_name=repo_id,
+            version=hub.commit[:12],
+            recipe=HUB_RECIPE,
+            base_model=bases[0] if bases else repo_id,
+            training_config={"hub_repo": repo_id, "hub_commit": hub.commit},
+            metrics=card_metrics(hub.card),
+            tags=card_tags(hub.card),
+            description=f"Imported from the Hugging Face Hub: {repo_id} at {hub.commit}",
+            artifacts=None if copy_artifacts else references,
+            parents=list(parents) or None,
+            lineage_type=card_relationship(hub.card).value,
+            on_duplicate="return",
+        )
+        spec = new_version_from_input(fields, actor=current_actor())
+        with telemetry.operation("register", model=repo_id) as op:
+            version = store.registration.register(self._db, spec)
+            op.metadata.update(version=version.version, stage=version.stage.value)
+        if copy_artifacts and not version.artifacts:
+            options = {"repo_id": repo_id, "revision": hub.commit, "token": token}
+            if endpoint is not None:
+                options["endpoint"] = endpoint
+            source = create_backend("huggingface", options)
+            with _scratch(True) as tmp:
+                assert tmp is not None
+                for f in files:
+                    local = tmp / f.path
+                    source.download(f.path, local, expected_sha256=f.sha256)
+                    kind = artifact_type_for(f.path)
+                    remote = artifact_remote_path(
+                        repo_id, version.version, kind.value, f.path.replace("/", "--")
+                    )
+                    _transfers.upload(
+                        self._db,
+                        self._storages.default(),
+                        version,
+                        kind=kind,
+                        local=local,
+                        remote=remote,
+                    )
+            version = self.get_version(version.id)
+        return version
 
 
 def _file_name(storage_path: str) -> str:

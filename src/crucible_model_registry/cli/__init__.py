@@ -32,6 +32,7 @@ _NOUNS: dict[str, tuple[str, ...]] = {
     "artifacts": ("upload", "download", "url", "verify"),
     "aliases": ("alias",),
     "policy": ("policy",),
+    "move": ("export", "import"),
     "demo": ("demo",),
 }
 

@@ -1,8 +1,8 @@
-"""``cmr init``, ``cmr db upgrade`` and ``cmr db check``: create, migrate and verify the schema."""
+"""``cmr init``, ``cmr db upgrade``, ``cmr db check`` and ``cmr db copy``: schemas set up, moved."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from crucible_model_registry.registry import Registry
+    from crucible_model_registry.storage.base import StorageBackend
 
 __all__ = ["app"]
 
@@ -132,3 +133,101 @@ def check(json_flag: _session.JsonFlag = False) -> None:
     _session.emit(data, json_flag=json_flag, human=human, quiet=map(str, report.violations))
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+def _storage_option(flag: str, default_help: str) -> Any:
+    return typer.Option(
+        flag,
+        help=f"Artifact storage backend (local, s3, huggingface, noop, a plugin) {default_help}.",
+        show_default=False,
+    )
+
+
+@db_app.command("copy")
+def copy(
+    *,
+    to_url: Annotated[
+        str, typer.Option("--to", help="Database to copy into (migrated first if need be).")
+    ],
+    from_url: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Database to copy from (default: --database-url, CMR_DATABASE_URL, else the "
+            "embedded SQLite registry).",
+            show_default=False,
+        ),
+    ] = None,
+    storage_from: Annotated[
+        str | None, _storage_option("--storage-from", "where the source's bytes are")
+    ] = None,
+    storage_from_options: Annotated[
+        str | None, typer.Option("--storage-from-options", help="JSON options of --storage-from.")
+    ] = None,
+    storage_to: Annotated[
+        str | None,
+        _storage_option("--storage-to", "to copy the artifact bytes into (else: references)"),
+    ] = None,
+    storage_to_options: Annotated[
+        str | None, typer.Option("--storage-to-options", help="JSON options of --storage-to.")
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option("--models", help="Only models matching this glob.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be copied; write nothing.")
+    ] = False,
+    json_flag: _session.JsonFlag = False,
+) -> None:
+    """Copy a registry into another database (and storage), e.g. the embedded one to PostgreSQL.
+
+    Streams model by model through the same code as `cmr export` / `cmr import`: idempotent,
+    all or nothing per model, conflicts refused. With --storage-to, artifact bytes are copied
+    and verified; without it, artifacts are recorded as references to where they are.
+    """
+    from crucible_model_registry.cli.move import progress_bar, say_report
+    from crucible_model_registry.registry import Registry
+    from crucible_model_registry.store.engine import redact_url
+
+    session = _session.current()
+    if from_url is None:
+        source = session.registry()
+        from_url = session.settings().resolved_database_url
+        if storage_from is not None:
+            source = Registry(source.engine, storage=_backend(storage_from, storage_from_options))
+    else:
+        source = Registry.from_url(
+            from_url, storage=_backend(storage_from or "noop", storage_from_options)
+        )
+    target_storage = _backend(storage_to or "noop", storage_to_options)
+    target = Registry.from_url(to_url, storage=target_storage)
+    try:
+        _migrate(target)
+        with progress_bar("copy") as progress:
+            report = source.copy_to(
+                target,
+                with_artifacts=storage_to is not None,
+                models=models,
+                dry_run=dry_run,
+                progress=progress,
+            )
+    finally:
+        target.close()
+    say_report(
+        report, json_flag=json_flag, what=f"{redact_url(from_url)} into {redact_url(to_url)}"
+    )
+
+
+def _backend(name: str, options: str | None) -> StorageBackend:
+    import json
+
+    from crucible_model_registry.errors import ConfigurationError
+    from crucible_model_registry.storage.backends import create_backend
+
+    try:
+        parsed = json.loads(options) if options else {}
+    except ValueError as exc:
+        raise ConfigurationError(f"storage options must be a JSON object: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise ConfigurationError("storage options must be a JSON object")
+    return create_backend(name, parsed)
