@@ -54,6 +54,7 @@ from crucible_model_registry.storage.manifest import (
     download_artifact_files,
     is_directory_path,
     upload_artifact_files,
+    verify_artifact_files,
 )
 
 __all__ = ["MoveMethods", "MoveProgress"]
@@ -312,7 +313,13 @@ class MoveMethods(RegistryBase):
                     continue  # a reference: recorded as it is
                 remote = _layout(line)
                 directory = is_directory_path(line["storage_path"])
+                stored = remote + "/" if directory else remote
                 if backend.exists(remote + "/" + MANIFEST_NAME if directory else remote):
+                    # The same bytes stored already (this storage served the export): reuse them.
+                    checksum = line.get("checksum")
+                    if checksum and verify_artifact_files(backend, stored, checksum):
+                        line["storage_backend"], line["storage_path"] = backend.name, stored
+                        continue
                     return ImportConflict(
                         "artifact_bytes",
                         bundle.name,

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cli.conftest import cmr, home, home_registry, seeded_home
 from tests.servers.hub import hub_repo, hub_server
 
 from crucible_model_registry import PromotionPolicy, Registry
 from crucible_model_registry.storage.local import LocalStorage
 
-__all__ = ["hub_repo", "hub_server"]
+__all__ = ["cmr", "home", "home_registry", "hub_repo", "hub_server", "seeded_home"]
 
 
 def seed(registry: Registry, tmp: Path) -> None:

@@ -182,16 +182,12 @@ class ImportReport:
     refused: list[ImportConflict]
     refused_models: list[str]
     dry_run: bool
-
-    @property
-    def changed(self) -> bool:
-        """Did (would) the import write anything?"""
-        return any(self.imported.values())
+    changed: bool
+    """Did (would) the import write anything? False for a repeated import."""
 
     def to_dict(self) -> dict[str, Any]:
         """This report as plain JSON values."""
         result: dict[str, Any] = to_jsonable(self)
-        result["changed"] = self.changed
         return result
 
 
@@ -236,6 +232,7 @@ class ReportCounter:
             refused=list(self.refused),
             refused_models=list(self.refused_models),
             dry_run=dry_run,
+            changed=any(self.imported.values()),
         )
 
 

@@ -150,6 +150,8 @@ class _Importer:
     def run(self, *, dry_run: bool) -> None:
         self.model_id = self._model()
         self._versions()
+        if self.conflicts:
+            raise _RefusedError(self.conflicts)
         self._artifacts()
         self._transitions()
         self._aliases()
@@ -240,7 +242,7 @@ class _Importer:
             else:
                 self.counter.add("skipped", "versions")
         self._refuse_same_runs(fresh)
-        if not fresh:
+        if not fresh or self.conflicts:
             return
         new_rows = [self._version_row(line) for line in fresh]
         statement = insert(VERSIONS).returning(V.id, sort_by_parameter_order=True)
