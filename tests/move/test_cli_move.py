@@ -123,7 +123,7 @@ def test_db_copy_embedded_to_postgresql_with_bytes(
         team_storage,
         "--json",
     )
-    assert copied.code == 0, copied.stderr
+    assert copied.code == 0, copied.stdout + copied.stderr
     assert copied.json()["imported"]["artifacts"] == 3
     assert cmr("export", str(tmp_path / "source")).code == 0
     env = {"CMR_STORAGE_BACKEND": "local", "CMR_STORAGE_OPTIONS": team_storage}
