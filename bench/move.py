@@ -280,9 +280,8 @@ def main() -> None:
         work = Path(tmp)
         started = time.perf_counter()
         write_export(work / "synthetic", args.n, args.per_model)
-        print(
-            f"synthetic export of {args.n} versions written in {time.perf_counter() - started:.1f} s"
-        )
+        took = time.perf_counter() - started
+        print(f"synthetic export of {args.n} versions written in {took:.1f} s")
         pg = _create_database(args.pg_url)
         pg2 = _create_database(args.pg_url)
         sqlite = f"sqlite:///{work / 'registry.db'}"
