@@ -8,11 +8,15 @@ from typing import Any
 import pytest
 from tests.conftest import _truncate_postgres
 from tests.move.conftest import read_export
+from tests.servers.s3 import MotoServer, s3_bucket, s3_server
+from tests.storage.test_s3 import make_storage
 
 from crucible_model_registry import Registry
 from crucible_model_registry.storage.local import LocalStorage
 
 pytestmark = pytest.mark.postgres
+
+__all__ = ["s3_bucket", "s3_server"]
 
 
 def test_sqlite_to_postgresql_to_sqlite_gives_identical_exports(
@@ -38,3 +42,23 @@ def test_sqlite_to_postgresql_to_sqlite_gives_identical_exports(
     )
     assert back.verify_artifact(checkpoint)
     assert (tmp_path / "team-artifacts" / checkpoint.storage_path).is_file()
+
+
+@pytest.mark.s3
+def test_copy_to_postgresql_and_s3_moves_verified_bytes(
+    seeded: Registry, postgres_url: str, s3_server: MotoServer, s3_bucket: str, tmp_path: Path
+):
+    _truncate_postgres(postgres_url)
+    team = Registry.from_url(postgres_url, storage=make_storage(s3_server.endpoint_url, s3_bucket))
+    try:
+        report = seeded.copy_to(team, with_artifacts=True)
+        assert report.refused == []
+        sft1 = team.get_version("sft@1")
+        assert {a.storage_backend for a in sft1.artifacts} == {"s3"}
+        assert all(team.verify_artifact(a) for a in sft1.artifacts)
+        tokenizer = next(a for a in sft1.artifacts if a.type.value == "tokenizer")
+        out = team.download_artifact(tokenizer, tmp_path / "tok")
+        assert (out / "vocab.txt").read_text() == "a b c"
+        assert not seeded.copy_to(team, with_artifacts=True).changed
+    finally:
+        team.close()
