@@ -15,6 +15,7 @@ __all__ = [
     "LineageEdge",
     "Model",
     "ModelVersion",
+    "PromotionResult",
     "StageTransition",
     "to_jsonable",
 ]
@@ -131,3 +132,16 @@ class AliasChange(_Record):
     reason: str | None
     actor: str | None
     at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PromotionResult(_Record):
+    """What a promotion did: the version now, the stage it left, whom it archived.
+
+    ``changed`` is False when the version was in the target stage already (a no-op).
+    """
+
+    version: ModelVersion
+    from_stage: Stage
+    archived_ids: list[int]
+    changed: bool

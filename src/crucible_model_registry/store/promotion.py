@@ -9,7 +9,7 @@ from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, u
 
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.policy import PromotionPolicy
-from crucible_model_registry.domain.records import ModelVersion
+from crucible_model_registry.domain.records import PromotionResult
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.errors import NotFoundError, PromotionDeniedError
 from crucible_model_registry.store._records import (
@@ -99,20 +99,6 @@ _PG_MOVE_AND_ARCHIVE = {
     )
     for stage in Stage
 }
-
-
-class PromotionResult:
-    """What a promotion did: the version now, where it came from, whom it archived."""
-
-    __slots__ = ("archived_ids", "changed", "from_stage", "version")
-
-    def __init__(
-        self, version: ModelVersion, from_stage: Stage, archived_ids: list[int], *, changed: bool
-    ) -> None:
-        self.version = version
-        self.from_stage = from_stage
-        self.archived_ids = archived_ids
-        self.changed = changed
 
 
 def promote(

@@ -1,0 +1,281 @@
+"""The MetadataBackend protocol: everything ``Registry`` needs from wherever metadata lives.
+
+``Registry`` checks and converts its arguments, then calls one method here; the backend
+runs it as one transaction (SQL) or one request (HTTP). Arguments and results are domain
+values and frozen records, never rows, connections or raw documents, so a backend is
+swapped without the registry noticing. Backends conform structurally: ``SqlBackend``
+(``backends/sql.py``) is today's; a remote one goes over HTTP.
+
+Every method's errors are those of ``errors.py``: the backend translates its own failures
+(driver exceptions, HTTP statuses) before they reach the registry.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from crucible_model_registry.domain.enums import Relationship, Stage
+    from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
+    from crucible_model_registry.domain.policy import PromotionPolicy
+    from crucible_model_registry.domain.query_spec import Page, QuerySpec
+    from crucible_model_registry.domain.records import (
+        AliasChange,
+        Artifact,
+        LineageEdge,
+        Model,
+        ModelVersion,
+        PromotionResult,
+        StageTransition,
+    )
+    from crucible_model_registry.domain.refs import VersionRef
+    from crucible_model_registry.domain.specs import ArtifactSpec, NewVersion
+
+__all__ = ["KEEP", "Keep", "MetadataBackend", "UploadClaim"]
+
+
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`."""
+
+    KEEP = "keep"
+
+
+KEEP: Final[Literal[Keep.KEEP]] = Keep.KEEP
+"""``update_model(description=KEEP)``: leave the field as it is (None clears it)."""
+
+UploadClaim: TypeAlias = object
+"""An opaque handle from :meth:`MetadataBackend.claim_upload`; give it back unchanged."""
+
+
+class MetadataBackend(Protocol):
+    """Where models, versions, lineage, histories, policies and artifact records live.
+
+    Refs are parsed (:class:`VersionRef`) and values checked by the caller; the backend
+    resolves refs, enforces the rules that need the stored data (uniqueness, dedup,
+    cycles, policies) atomically, and answers with frozen records.
+    """
+
+    # ------------------------------------------------------------------ schema
+
+    def migrate(self) -> None:
+        """Bring the backend's schema to this release's (a no-op where there is none)."""
+        ...
+
+    def close(self) -> None:
+        """Release pooled connections; the backend may be used again afterwards."""
+        ...
+
+    def describe(self) -> str:
+        """Where the metadata lives, for ``repr`` and messages (no secrets)."""
+        ...
+
+    # ------------------------------------------------------------------ models and versions
+
+    def register(self, spec: NewVersion) -> ModelVersion:
+        """Record a version with its metrics, tags, artifacts, parents and first stage.
+
+        Raises:
+            DuplicateConfigError: the training run exists (unless ``on_duplicate="return"``,
+                which returns it).
+            DuplicateVersionError: the model has this version string.
+            NotFoundError: a parent does not exist.
+        """
+        ...
+
+    def get_version(self, ref: VersionRef, *, at: datetime | None = None) -> ModelVersion:
+        """The version ``ref`` names now, or (``at``, timezone-aware) named then.
+
+        Raises:
+            NotFoundError: nothing matches.
+            ValidationError: ``at`` with an id or a version string.
+        """
+        ...
+
+    def find_by_config_hash(self, config_hash: str) -> ModelVersion | None:
+        """The earliest version with this (lower-case) config hash."""
+        ...
+
+    def get_model(self, name: str) -> Model:
+        """The model called ``name``; NotFoundError if absent."""
+        ...
+
+    def list_models(self) -> list[Model]:
+        """Every model, by name."""
+        ...
+
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | Keep | None = KEEP,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Model:
+        """Change what is given (``tags`` replaces them); NotFoundError for no model."""
+        ...
+
+    def promote(
+        self,
+        ref: VersionRef,
+        target: Stage,
+        *,
+        reason: str | None,
+        actor: str | None,
+        archive_existing: bool,
+    ) -> PromotionResult:
+        """Move a version to ``target``, recording every change, under the model's policy.
+
+        Raises:
+            PromotionDeniedError: the policy forbids it; nothing is written.
+            NotFoundError: no such version.
+        """
+        ...
+
+    def stage_history(self, ref: VersionRef) -> list[StageTransition]:
+        """Every stage change of the version, oldest first."""
+        ...
+
+    def update_metrics(self, ref: VersionRef, metrics: dict[str, float]) -> ModelVersion:
+        """Merge metrics into the version (later values win)."""
+        ...
+
+    def add_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
+        """Add tags the version lacks."""
+        ...
+
+    def remove_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
+        """Remove tags the version has."""
+        ...
+
+    def delete_version(self, ref: VersionRef, *, force: bool, actor: str | None) -> ModelVersion:
+        """Delete the version's records (histories stay); the version as it was.
+
+        Raises:
+            ValidationError: it is in production or has descendants and not ``force``.
+        """
+        ...
+
+    # ------------------------------------------------------------------ aliases and policies
+
+    def set_alias(
+        self, ref: VersionRef, alias: str, *, reason: str | None, actor: str | None
+    ) -> ModelVersion:
+        """Point the model's ``alias`` at the version, recording the move."""
+        ...
+
+    def delete_alias(
+        self, model_name: str, alias: str, *, reason: str | None, actor: str | None
+    ) -> None:
+        """Remove an alias, recording it; NotFoundError if the model or alias is absent."""
+        ...
+
+    def alias_history(self, model_name: str) -> list[AliasChange]:
+        """Every alias move and deletion of the model, oldest first."""
+        ...
+
+    def set_policy(self, model_name: str, policy: PromotionPolicy | None) -> None:
+        """Store (None: remove) the model's promotion policy."""
+        ...
+
+    def get_policy(self, model_name: str) -> PromotionPolicy | None:
+        """The model's promotion policy, or None."""
+        ...
+
+    # ------------------------------------------------------------------ lineage
+
+    def add_edge(
+        self,
+        parent: VersionRef,
+        child: VersionRef,
+        *,
+        relationship: Relationship,
+        metadata: dict[str, Any],
+    ) -> LineageEdge:
+        """Record ``parent -> child``; the cycle check and the insert are one transaction.
+
+        Raises:
+            LineageCycleError: the edge would close a cycle.
+            ValidationError: the two are linked already (field ``edge``).
+        """
+        ...
+
+    def ancestors(self, ref: VersionRef, max_depth: int | None) -> list[LineageHit]:
+        """The versions ``ref`` descends from, nearest first, each once."""
+        ...
+
+    def descendants(self, ref: VersionRef, max_depth: int | None) -> list[LineageHit]:
+        """The versions made from ``ref``, nearest first, each once."""
+        ...
+
+    def lineage(
+        self, ref: VersionRef, *, direction: Direction, max_depth: int | None
+    ) -> LineageGraph:
+        """The version with its ancestors and/or descendants and their edges."""
+        ...
+
+    def would_create_cycle(self, parent: VersionRef, child: VersionRef) -> bool:
+        """Would an edge ``parent -> child`` make a version its own ancestor?"""
+        ...
+
+    # ------------------------------------------------------------------ artifact records
+
+    def get_artifact(self, artifact_id: int) -> Artifact:
+        """The artifact record; NotFoundError if absent."""
+        ...
+
+    def claim_upload(self, version_id: int, backend: str, remote: str, *, ref: str) -> UploadClaim:
+        """Claim ``remote`` on storage ``backend`` before an upload sends a byte.
+
+        Raises:
+            ValidationError: the version has an artifact there, or an upload to it is
+                under way.
+            NotFoundError: the version does not exist.
+        """
+        ...
+
+    def release_upload(self, claim: UploadClaim) -> None:
+        """Give a claim back (a failed upload, or a deletion whose bytes are gone)."""
+        ...
+
+    def add_artifact(
+        self, version_id: int, spec: ArtifactSpec, *, claim: UploadClaim | None = None
+    ) -> Artifact:
+        """Record an artifact of the version, giving back the upload's ``claim``."""
+        ...
+
+    def remove_artifact(self, artifact_id: int, *, claim: UploadClaim | None = None) -> Artifact:
+        """Delete the record (returned as it was); with ``claim``, hold its path meanwhile.
+
+        Raises:
+            NotFoundError: there is no such artifact.
+            ValidationError: an upload to the claimed path is under way.
+        """
+        ...
+
+    # ------------------------------------------------------------------ queries
+
+    def find_versions(self, spec: QuerySpec) -> list[ModelVersion]:
+        """The versions the spec matches, in its order, within its limit and offset.
+
+        Raises:
+            NotFoundError: a lineage predicate names no version.
+        """
+        ...
+
+    def count_versions(self, spec: QuerySpec) -> int:
+        """How many versions the spec matches (ordering, limit, offset ignored)."""
+        ...
+
+    def first_version(self, spec: QuerySpec) -> ModelVersion | None:
+        """The first version the spec matches in its order (after its offset), or None."""
+        ...
+
+    def page_versions(self, spec: QuerySpec, *, size: int, cursor: str | None) -> Page:
+        """One keyset page of ``size`` versions after ``cursor`` (limit/offset ignored).
+
+        Raises:
+            ValidationError: a malformed cursor, or one from a differently ordered query.
+        """
+        ...

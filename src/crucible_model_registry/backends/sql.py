@@ -1,0 +1,260 @@
+"""SqlBackend: the MetadataBackend over a SQL database, through the functions of ``store/``.
+
+Each method is one ``store`` call (one transaction). The schema is checked, or migrated
+with ``auto_migrate``, on the first call that needs the database.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from crucible_model_registry import store
+from crucible_model_registry.backends.base import KEEP, Keep, UploadClaim
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from crucible_model_registry.domain.enums import Relationship, Stage
+    from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
+    from crucible_model_registry.domain.policy import PromotionPolicy
+    from crucible_model_registry.domain.query_spec import Page, QuerySpec
+    from crucible_model_registry.domain.records import (
+        AliasChange,
+        Artifact,
+        LineageEdge,
+        Model,
+        ModelVersion,
+        PromotionResult,
+        StageTransition,
+    )
+    from crucible_model_registry.domain.refs import VersionRef
+    from crucible_model_registry.domain.specs import ArtifactSpec, NewVersion
+    from crucible_model_registry.store.artifacts import UploadClaim as SqlClaim
+    from crucible_model_registry.store.engine import Database
+
+__all__ = ["SqlBackend"]
+
+
+class SqlBackend:
+    """Models, versions, lineage and histories in the registry's tables of a SQL database.
+
+    Args:
+        engine: a SQLAlchemy engine (the host application's, or
+            ``store.engine.create_registry_engine(url)``).
+        auto_migrate: create or upgrade the schema on first use instead of raising
+            :class:`SchemaNotReadyError` (the embedded default does this).
+    """
+
+    def __init__(self, engine: Engine, *, auto_migrate: bool = False) -> None:
+        self._database = store.engine.Database(engine)
+        self._auto_migrate = auto_migrate
+        self._schema_ready = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, auto_migrate: bool = False, **engine_options: Any) -> SqlBackend:
+        """A backend on the database at ``url`` (any SQLAlchemy URL).
+
+        Raises:
+            ConfigurationError: for a malformed URL or a missing driver.
+        """
+        engine = store.engine.create_registry_engine(url, **engine_options)
+        return cls(engine, auto_migrate=auto_migrate)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine."""
+        return self._database.engine
+
+    @property
+    def _db(self) -> Database:
+        if not self._schema_ready:
+            with self._lock:
+                if not self._schema_ready:
+                    if self._auto_migrate:
+                        if store.schema.current_revision(self.engine) != (
+                            store.schema.HEAD_REVISION
+                        ):
+                            store.schema.migrate(self.engine)
+                    else:
+                        store.schema.check_schema(self.engine)
+                    self._schema_ready = True
+        return self._database
+
+    # ------------------------------------------------------------------ schema
+
+    def migrate(self) -> None:
+        store.schema.migrate(self.engine)
+        self._schema_ready = True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def describe(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # ------------------------------------------------------------------ models and versions
+
+    def register(self, spec: NewVersion) -> ModelVersion:
+        return store.registration.register(self._db, spec)
+
+    def get_version(self, ref: VersionRef, *, at: datetime | None = None) -> ModelVersion:
+        if at is None:
+            return store.versions.get_version(self._db, ref)
+        return store.governance.get_version_at(self._db, ref, at)
+
+    def find_by_config_hash(self, config_hash: str) -> ModelVersion | None:
+        return store.versions.find_by_config_hash(self._db, config_hash)
+
+    def get_model(self, name: str) -> Model:
+        return store.models.get_model(self._db, name)
+
+    def list_models(self) -> list[Model]:
+        return store.models.list_models(self._db)
+
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | Keep | None = KEEP,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Model:
+        return store.models.update_model(
+            self._db,
+            name,
+            description=store.models.KEEP if description is KEEP else description,
+            tags=tags,
+            metadata=metadata,
+        )
+
+    def promote(
+        self,
+        ref: VersionRef,
+        target: Stage,
+        *,
+        reason: str | None,
+        actor: str | None,
+        archive_existing: bool,
+    ) -> PromotionResult:
+        return store.promotion.promote(
+            self._db,
+            ref,
+            target,
+            reason=reason,
+            actor=actor,
+            archive_existing=archive_existing,
+        )
+
+    def stage_history(self, ref: VersionRef) -> list[StageTransition]:
+        return store.versions.stage_history(self._db, ref)
+
+    def update_metrics(self, ref: VersionRef, metrics: dict[str, float]) -> ModelVersion:
+        return store.versions.update_metrics(self._db, ref, metrics)
+
+    def add_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
+        return store.versions.add_tags(self._db, ref, tags)
+
+    def remove_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
+        return store.versions.remove_tags(self._db, ref, tags)
+
+    def delete_version(self, ref: VersionRef, *, force: bool, actor: str | None) -> ModelVersion:
+        return store.versions.delete_version(self._db, ref, force=force, actor=actor)
+
+    # ------------------------------------------------------------------ aliases and policies
+
+    def set_alias(
+        self, ref: VersionRef, alias: str, *, reason: str | None, actor: str | None
+    ) -> ModelVersion:
+        return store.governance.set_alias(self._db, ref, alias, reason=reason, actor=actor)
+
+    def delete_alias(
+        self, model_name: str, alias: str, *, reason: str | None, actor: str | None
+    ) -> None:
+        store.governance.delete_alias(self._db, model_name, alias, reason=reason, actor=actor)
+
+    def alias_history(self, model_name: str) -> list[AliasChange]:
+        return store.governance.alias_history(self._db, model_name)
+
+    def set_policy(self, model_name: str, policy: PromotionPolicy | None) -> None:
+        store.governance.set_policy(self._db, model_name, policy)
+
+    def get_policy(self, model_name: str) -> PromotionPolicy | None:
+        return store.governance.get_policy(self._db, model_name)
+
+    # ------------------------------------------------------------------ lineage
+
+    def add_edge(
+        self,
+        parent: VersionRef,
+        child: VersionRef,
+        *,
+        relationship: Relationship,
+        metadata: dict[str, Any],
+    ) -> LineageEdge:
+        return store.lineage.add_edge(
+            self._db, parent, child, relationship=relationship, metadata=metadata
+        )
+
+    def ancestors(self, ref: VersionRef, max_depth: int | None) -> list[LineageHit]:
+        return store.lineage.ancestors(self._db, ref, max_depth)
+
+    def descendants(self, ref: VersionRef, max_depth: int | None) -> list[LineageHit]:
+        return store.lineage.descendants(self._db, ref, max_depth)
+
+    def lineage(
+        self, ref: VersionRef, *, direction: Direction, max_depth: int | None
+    ) -> LineageGraph:
+        return store.lineage.lineage(self._db, ref, direction=direction, max_depth=max_depth)
+
+    def would_create_cycle(self, parent: VersionRef, child: VersionRef) -> bool:
+        return store.lineage.would_create_cycle(self._db, parent, child)
+
+    # ------------------------------------------------------------------ artifact records
+
+    def get_artifact(self, artifact_id: int) -> Artifact:
+        return store.artifacts.get_artifact(self._db, artifact_id)
+
+    def claim_upload(self, version_id: int, backend: str, remote: str, *, ref: str) -> UploadClaim:
+        return store.artifacts.claim_upload(self._db, version_id, backend, remote, ref=ref)
+
+    def release_upload(self, claim: UploadClaim) -> None:
+        store.artifacts.release_upload(self._db, cast("SqlClaim", claim))
+
+    def add_artifact(
+        self, version_id: int, spec: ArtifactSpec, *, claim: UploadClaim | None = None
+    ) -> Artifact:
+        return store.artifacts.add_artifact(
+            self._db, version_id, spec, claim=cast("SqlClaim | None", claim)
+        )
+
+    def remove_artifact(self, artifact_id: int, *, claim: UploadClaim | None = None) -> Artifact:
+        return store.artifacts.remove_artifact(
+            self._db, artifact_id, claim=cast("SqlClaim | None", claim)
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    def find_versions(self, spec: QuerySpec) -> list[ModelVersion]:
+        return store.queries.find_versions(self._db, spec)
+
+    def count_versions(self, spec: QuerySpec) -> int:
+        return store.queries.count_versions(self._db, spec)
+
+    def first_version(self, spec: QuerySpec) -> ModelVersion | None:
+        limit = 1 if spec.limit is None else min(spec.limit, 1)
+        found = store.queries.find_versions(self._db, replace(spec, limit=limit))
+        return found[0] if found else None
+
+    def page_versions(self, spec: QuerySpec, *, size: int, cursor: str | None) -> Page:
+        return store.queries.page_versions(self._db, spec, size=size, cursor=cursor)
+
+
+if TYPE_CHECKING:
+    from crucible_model_registry.backends.base import MetadataBackend
+
+    # mypy proves here that SqlBackend has every method of the protocol, as declared.
+    _conforms: type[MetadataBackend] = SqlBackend
