@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crucible_model_registry import _transfers, store
+from crucible_model_registry import _transfers
 from crucible_model_registry._registry_base import RegistryBase, VersionLike
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, parse_enum
 from crucible_model_registry.domain.records import Artifact, ModelVersion
@@ -83,7 +83,7 @@ class ArtifactMethods(RegistryBase):
             check_text(name or local.resolve().name, field="name", normalize=False),
         )
         artifact = _transfers.upload(
-            self._db, backend, record, kind=kind, local=local, remote=remote, progress=progress
+            self._backend, backend, record, kind=kind, local=local, remote=remote, progress=progress
         )
         self._push_model_card(backend, record)
         return artifact
@@ -95,7 +95,7 @@ class ArtifactMethods(RegistryBase):
         push = getattr(backend, "push_model_card", None)
         if not callable(push):
             return
-        parents = store.lineage.ancestors(self._db, ref_of(record, field="version"), 1)
+        parents = self._backend.ancestors(ref_of(record, field="version"), 1)
         relationship = parents[0].relationship if parents else None
         if relationship is Relationship.MERGED_FROM:
             base_models = list(dict.fromkeys(p.version.base_model for p in parents))
@@ -181,13 +181,13 @@ class ArtifactMethods(RegistryBase):
         """
         record = self._artifact(artifact)
         if keep_bytes:
-            store.artifacts.remove_artifact(self._db, record.id)
+            self._backend.remove_artifact(record.id)
             return
         backend = self.storage_backend(record.storage_backend)
-        _transfers.delete(self._db, backend, record, self.get_version(record.model_version_id))
+        _transfers.delete(self._backend, backend, record, self.get_version(record.model_version_id))
 
     def _artifact(self, artifact: Artifact | int) -> Artifact:
         artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
         if isinstance(artifact_id, bool) or not isinstance(artifact_id, int):
             raise ValidationError.single("artifact", "pass an Artifact or an artifact id")
-        return store.artifacts.get_artifact(self._db, check_id(artifact_id, field="artifact"))
+        return self._backend.get_artifact(check_id(artifact_id, field="artifact"))

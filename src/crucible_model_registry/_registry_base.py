@@ -1,4 +1,4 @@
-"""The registry's foundation: its database and storages, schema checks, and version lookup.
+"""The registry's foundation: its metadata backend and storages, and version lookup.
 
 ``Registry`` (``registry.py``) is this plus the methods of ``_registry_lineage`` and
 ``_registry_artifacts``; the split keeps each module readable in one sitting.
@@ -6,20 +6,20 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from crucible_model_registry import store
 from crucible_model_registry._storages import StorageSet
+from crucible_model_registry.backends.sql import SqlBackend
 from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.domain.specs import ref_of
-from crucible_model_registry.errors import ValidationError
+from crucible_model_registry.errors import ConfigurationError, ValidationError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from crucible_model_registry.backends.base import MetadataBackend
     from crucible_model_registry.settings import Settings
     from crucible_model_registry.storage.base import StorageBackend
     from crucible_model_registry.store.engine import Database
@@ -35,18 +35,24 @@ class RegistryBase:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | None = None,
         *,
+        backend: MetadataBackend | None = None,
         storage: StorageBackend | None = None,
         storages: Sequence[StorageBackend] = (),
         auto_migrate: bool = False,
         settings: Settings | None = None,
     ) -> None:
-        self._database = store.engine.Database(engine)
+        if backend is None:
+            if engine is None:
+                raise ConfigurationError("give Registry an engine= or a backend=")
+            backend = SqlBackend(engine, auto_migrate=auto_migrate)
+        elif engine is not None or auto_migrate:
+            raise ConfigurationError(
+                "give Registry engine= (with auto_migrate=) or backend=, not both"
+            )
+        self._backend: MetadataBackend = backend
         self._storages = StorageSet(storage, storages, settings)
-        self._auto_migrate = auto_migrate
-        self._schema_ready = False
-        self._lock = threading.Lock()
 
     @classmethod
     def from_url(
@@ -63,8 +69,8 @@ class RegistryBase:
         Raises:
             ConfigurationError: for a malformed URL or a missing driver.
         """
-        engine = store.engine.create_registry_engine(url, **engine_options)
-        return cls(engine, storage=storage, storages=storages, auto_migrate=auto_migrate)
+        backend = SqlBackend.from_url(url, auto_migrate=auto_migrate, **engine_options)
+        return cls(backend=backend, storage=storage, storages=storages)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Self:
@@ -75,40 +81,45 @@ class RegistryBase:
         settings = settings or load_settings()
         if settings.is_embedded:
             settings.home.mkdir(parents=True, exist_ok=True)
-        engine = store.engine.create_registry_engine(settings.resolved_database_url)
-        return cls(engine, auto_migrate=settings.is_embedded, settings=settings)
+        backend = SqlBackend.from_url(
+            settings.resolved_database_url, auto_migrate=settings.is_embedded
+        )
+        return cls(backend=backend, settings=settings)
 
     def __repr__(self) -> str:
-        return f"Registry({self._database.engine.url.render_as_string(hide_password=True)!r})"
+        return f"Registry({self._backend.describe()!r})"
+
+    @property
+    def backend(self) -> MetadataBackend:
+        """Where this registry's metadata lives (a :class:`SqlBackend` unless given)."""
+        return self._backend
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine the registry uses."""
-        return self._database.engine
+        """The SQLAlchemy engine the registry uses.
+
+        Raises:
+            ConfigurationError: the registry's metadata is not in a SQL database.
+        """
+        if not isinstance(self._backend, SqlBackend):
+            raise ConfigurationError(f"{self!r} has no SQL engine: its backend is not SQL")
+        return self._backend.engine
 
     @property
     def _db(self) -> Database:
-        if not self._schema_ready:
-            with self._lock:
-                if not self._schema_ready:
-                    if self._auto_migrate:
-                        if store.schema.current_revision(self.engine) != (
-                            store.schema.HEAD_REVISION
-                        ):
-                            store.schema.migrate(self.engine)
-                    else:
-                        store.schema.check_schema(self.engine)
-                    self._schema_ready = True
-        return self._database
+        # TODO(#15): export, import and copy (_registry_move) still call store/ directly;
+        # once they are backend methods, this bridge goes.
+        if not isinstance(self._backend, SqlBackend):
+            raise ConfigurationError(f"{self!r}: export, import and copy need a SQL database")
+        return self._backend.database
 
     def migrate(self) -> None:
         """Create or upgrade the registry's tables (and only those) to this release's schema."""
-        store.schema.migrate(self.engine)
-        self._schema_ready = True
+        self._backend.migrate()
 
     def close(self) -> None:
-        """Release the engine's pooled connections."""
-        self.engine.dispose()
+        """Release the backend's pooled connections."""
+        self._backend.close()
 
     def get_version(self, ref: VersionLike, *, at: datetime | None = None) -> ModelVersion:
         """A version by id, ``model@version``, ``model@<stage>``, ``model@latest`` or alias.
@@ -124,8 +135,8 @@ class RegistryBase:
             NotFoundError: nothing matches it (then), or the version that did is deleted.
         """
         if at is None:
-            return store.versions.get_version(self._db, ref_of(ref))
-        return store.governance.get_version_at(self._db, ref_of(ref), _aware(at, field="at"))
+            return self._backend.get_version(ref_of(ref))
+        return self._backend.get_version(ref_of(ref), at=_aware(at, field="at"))
 
 
 def _aware(value: object, *, field: str) -> datetime:

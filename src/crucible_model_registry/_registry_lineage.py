@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, overload
 
-from crucible_model_registry import store
 from crucible_model_registry._registry_base import RegistryBase, VersionLike
 from crucible_model_registry.domain.enums import Relationship, parse_enum
 from crucible_model_registry.domain.lineage import (
@@ -48,8 +47,7 @@ class LineageMethods(RegistryBase):
                 linked already (field ``edge``).
         """
         label = parse_enum(Relationship, relationship, field="relationship")
-        return store.lineage.add_edge(
-            self._db,
+        return self._backend.add_edge(
             ref_of(parent, field="parent"),
             ref_of(child, field="child"),
             relationship=label,
@@ -85,7 +83,7 @@ class LineageMethods(RegistryBase):
             ValidationError: ``max_depth`` is not None or a whole number >= 1.
         """
         depth = check_max_depth(max_depth)
-        hits = store.lineage.ancestors(self._db, ref_of(version, field="version"), depth)
+        hits = self._backend.ancestors(ref_of(version, field="version"), depth)
         return hits if with_distance else [h.version for h in hits]
 
     @overload
@@ -116,7 +114,7 @@ class LineageMethods(RegistryBase):
             ValidationError: ``max_depth`` is not None or a whole number >= 1.
         """
         depth = check_max_depth(max_depth)
-        hits = store.lineage.descendants(self._db, ref_of(version, field="version"), depth)
+        hits = self._backend.descendants(ref_of(version, field="version"), depth)
         return hits if with_distance else [h.version for h in hits]
 
     def get_lineage(
@@ -136,8 +134,7 @@ class LineageMethods(RegistryBase):
             NotFoundError: the version does not exist.
             ValidationError: bad ``direction`` or ``max_depth``.
         """
-        return store.lineage.lineage(
-            self._db,
+        return self._backend.lineage(
             ref_of(version, field="version"),
             direction=check_direction(direction),
             max_depth=check_max_depth(max_depth),
@@ -149,6 +146,6 @@ class LineageMethods(RegistryBase):
         Raises:
             NotFoundError: either version does not exist.
         """
-        return store.lineage.would_create_cycle(
-            self._db, ref_of(parent, field="parent"), ref_of(child, field="child")
+        return self._backend.would_create_cycle(
+            ref_of(parent, field="parent"), ref_of(child, field="child")
         )

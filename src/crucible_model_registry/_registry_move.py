@@ -423,7 +423,7 @@ class MoveMethods(RegistryBase):
                         repo_id, version.version, kind.value, f.path.replace("/", "--")
                     )
                     _transfers.upload(
-                        self._db,
+                        self._backend,
                         self._storages.default(),
                         version,
                         kind=kind,

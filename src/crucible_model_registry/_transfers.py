@@ -1,9 +1,9 @@
 """Moving an artifact's bytes and keeping its record in step: upload, download, delete.
 
-The steps that span the store (records, path claims) and a storage backend (bytes), which
-are siblings that never import each other; ``Registry`` checks the arguments and calls one
-function here. No transaction stays open while bytes move: claim the path, move the bytes,
-record (or forget), give the claim back.
+The steps that span the metadata backend (records, path claims) and a storage backend
+(bytes), which are siblings that never import each other; ``Registry`` checks the arguments
+and calls one function here. No transaction stays open while bytes move: claim the path,
+move the bytes, record (or forget), give the claim back.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crucible_model_registry import store, telemetry
+from crucible_model_registry import telemetry
 from crucible_model_registry.domain.enums import ArtifactType
 from crucible_model_registry.domain.records import Artifact, ModelVersion
 from crucible_model_registry.domain.specs import ArtifactSpec
@@ -26,13 +26,12 @@ from crucible_model_registry.storage.manifest import (
 )
 
 if TYPE_CHECKING:
+    from crucible_model_registry.backends.base import MetadataBackend, UploadClaim
     from crucible_model_registry.storage.base import (
         ProgressCallback,
         StorageBackend,
         TransferResult,
     )
-    from crucible_model_registry.store.artifacts import UploadClaim
-    from crucible_model_registry.store.engine import Database
 
 __all__ = ["delete", "download", "upload"]
 
@@ -40,7 +39,7 @@ _log = logging.getLogger("crucible_model_registry")
 
 
 def upload(
-    db: Database,
+    metadata: MetadataBackend,
     backend: StorageBackend,
     version: ModelVersion,
     *,
@@ -57,11 +56,11 @@ def upload(
         NotFoundError: the version was deleted meanwhile; the bytes were deleted again.
         StorageError: the backend failed; nothing is recorded.
     """
-    claim = store.artifacts.claim_upload(db, version.id, backend.name, remote, ref=version.ref)
+    claim = metadata.claim_upload(version.id, backend.name, remote, ref=version.ref)
     recorded = False
     try:
         with (
-            store.artifacts.keep_claim_alive(db, claim),
+            metadata.keep_claim_alive(claim),
             telemetry.operation(
                 "upload", model=version.model_name, version=version.version, backend=backend.name
             ) as op,
@@ -77,18 +76,18 @@ def upload(
                 manifest=_manifest_rows(result),
             )
             try:
-                artifact = store.artifacts.add_artifact(db, version.id, spec, claim=claim)
+                artifact = metadata.add_artifact(version.id, spec, claim=claim)
                 recorded = True
             except BaseException:
                 # Nothing may stay stored that no record points to, but only a path this
                 # upload still holds is its own: after a lost claim the bytes there may be
                 # another upload's (issue 14).
-                if _still_holds(db, claim):
+                if _still_holds(metadata, claim):
                     _delete_quietly(backend, result.storage_path)
                 raise
     finally:
         if not recorded:
-            _release_quietly(db, claim)
+            _release_quietly(metadata, claim)
     return artifact
 
 
@@ -125,7 +124,7 @@ def download(
 
 
 def delete(
-    db: Database, backend: StorageBackend, artifact: Artifact, version: ModelVersion
+    metadata: MetadataBackend, backend: StorageBackend, artifact: Artifact, version: ModelVersion
 ) -> None:
     """Delete ``artifact``'s record, then its bytes, holding its path in between.
 
@@ -144,13 +143,13 @@ def delete(
     # path an upload of it claimed (the layout of storage.base.artifact_remote_path).
     name = path.rstrip("/").rsplit("/", 1)[-1]
     remote = f"{version.model_name}/{version.version}/{artifact.type.value}/{name}"
-    claim = store.artifacts.new_claim(backend.name, remote)
-    store.artifacts.remove_artifact(db, artifact.id, claim=claim)
+    claim = metadata.new_claim(backend.name, remote)
+    metadata.remove_artifact(artifact.id, claim=claim)
     try:
-        with store.artifacts.keep_claim_alive(db, claim):
+        with metadata.keep_claim_alive(claim):
             delete_artifact_files(backend, path)
     finally:
-        _release_quietly(db, claim)
+        _release_quietly(metadata, claim)
 
 
 def _manifest_rows(result: TransferResult) -> list[dict[str, Any]] | None:
@@ -171,21 +170,20 @@ def _delete_quietly(backend: StorageBackend, storage_path: str) -> None:
         )
 
 
-def _still_holds(db: Database, claim: UploadClaim) -> bool:
+def _still_holds(metadata: MetadataBackend, claim: UploadClaim) -> bool:
     try:
-        return store.artifacts.holds_claim(db, claim)
+        return metadata.holds_claim(claim)
     except Exception:  # unsure whose the bytes are: leave them (gc finds orphans)
-        _log.exception("could not check the claim on %s", claim.remote)
+        _log.exception("could not check the upload claim %r", claim)
         return False
 
 
-def _release_quietly(db: Database, claim: UploadClaim) -> None:
+def _release_quietly(metadata: MetadataBackend, claim: UploadClaim) -> None:
     try:
-        store.artifacts.release_upload(db, claim)
+        metadata.release_upload(claim)
     except Exception:  # the error that failed the operation is the one to report
         _log.exception(
-            "could not release the claim on %s in %s; the next upload there takes it over "
+            "could not release the upload claim %r; the next upload there takes it over "
             "when its lease runs out",
-            claim.remote,
-            claim.backend,
+            claim,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from crucible_model_registry import _hooks
 from crucible_model_registry.domain.enums import Stage
@@ -28,17 +28,20 @@ from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.domain.specs import ref_of
 from crucible_model_registry.errors import ValidationError
 
+if TYPE_CHECKING:
+    from crucible_model_registry.backends.base import MetadataBackend
+
 __all__ = ["Page", "Query", "QueryRunner"]
 
 
 class QueryRunner(Protocol):
-    """What runs a query: a ``Registry`` (typed structurally, as the two are siblings)."""
+    """What runs a query: a ``Registry`` (typed structurally, as the two are siblings).
 
-    def _run_query(self, spec: QuerySpec) -> list[ModelVersion]: ...
+    The query goes to the registry's metadata backend, local or remote alike.
+    """
 
-    def _count(self, spec: QuerySpec) -> int: ...
-
-    def _page(self, spec: QuerySpec, size: int, cursor: str | None) -> Page: ...
+    @property
+    def backend(self) -> MetadataBackend: ...
 
 
 class Query:
@@ -193,11 +196,11 @@ class Query:
 
     # ------------------------------------------------------------------ running
 
-    def _runner(self) -> QueryRunner:
+    def _backend(self) -> MetadataBackend:
         if self._registry is not None:
-            return self._registry
+            return self._registry.backend
         # Registry is a sibling: the package root lends the default registry's lookup.
-        return cast("QueryRunner", _hooks.default_registry[0]())
+        return cast("QueryRunner", _hooks.default_registry[0]()).backend
 
     def execute(self) -> list[ModelVersion]:
         """The matching versions, in order, with their artifacts and model names.
@@ -205,17 +208,15 @@ class Query:
         Raises:
             NotFoundError: a lineage predicate names a version that does not exist.
         """
-        return self._runner()._run_query(self._spec)
+        return self._backend().find_versions(self._spec)
 
     def count(self) -> int:
         """How many versions match (ordering, limit and offset are ignored)."""
-        return self._runner()._count(self._spec)
+        return self._backend().count_versions(self._spec)
 
     def first(self) -> ModelVersion | None:
         """The first matching version in order, or None."""
-        limit = 1 if self._spec.limit is None else min(self._spec.limit, 1)
-        found = self._runner()._run_query(replace(self._spec, limit=limit))
-        return found[0] if found else None
+        return self._backend().first_version(self._spec)
 
     def page(self, size: int, cursor: str | None = None) -> Page:
         """One page of results by keyset: stays fast at any depth, ignores limit and offset.
@@ -231,4 +232,4 @@ class Query:
         checked = check_count(size, field="size")
         if not checked:
             raise ValidationError.single("size", f"{size!r} must be at least 1")
-        return self._runner()._page(self._spec, checked, cursor)
+        return self._backend().page_versions(self._spec, size=checked, cursor=cursor)

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crucible_model_registry import store, telemetry
+from crucible_model_registry import telemetry
 from crucible_model_registry._registry_artifacts import ArtifactMethods
 from crucible_model_registry._registry_base import VersionLike
 from crucible_model_registry._registry_lineage import LineageMethods
 from crucible_model_registry._registry_move import MoveMethods
+from crucible_model_registry.backends.base import KEEP
 from crucible_model_registry.domain.actor import current_actor
 from crucible_model_registry.domain.config_hash import hash_config, normalize_config
 from crucible_model_registry.domain.enums import Stage, parse_enum
 from crucible_model_registry.domain.integrity import IntegrityReport
 from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
-from crucible_model_registry.domain.query_spec import Page, QuerySpec, SupportsQuerySpec, spec_of
+from crucible_model_registry.domain.query_spec import QuerySpec, SupportsQuerySpec, spec_of
 from crucible_model_registry.domain.records import (
     AliasChange,
     Model,
@@ -48,12 +49,17 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
     Safe to share between threads; every public call is one transaction.
 
     Args:
-        engine: a SQLAlchemy engine (the host application's, or from :meth:`from_url`).
+        engine: a SQLAlchemy engine (the host application's, or from :meth:`from_url`):
+            metadata lives in its database (a :class:`SqlBackend` over it).
+        backend: where metadata lives instead, any :class:`MetadataBackend`.
         storage: where uploaded artifact bytes go; defaults to the ``CMR_STORAGE_*``
             settings (local disk under ``CMR_HOME`` unless configured otherwise).
         storages: further backends, by their names, for artifacts recorded elsewhere.
-        auto_migrate: create or upgrade the schema on first use instead of raising
-            :class:`SchemaNotReadyError` (the embedded default does this).
+        auto_migrate: with ``engine``, create or upgrade the schema on first use instead
+            of raising :class:`SchemaNotReadyError` (the embedded default does this).
+
+    Raises:
+        ConfigurationError: neither or both of ``engine`` and ``backend`` are given.
     """
 
     # ----------------------------------------------------------------- register and read
@@ -98,7 +104,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         fields = {**(dict(data) if data is not None else {}), **given}
         spec = new_version_from_input(fields, actor=current_actor())
         with telemetry.operation("register", model=spec.model_name) as op:
-            result = store.registration.register(self._db, spec)
+            result = self._backend.register(spec)
             op.metadata.update(version=result.version, stage=result.stage.value)
         return result
 
@@ -108,7 +114,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: there is no such model.
         """
-        return store.models.get_model(self._db, check_model_name(name, field="name"))
+        return self._backend.get_model(check_model_name(name, field="name"))
 
     def update_model(
         self,
@@ -136,26 +142,24 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
             normalised = normalize_config(dict(metadata), path="metadata")
             assert isinstance(normalised, dict)
             meta = normalised
-        kept: Any = store.models.KEEP
-        return store.models.update_model(
-            self._db,
+        return self._backend.update_model(
             check_model_name(name, field="name"),
-            description=kept if description is _UNSET else description,
+            description=KEEP if description is _UNSET else description,
             tags=checked_tags,
             metadata=meta,
         )
 
     def list_models(self) -> list[Model]:
         """Every model, by name."""
-        return store.models.list_models(self._db)
+        return self._backend.list_models()
 
     def find_by_config_hash(self, config_hash: str) -> ModelVersion | None:
         """The earliest version registered with this config hash, if any."""
-        return store.versions.find_by_config_hash(self._db, check_config_hash(config_hash))
+        return self._backend.find_by_config_hash(check_config_hash(config_hash))
 
     def stage_history(self, version: VersionLike) -> list[StageTransition]:
         """Every stage change of a version, oldest first (registration included)."""
-        return store.versions.stage_history(self._db, ref_of(version))
+        return self._backend.stage_history(ref_of(version))
 
     # ----------------------------------------------------------------- change
 
@@ -184,8 +188,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         actor = current_actor()
         with telemetry.operation("promote", to_stage=target.value, actor=actor) as op:
             try:
-                result = store.promotion.promote(
-                    self._db,
+                result = self._backend.promote(
                     ref,
                     target,
                     reason=check_long_text(reason, field="reason"),
@@ -209,17 +212,15 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
     def update_metrics(self, version: VersionLike, metrics: Mapping[str, float]) -> ModelVersion:
         """Merge metrics into a version (metrics often arrive after registration)."""
         checked = check_metrics(metrics)
-        return store.versions.update_metrics(self._db, ref_of(version, field="version"), checked)
+        return self._backend.update_metrics(ref_of(version, field="version"), checked)
 
     def add_tags(self, version: VersionLike, tags: list[str]) -> ModelVersion:
         """Add tags to a version (ones it has already are ignored)."""
-        return store.versions.add_tags(self._db, ref_of(version, field="version"), check_tags(tags))
+        return self._backend.add_tags(ref_of(version, field="version"), check_tags(tags))
 
     def remove_tags(self, version: VersionLike, tags: list[str]) -> ModelVersion:
         """Remove tags from a version (ones it lacks are ignored)."""
-        return store.versions.remove_tags(
-            self._db, ref_of(version, field="version"), check_tags(tags)
-        )
+        return self._backend.remove_tags(ref_of(version, field="version"), check_tags(tags))
 
     def delete_version(self, version: VersionLike, *, force: bool = False) -> None:
         """Delete a version's records, keeping its stage history as the audit trail.
@@ -231,8 +232,8 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
             ValidationError: it is in production or has descendants and ``force`` is False,
                 or an upload to it is under way (even with ``force``: wait for it).
         """
-        store.versions.delete_version(
-            self._db, ref_of(version, field="version"), force=force, actor=current_actor()
+        self._backend.delete_version(
+            ref_of(version, field="version"), force=force, actor=current_actor()
         )
 
     # ----------------------------------------------------------------- query
@@ -250,16 +251,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
             ValidationError: an unknown key, operator or order field, or a bad value.
             NotFoundError: a lineage predicate names a version that does not exist.
         """
-        return store.queries.find_versions(self._db, spec_of(filters))
-
-    def _run_query(self, spec: QuerySpec) -> list[ModelVersion]:
-        return store.queries.find_versions(self._db, spec)
-
-    def _count(self, spec: QuerySpec) -> int:
-        return store.queries.count_versions(self._db, spec)
-
-    def _page(self, spec: QuerySpec, size: int, cursor: str | None) -> Page:
-        return store.queries.page_versions(self._db, spec, size=size, cursor=cursor)
+        return self._backend.find_versions(spec_of(filters))
 
     # ----------------------------------------------------------------- aliases and policy
 
@@ -276,8 +268,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
                 ``development``, ``latest`` (any case) or a version string of the model.
             NotFoundError: unknown version.
         """
-        return store.governance.set_alias(
-            self._db,
+        return self._backend.set_alias(
             ref_of(version, field="version"),
             check_alias_name(alias),
             reason=check_long_text(reason, field="reason"),
@@ -290,8 +281,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: the model has no such alias (or there is no such model).
         """
-        store.governance.delete_alias(
-            self._db,
+        self._backend.delete_alias(
             check_model_name(model_name),
             check_alias_name(alias),
             reason=check_long_text(reason, field="reason"),
@@ -304,7 +294,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: there is no such model.
         """
-        return store.governance.alias_history(self._db, check_model_name(model_name))
+        return self._backend.alias_history(check_model_name(model_name))
 
     def set_promotion_policy(
         self, model_name: str, policy: PromotionPolicy | Mapping[str, Any] | None
@@ -325,9 +315,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
             if policy is None or isinstance(policy, PromotionPolicy)
             else PromotionPolicy.from_dict(policy)
         )
-        store.governance.set_policy(
-            self._db, check_model_name(model_name), checked, actor=current_actor()
-        )
+        self._backend.set_policy(check_model_name(model_name), checked, actor=current_actor())
 
     def policy_history(self, model_name: str) -> list[PolicyChange]:
         """Every change of the model's promotion policy (old, new, actor, time), oldest first.
@@ -335,7 +323,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: there is no such model.
         """
-        return store.governance.policy_history(self._db, check_model_name(model_name))
+        return self._backend.policy_history(check_model_name(model_name))
 
     def check(self) -> IntegrityReport:
         """Verify the database's invariants (what ``cmr db check`` runs); writes nothing.
@@ -343,7 +331,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Returns:
             A frozen report: ``.ok``, and ``.violations`` naming each broken invariant.
         """
-        return store.integrity.check(self._db)
+        return self._backend.check()
 
     def get_promotion_policy(self, model_name: str) -> PromotionPolicy | None:
         """The model's promotion policy, or None when every promotion is allowed.
@@ -351,7 +339,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: there is no such model.
         """
-        return store.governance.get_policy(self._db, check_model_name(model_name))
+        return self._backend.get_policy(check_model_name(model_name))
 
     def hash_config(self, training_config: object) -> str:
         """The config hash :meth:`register` would compute for ``training_config``."""

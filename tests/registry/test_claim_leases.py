@@ -11,10 +11,15 @@ from sqlalchemy import func, select
 
 from crucible_model_registry import Registry, ValidationError
 from crucible_model_registry.store import artifacts
+from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.tables import PENDING_UPLOADS
 
 MODEL = "leases"
 REMOTE = f"{MODEL}/1/checkpoint/w.bin"
+
+
+def _db(registry: Registry) -> Database:
+    return Database(registry.engine)
 
 
 @pytest.fixture
@@ -26,7 +31,7 @@ def version_id(registry: Registry) -> int:
 
 def _claim(registry: Registry, version_id: int, lease: timedelta) -> artifacts.UploadClaim:
     return artifacts.claim_upload(
-        registry._db, version_id, "local", REMOTE, ref=f"{MODEL}@1", lease=lease
+        _db(registry), version_id, "local", REMOTE, ref=f"{MODEL}@1", lease=lease
     )
 
 
@@ -51,13 +56,13 @@ def test_a_claim_whose_lease_ran_out_is_taken_over(
 
 def test_a_renewed_claim_outlives_its_lease(registry: Registry, version_id: int):
     claim = _claim(registry, version_id, timedelta(milliseconds=400))
-    with artifacts.keep_claim_alive(registry._db, claim):
+    with artifacts.keep_claim_alive(_db(registry), claim):
         time.sleep(1.2)  # three leases long
         with pytest.raises(ValidationError) as caught:
             _claim(registry, version_id, timedelta(seconds=60))
         assert set(caught.value.errors) == {"path"}
-        assert artifacts.holds_claim(registry._db, claim)
-    assert artifacts.release_upload(registry._db, claim)
+        assert artifacts.holds_claim(_db(registry), claim)
+    assert artifacts.release_upload(_db(registry), claim)
     assert _claim_count(registry) == 0
 
 
@@ -65,10 +70,10 @@ def test_only_the_token_holder_releases_or_renews_a_claim(registry: Registry, ve
     claim = _claim(registry, version_id, timedelta(seconds=60))
     impostor = artifacts.UploadClaim(claim.backend, claim.remote, "0" * 32)
 
-    assert not artifacts.release_upload(registry._db, impostor)
-    assert not artifacts.renew_claim(registry._db, impostor)
+    assert not artifacts.release_upload(_db(registry), impostor)
+    assert not artifacts.renew_claim(_db(registry), impostor)
     assert _claim_count(registry) == 1
-    assert artifacts.holds_claim(registry._db, claim)
+    assert artifacts.holds_claim(_db(registry), claim)
     assert "0" * 32 not in repr(impostor)
     assert claim.token not in repr(claim)
 
@@ -77,5 +82,5 @@ def test_an_expired_lease_is_never_renewed(registry: Registry, version_id: int):
     claim = _claim(registry, version_id, timedelta(milliseconds=100))
     time.sleep(0.2)
 
-    assert not artifacts.renew_claim(registry._db, claim)
-    assert not artifacts.holds_claim(registry._db, claim)
+    assert not artifacts.renew_claim(_db(registry), claim)
+    assert not artifacts.holds_claim(_db(registry), claim)

@@ -403,7 +403,7 @@ def test_matches_and_unmet_conditions_inside_a_transaction(world: World):
         .where_tag("sft")
         .spec
     )
-    with world.registry._db.read() as conn:
+    with store.engine.Database(world.registry.engine).read() as conn:
         assert store.queries.matches(conn, gate, world.sft_b.id) is False
         assert store.queries.unmet_conditions(conn, gate, world.sft_b.id) == ["tagged 'sft'"]
         assert store.queries.unmet_conditions(conn, gate, world.rl.id) == [

@@ -13,13 +13,15 @@ Every method's errors are those of ``errors.py``: the backend translates its own
 from __future__ import annotations
 
 import enum
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:
     from crucible_model_registry.domain.enums import Relationship, Stage
+    from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
-    from crucible_model_registry.domain.policy import PromotionPolicy
+    from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
     from crucible_model_registry.domain.query_spec import Page, QuerySpec
     from crucible_model_registry.domain.records import (
         AliasChange,
@@ -69,6 +71,10 @@ class MetadataBackend(Protocol):
 
     def describe(self) -> str:
         """Where the metadata lives, for ``repr`` and messages (no secrets)."""
+        ...
+
+    def check(self) -> IntegrityReport:
+        """Verify the stored invariants (``cmr db check``); writes nothing."""
         ...
 
     # ------------------------------------------------------------------ models and versions
@@ -175,8 +181,14 @@ class MetadataBackend(Protocol):
         """Every alias move and deletion of the model, oldest first."""
         ...
 
-    def set_policy(self, model_name: str, policy: PromotionPolicy | None) -> None:
-        """Store (None: remove) the model's promotion policy."""
+    def set_policy(
+        self, model_name: str, policy: PromotionPolicy | None, *, actor: str | None
+    ) -> None:
+        """Store (None: remove) the model's promotion policy, recording the change."""
+        ...
+
+    def policy_history(self, model_name: str) -> list[PolicyChange]:
+        """Every change of the model's promotion policy, oldest first."""
         ...
 
     def get_policy(self, model_name: str) -> PromotionPolicy | None:
@@ -235,8 +247,24 @@ class MetadataBackend(Protocol):
         """
         ...
 
-    def release_upload(self, claim: UploadClaim) -> None:
-        """Give a claim back (a failed upload, or a deletion whose bytes are gone)."""
+    def new_claim(self, backend: str, remote: str) -> UploadClaim:
+        """A claim on ``remote`` for :meth:`remove_artifact` to hold while bytes are deleted."""
+        ...
+
+    def release_upload(self, claim: UploadClaim) -> bool:
+        """Give a claim back; False if it had expired and another owner has the path."""
+        ...
+
+    def renew_claim(self, claim: UploadClaim) -> bool:
+        """Extend the claim's lease; False if it was lost meanwhile."""
+        ...
+
+    def holds_claim(self, claim: UploadClaim) -> bool:
+        """Is the claim still this owner's?"""
+        ...
+
+    def keep_claim_alive(self, claim: UploadClaim) -> AbstractContextManager[None]:
+        """Renew the claim's lease in the background while the block runs."""
         ...
 
     def add_artifact(

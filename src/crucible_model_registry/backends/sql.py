@@ -7,6 +7,7 @@ with ``auto_migrate``, on the first call that needs the database.
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from crucible_model_registry.domain.enums import Relationship, Stage
+    from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
-    from crucible_model_registry.domain.policy import PromotionPolicy
+    from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
     from crucible_model_registry.domain.query_spec import Page, QuerySpec
     from crucible_model_registry.domain.records import (
         AliasChange,
@@ -70,6 +72,14 @@ class SqlBackend:
         return self._database.engine
 
     @property
+    def database(self) -> Database:
+        """The engine with the store's transactions, once the schema is checked.
+
+        For the store functions not behind the protocol yet (export and import).
+        """
+        return self._db
+
+    @property
     def _db(self) -> Database:
         if not self._schema_ready:
             with self._lock:
@@ -95,6 +105,9 @@ class SqlBackend:
 
     def describe(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
+
+    def check(self) -> IntegrityReport:
+        return store.integrity.check(self._db)
 
     # ------------------------------------------------------------------ models and versions
 
@@ -179,8 +192,13 @@ class SqlBackend:
     def alias_history(self, model_name: str) -> list[AliasChange]:
         return store.governance.alias_history(self._db, model_name)
 
-    def set_policy(self, model_name: str, policy: PromotionPolicy | None) -> None:
-        store.governance.set_policy(self._db, model_name, policy)
+    def set_policy(
+        self, model_name: str, policy: PromotionPolicy | None, *, actor: str | None
+    ) -> None:
+        store.governance.set_policy(self._db, model_name, policy, actor=actor)
+
+    def policy_history(self, model_name: str) -> list[PolicyChange]:
+        return store.governance.policy_history(self._db, model_name)
 
     def get_policy(self, model_name: str) -> PromotionPolicy | None:
         return store.governance.get_policy(self._db, model_name)
@@ -221,8 +239,20 @@ class SqlBackend:
     def claim_upload(self, version_id: int, backend: str, remote: str, *, ref: str) -> UploadClaim:
         return store.artifacts.claim_upload(self._db, version_id, backend, remote, ref=ref)
 
-    def release_upload(self, claim: UploadClaim) -> None:
-        store.artifacts.release_upload(self._db, cast("SqlClaim", claim))
+    def new_claim(self, backend: str, remote: str) -> UploadClaim:
+        return store.artifacts.new_claim(backend, remote)
+
+    def release_upload(self, claim: UploadClaim) -> bool:
+        return store.artifacts.release_upload(self._db, cast("SqlClaim", claim))
+
+    def renew_claim(self, claim: UploadClaim) -> bool:
+        return store.artifacts.renew_claim(self._db, cast("SqlClaim", claim))
+
+    def holds_claim(self, claim: UploadClaim) -> bool:
+        return store.artifacts.holds_claim(self._db, cast("SqlClaim", claim))
+
+    def keep_claim_alive(self, claim: UploadClaim) -> AbstractContextManager[None]:
+        return store.artifacts.keep_claim_alive(self._db, cast("SqlClaim", claim))
 
     def add_artifact(
         self, version_id: int, spec: ArtifactSpec, *, claim: UploadClaim | None = None
