@@ -7,6 +7,7 @@ functions that run on the default registry.
 
 from __future__ import annotations
 
+from crucible_model_registry._context import acting_as
 from crucible_model_registry._default import configure, delegate, get_registry
 from crucible_model_registry.domain.config_hash import hash_config
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
@@ -65,6 +66,7 @@ __all__ = [
     "StageTransition",
     "StorageError",
     "ValidationError",
+    "acting_as",
     "add_lineage",
     "add_tags",
     "alias_history",

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from crucible_model_registry import telemetry
+from crucible_model_registry._context import current_actor
 from crucible_model_registry._registry_artifacts import ArtifactMethods
 from crucible_model_registry._registry_base import VersionLike
 from crucible_model_registry._registry_lineage import LineageMethods
 from crucible_model_registry._registry_move import MoveMethods
 from crucible_model_registry.backends.base import KEEP
-from crucible_model_registry.domain.actor import current_actor
 from crucible_model_registry.domain.config_hash import hash_config, normalize_config
 from crucible_model_registry.domain.enums import Stage, parse_enum
 from crucible_model_registry.domain.integrity import IntegrityReport

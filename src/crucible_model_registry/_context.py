@@ -1,0 +1,70 @@
+"""Who is acting, for the histories: ``acting_as(actor)`` in this context, else the default.
+
+A context variable, so each thread and each asyncio task has its own: the server sets the
+token's principal per request, a script may set a name for a block. Outside any
+``acting_as`` block the actor is ``CMR_ACTOR`` if set, else the operating-system user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from crucible_model_registry.domain.rules import MAX_ACTOR, check_text, nfc, text_problem
+from crucible_model_registry.errors import ConfigurationError
+
+__all__ = ["acting_as", "current_actor", "default_actor"]
+
+_actor: ContextVar[str | None] = ContextVar("crucible_model_registry_actor", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(actor: str) -> Iterator[str]:
+    """Record ``actor`` as who made the changes inside the block (stage and alias history).
+
+    Nested blocks stack; each thread and asyncio task sees only its own.
+
+    Example::
+
+        with cmr.acting_as("ci-bot"):
+            cmr.promote(v, "staging", reason="eval passed")
+
+    Raises:
+        ValidationError: ``actor`` is empty, too long, or holds control characters.
+    """
+    checked = check_text(actor, field="actor", limit=200)
+    token = _actor.set(checked)
+    try:
+        yield checked
+    finally:
+        _actor.reset(token)
+
+
+def current_actor() -> str:
+    """The actor of the innermost ``acting_as`` block, else :func:`default_actor`."""
+    actor = _actor.get()
+    return actor if actor is not None else default_actor()
+
+
+def default_actor() -> str:
+    """``CMR_ACTOR`` if set, else the operating-system user (read at each call).
+
+    Raises:
+        ConfigurationError: ``CMR_ACTOR`` is longer than 255 characters or holds control
+            characters or bytes that are not UTF-8 (which no database could store).
+    """
+    actor = os.environ.get("CMR_ACTOR")
+    if actor:
+        problem = text_problem(actor)
+        if problem is None and len(nfc(actor)) > MAX_ACTOR:
+            problem = f"is {len(actor)} characters long; the limit is {MAX_ACTOR}"
+        if problem:
+            raise ConfigurationError(f"CMR_ACTOR {problem}")
+        return nfc(actor)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
