@@ -7,43 +7,81 @@ RegistryError
 ├── DuplicateVersionError  .model_name, .version
 ├── DuplicateConfigError   .existing: the earlier ModelVersion
 ├── LineageCycleError      .parent_id, .child_id
-├── StorageError           .backend   (ChecksumMismatchError: .expected, .actual)
-├── PromotionDeniedError   .unmet: every failed condition
+├── StorageError           .backend   (ChecksumMismatchError: .path, .expected, .actual)
+├── PromotionDeniedError   .version_ref, .target, .unmet: every failed condition
 ├── SchemaNotReadyError    .command: what to run
 ├── ConfigurationError     unknown backend, missing extra, bad settings
-└── DatabaseError          the database failed (unreachable, lock timeout): not the input's fault
+├── DatabaseError          the database failed (unreachable, lock timeout): not the input's fault
+│   └── ConstraintViolationError  a uniqueness or foreign-key rule refused a write
+├── StageFailedError       .stage, .index, .error: a pipeline stage raised
+├── AuthenticationError    no valid credentials (a server's 401)
+└── PermissionDeniedError  the principal may not do this (a server's 403)
 ```
 
 Identifiers travel as attributes so that nobody has to parse a message; the message says
-what to do next.
+what to do next. Every class has a stable ``code`` (``"not_found"``) and names the
+attributes that identify the failure in ``detail_fields``: ``details()`` gives them and
+``restore()`` rebuilds the same error from a message and those details, so that an error
+raised behind a server is raised again, as the same class with the same attributes, by its
+client (``wire.py`` holds their JSON forms).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
     from crucible_model_registry.domain.records import ModelVersion
 
 __all__ = [
+    "AuthenticationError",
     "ChecksumMismatchError",
     "ConfigurationError",
+    "ConstraintViolationError",
     "DatabaseError",
     "DuplicateConfigError",
     "DuplicateVersionError",
     "LineageCycleError",
     "NotFoundError",
+    "PermissionDeniedError",
     "PromotionDeniedError",
     "RegistryError",
     "SchemaNotReadyError",
+    "StageFailedError",
     "StorageError",
     "ValidationError",
 ]
 
 
 class RegistryError(Exception):
-    """Base class of every error the registry raises on purpose."""
+    """Base class of every error the registry raises on purpose.
+
+    Attributes:
+        code: a stable snake_case name of the failure, one per class (for servers,
+            scripts and logs; it never changes when a message is reworded).
+        detail_fields: the attributes that identify the failure, as :meth:`details` gives.
+    """
+
+    code: ClassVar[str] = "registry_error"
+    detail_fields: ClassVar[tuple[str, ...]] = ()
+
+    def details(self) -> dict[str, object]:
+        """The identifying attributes by name (plain values, or records for some fields)."""
+        return {name: getattr(self, name) for name in self.detail_fields}
+
+    @classmethod
+    def restore(cls, message: str, details: Mapping[str, object]) -> Self:
+        """This error as raised elsewhere: the same message and :meth:`details`.
+
+        The caller checks the details' values (``wire.error_from_json`` does); the message
+        is kept as it was written, not composed again.
+        """
+        error = cls.__new__(cls)
+        Exception.__init__(error, message)
+        for name in cls.detail_fields:
+            setattr(error, name, details[name])
+        return error
 
 
 class ValidationError(RegistryError, ValueError):
@@ -52,6 +90,9 @@ class ValidationError(RegistryError, ValueError):
     Attributes:
         errors: each offending field mapped to what is wrong with it.
     """
+
+    code = "invalid_input"
+    detail_fields = ("errors",)
 
     def __init__(self, errors: Mapping[str, Sequence[str] | str]) -> None:
         self.errors: dict[str, list[str]] = {
@@ -74,6 +115,9 @@ class NotFoundError(RegistryError, LookupError):
         ref: the reference that did not resolve.
     """
 
+    code = "not_found"
+    detail_fields = ("kind", "ref")
+
     def __init__(self, kind: str, ref: object, hint: str | None = None) -> None:
         self.kind = kind
         self.ref = ref
@@ -85,6 +129,9 @@ class NotFoundError(RegistryError, LookupError):
 
 class DuplicateVersionError(RegistryError):
     """The model already has a version with this version string."""
+
+    code = "duplicate_version"
+    detail_fields = ("model_name", "version")
 
     def __init__(self, model_name: str, version: str) -> None:
         self.model_name = model_name
@@ -102,6 +149,9 @@ class DuplicateConfigError(RegistryError):
         existing: the version registered earlier for this training run.
     """
 
+    code = "duplicate_config"
+    detail_fields = ("existing",)
+
     def __init__(self, existing: ModelVersion) -> None:
         self.existing = existing
         super().__init__(
@@ -113,6 +163,9 @@ class DuplicateConfigError(RegistryError):
 
 class LineageCycleError(RegistryError):
     """The lineage edge would make a version its own ancestor."""
+
+    code = "lineage_cycle"
+    detail_fields = ("parent_id", "child_id")
 
     def __init__(self, parent_id: int, child_id: int) -> None:
         self.parent_id = parent_id
@@ -130,6 +183,9 @@ class StorageError(RegistryError):
         backend: the backend's settings name (``local``, ``s3``, ...).
     """
 
+    code = "storage_error"
+    detail_fields: ClassVar[tuple[str, ...]] = ("backend",)
+
     def __init__(self, message: str, *, backend: str) -> None:
         self.backend = backend
         super().__init__(f"[{backend}] {message}")
@@ -137,6 +193,9 @@ class StorageError(RegistryError):
 
 class ChecksumMismatchError(StorageError):
     """Bytes read back do not match the SHA-256 recorded for the artifact."""
+
+    code = "checksum_mismatch"
+    detail_fields = ("backend", "path", "expected", "actual")
 
     def __init__(self, *, backend: str, path: str, expected: str, actual: str) -> None:
         self.expected = expected
@@ -153,8 +212,13 @@ class PromotionDeniedError(RegistryError):
     """The model's promotion policy forbids this stage change.
 
     Attributes:
+        version_ref: the version, as ``model@version``.
+        target: the stage it was to enter.
         unmet: every condition that failed, as readable sentences.
     """
+
+    code = "promotion_denied"
+    detail_fields = ("version_ref", "target", "unmet")
 
     def __init__(self, version_ref: str, target: str, unmet: Sequence[str]) -> None:
         self.version_ref = version_ref
@@ -173,6 +237,9 @@ class SchemaNotReadyError(RegistryError):
         command: what to run to bring the schema up to date.
     """
 
+    code = "schema_not_ready"
+    detail_fields = ("command",)
+
     def __init__(self, detail: str, *, command: str = "cmr db upgrade") -> None:
         self.command = command
         super().__init__(f"{detail}; run `{command}` (or registry.migrate()) first")
@@ -181,6 +248,50 @@ class SchemaNotReadyError(RegistryError):
 class ConfigurationError(RegistryError):
     """Settings are wrong: unknown backend, missing optional extra, bad option."""
 
+    code = "configuration_error"
+
 
 class DatabaseError(RegistryError):
     """The database failed in a way the caller cannot fix by changing the input."""
+
+    code = "database_error"
+
+
+class ConstraintViolationError(DatabaseError):
+    """A uniqueness or foreign-key rule refused a write; the store says which rule it was."""
+
+    code = "constraint_violation"
+
+
+class StageFailedError(RegistryError):
+    """A pipeline stage raised; the pipeline stopped there.
+
+    Attributes:
+        stage: the failing stage's name (from its ``describe()``).
+        index: its position in the pipeline, from 0.
+        error: what it raised (also the ``__cause__``).
+    """
+
+    code = "stage_failed"
+    detail_fields = ("stage", "index", "error")
+
+    def __init__(self, stage: str, index: int, error: Exception) -> None:
+        self.stage = stage
+        self.index = index
+        self.error = error
+        super().__init__(
+            f"pipeline stage {index} ({stage}) failed with {type(error).__name__}: {error}; "
+            "the stages before it have run"
+        )
+
+
+class AuthenticationError(RegistryError):
+    """No valid credentials: a missing, unknown, expired or revoked token."""
+
+    code = "authentication_failed"
+
+
+class PermissionDeniedError(RegistryError):
+    """The authenticated principal's role or model scope does not allow this operation."""
+
+    code = "permission_denied"

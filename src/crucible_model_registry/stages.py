@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol, TypedDict, TypeVar, cast, runtime_ch
 from crucible_model_registry._default import get_registry
 from crucible_model_registry.domain import enums
 from crucible_model_registry.domain.rules import check_metrics
-from crucible_model_registry.errors import RegistryError, ValidationError
+from crucible_model_registry.errors import StageFailedError, ValidationError
 
 if TYPE_CHECKING:
     from crucible_model_registry.registry import Registry, VersionLike
@@ -166,25 +166,6 @@ class Stage(Protocol):
     def run(self, context: ContextLike, opts: Mapping[str, object]) -> ContextLike:
         """Do the stage's work and return the context for the next stage."""
         ...
-
-
-class StageFailedError(RegistryError):
-    """A pipeline stage raised; the pipeline stopped there.
-
-    Attributes:
-        stage: the failing stage's name (from its ``describe()``).
-        index: its position in the pipeline, from 0.
-        error: what it raised (also the ``__cause__``).
-    """
-
-    def __init__(self, stage: str, index: int, error: Exception) -> None:
-        self.stage = stage
-        self.index = index
-        self.error = error
-        super().__init__(
-            f"pipeline stage {index} ({stage}) failed with {type(error).__name__}: {error}; "
-            "the stages before it have run"
-        )
 
 
 def _is_type_spec(spec: object) -> bool:

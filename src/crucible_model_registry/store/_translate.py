@@ -7,13 +7,14 @@ from collections.abc import Iterator
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
-from crucible_model_registry.errors import DatabaseError, RegistryError, SchemaNotReadyError
+from crucible_model_registry.errors import (
+    ConstraintViolationError,
+    DatabaseError,
+    RegistryError,
+    SchemaNotReadyError,
+)
 
 __all__ = ["ConstraintViolationError", "translate_errors"]
-
-
-class ConstraintViolationError(DatabaseError):
-    """A uniqueness or foreign-key rule refused a write; the store says which rule it was."""
 
 
 _MISSING_TABLE_MARKERS = ("no such table", "does not exist", "doesn't exist", "undefinedtable")
