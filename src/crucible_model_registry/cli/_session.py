@@ -142,7 +142,7 @@ def emit(
 
 
 def print_json(data: object) -> None:
-    """One JSON document on stdout: records as their ``to_dict()``, datetimes in ISO 8601."""
-    from crucible_model_registry.domain.records import to_jsonable
+    """One JSON document on stdout, in the wire form the REST API speaks (``wire.py``)."""
+    from crucible_model_registry.wire import to_json
 
-    sys.stdout.write(json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
+    sys.stdout.write(json.dumps(to_json(data), indent=2, sort_keys=False) + "\n")
