@@ -41,6 +41,7 @@ from crucible_model_registry.errors import (
 )
 from crucible_model_registry.query import Page, Query
 from crucible_model_registry.registry import Registry
+from crucible_model_registry.registry_api import RegistryAPI
 
 __all__ = [
     "AliasChange",
@@ -66,6 +67,7 @@ __all__ = [
     "PromotionPolicy",
     "Query",
     "Registry",
+    "RegistryAPI",
     "RegistryError",
     "Relationship",
     "SchemaNotReadyError",
