@@ -25,7 +25,7 @@ import enum
 import functools
 import math
 import types
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
@@ -130,19 +130,18 @@ def error_from_json(data: object) -> RegistryError:
     Raises:
         ValidationError: ``data`` is not an error document.
     """
-    body = _object(data, "document", required={"error"})["error"]
-    body = _object(body, "error", required={"type", "message", "details"})
+    keys = ("type", "message", "details")
+    body = _object(data, "document", required=["error"], allowed=["error"])["error"]
+    body = _object(body, "error", required=keys, allowed=keys)
     name = _str(body["type"], "error.type")
     message = _str(body["message"], "error.message")
-    details = _object(body["details"], "error.details")
     cls = ERROR_TYPES.get(name)
     if cls is None:
+        _object(body["details"], "error.details")
         return RegistryError(f"{name}: {message}")
+    fields = cls.detail_fields
+    given = _object(body["details"], "error.details", required=fields, allowed=fields)
     decoders = _DETAILS.get(cls, {})
-    given = _object(details, "error.details", required=set(cls.detail_fields))
-    extra = set(given) - set(cls.detail_fields)
-    if extra:
-        raise ValidationError.single("error.details", f"unknown key(s) {sorted(extra)}")
     values = {
         key: decoders.get(key, _json_value)(given[key], f"error.details.{key}")
         for key in cls.detail_fields
@@ -159,12 +158,21 @@ def _fail(field: str, message: str) -> ValidationError:
     return ValidationError.single(field, message)
 
 
-def _object(data: object, field: str, *, required: set[str] | None = None) -> dict[str, Any]:
+def _object(
+    data: object,
+    field: str,
+    *,
+    required: Collection[str] = (),
+    allowed: Collection[str] | None = None,
+) -> dict[str, Any]:
     if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
         raise _fail(field, "must be a JSON object")
-    missing = sorted((required or set()) - set(data))
+    missing = sorted(set(required) - set(data))
     if missing:
         raise _fail(field, f"missing key(s) {missing}")
+    unknown = [] if allowed is None else sorted(set(data) - set(allowed))
+    if unknown:
+        raise _fail(field, f"unknown key(s) {unknown}")
     return dict(data)
 
 
@@ -257,34 +265,28 @@ def _dataclass(kind: type[Any]) -> Decoder:
     }
 
     def decode(data: object, field: str) -> object:
-        given = _object(data, field, required=required)
-        unknown = sorted(set(given) - set(decoders))
-        if unknown:
-            raise _fail(field, f"unknown key(s) {unknown}")
+        given = _object(data, field, required=required, allowed=decoders)
         return kind(**{k: decoders[k](v, f"{field}.{k}") for k, v in given.items()})
 
     return decode
 
 
-def _spec(data: object, field: str) -> QuerySpec:
-    try:
-        return QuerySpec.from_json(_object(data, field))
-    except ValidationError as exc:
-        raise ValidationError({f"{field}.{k}": m for k, m in exc.errors.items()}) from None
+def _nested(read: Callable[[dict[str, Any]], Any]) -> Decoder:
+    """A decoder from a reader of a whole object that names fields from its own root."""
+
+    def decode(data: object, field: str) -> Any:
+        given = _object(data, field)
+        try:
+            return read(given)
+        except ValidationError as exc:
+            raise ValidationError({f"{field}.{k}": m for k, m in exc.errors.items()}) from None
+
+    return decode
 
 
-def _policy(data: object, field: str) -> PromotionPolicy:
-    try:
-        return PromotionPolicy.from_dict(_object(data, field))
-    except ValidationError as exc:
-        raise ValidationError({f"{field}.{k}": m for k, m in exc.errors.items()}) from None
-
-
-def _nested_error(data: object, field: str) -> RegistryError:
-    try:
-        return error_from_json(data)
-    except ValidationError as exc:
-        raise ValidationError({f"{field}.{k}": m for k, m in exc.errors.items()}) from None
+_spec = _nested(QuerySpec.from_json)
+_policy = _nested(PromotionPolicy.from_dict)
+_nested_error = _nested(error_from_json)
 
 
 _SCALARS: dict[object, Decoder] = {
