@@ -35,7 +35,8 @@ def acting_as(actor: str) -> Iterator[str]:
     Raises:
         ValidationError: ``actor`` is empty, too long, or holds control characters.
     """
-    checked = check_text(actor, field="actor", limit=200)
+    # The history tables hold an actor in 255 characters.
+    checked = check_text(actor, field="actor", limit=255)
     token = _actor.set(checked)
     try:
         yield checked

@@ -60,7 +60,7 @@ def test_concurrent_threads_record_their_own_actor(registry: Registry):
     assert by_alias == {f"pick-{i}": f"worker-{i}" for i in range(len(versions))}
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "a\nb", 42, None, "x" * 201])
+@pytest.mark.parametrize("bad", ["", "   ", "a\nb", 42, None, "x" * 256])
 def test_a_bad_actor_is_refused_before_anything_is_written(registry: Registry, bad: object):
     v = _version(registry, 0)
     with pytest.raises(ValidationError) as caught:
@@ -69,3 +69,10 @@ def test_a_bad_actor_is_refused_before_anything_is_written(registry: Registry, b
     assert set(caught.value.errors) == {"actor"}
     assert registry.get_version(v.id).stage is cmr.Stage.EXPERIMENT
     assert len(registry.stage_history(v)) == 1
+
+
+def test_the_longest_actor_fits_the_history(registry: Registry):
+    v = _version(registry, 0)
+    with cmr.acting_as("é" * 255):
+        registry.promote(v, "staging")
+    assert registry.stage_history(v)[-1].actor == "é" * 255
