@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 if TYPE_CHECKING:
     from crucible_model_registry.backends.base import MetadataBackend
     from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
+    from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
-    from crucible_model_registry.domain.policy import PromotionPolicy
+    from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
     from crucible_model_registry.domain.query_spec import QuerySpec, SupportsQuerySpec
     from crucible_model_registry.domain.records import (
         AliasChange,
@@ -131,6 +132,10 @@ class RegistryAPI(Protocol):
     ) -> None: ...
 
     def get_promotion_policy(self, model_name: str) -> PromotionPolicy | None: ...
+
+    def policy_history(self, model_name: str) -> list[PolicyChange]: ...
+
+    def check(self) -> IntegrityReport: ...
 
     # ------------------------------------------------------------------ lineage
 

@@ -10,7 +10,8 @@ value of a given type back and checks every part of it: a malformed document rai
   name, datetimes in ISO 8601 with their offset, enums by value.
 - ``LineageGraph`` is ``{"focus", "ancestors", "descendants", "edges"}`` of those records
   (``LineageGraph.to_dict()`` is the drawing form, with node ids, for scripts).
-- ``Page`` is ``{"items": [...], "next_cursor": str | null}``.
+- ``Page`` is ``{"items": [...], "next_cursor": str | null}``; ``PolicyChange`` and
+  ``IntegrityReport`` are their fields.
 - ``QuerySpec`` is ``QuerySpec.to_json()``: the whole DSL (``all``/``any``/``not``, leaves,
   lineage predicates), ``order``, ``limit``, ``offset``. ``PromotionPolicy`` is
   ``to_dict()``.
@@ -27,7 +28,7 @@ import math
 import types
 from collections.abc import Callable, Collection, Hashable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar, Union, cast, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from crucible_model_registry import errors
 from crucible_model_registry.domain.config_hash import JSONValue
@@ -247,6 +248,15 @@ def _list(inner: Decoder, *, as_tuple: bool = False) -> Decoder:
     return decode
 
 
+def _one_of(choices: tuple[object, ...]) -> Decoder:
+    def decode(data: object, field: str) -> object:
+        if isinstance(data, bool) or data not in choices:
+            raise _fail(field, f"{data!r} is not one of {', '.join(map(str, choices))}")
+        return data
+
+    return decode
+
+
 def _dict(inner: Decoder) -> Decoder:
     def decode(data: object, field: str) -> dict[str, Any]:
         return {k: inner(v, f"{field}.{k}") for k, v in _object(data, field).items()}
@@ -311,6 +321,8 @@ def _decoder(kind: Any) -> Decoder:
         if len(rest) != 1 or len(args) != 2:
             raise TypeError(f"no JSON decoder for {kind!r}")
         return _optional(_decoder(rest[0]))
+    if origin is Literal:
+        return _one_of(args)
     if origin is list:
         return _list(_decoder(args[0]))
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:

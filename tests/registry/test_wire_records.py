@@ -60,6 +60,8 @@ def test_every_kind_of_record_round_trips(registry: Registry, tmp_path: Path) ->
         *registry.get_descendants(base, with_distance=True),
         cmr.Query(registry).order_by("created_at", "desc").page(2),
         promoted,
+        *registry.policy_history("wire"),
+        registry.check(),
     ]
     for record in records:
         assert from_json(type(record), through_text(record)) == record, type(record)

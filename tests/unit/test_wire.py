@@ -14,7 +14,9 @@ from tests.properties.test_query_oracle import build, make_world, orders, trees
 
 import crucible_model_registry as cmr
 from crucible_model_registry import errors
+from crucible_model_registry.domain.integrity import IntegrityReport, Violation
 from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
+from crucible_model_registry.domain.policy import PolicyChange
 from crucible_model_registry.domain.query_spec import QuerySpec
 from crucible_model_registry.domain.records import PromotionResult
 from crucible_model_registry.wire import (
@@ -69,6 +71,13 @@ def version(i: int = 1, **changes: Any) -> cmr.ModelVersion:
 
 
 RECORDS: list[object] = [
+    PolicyChange(
+        old=None,
+        new=cmr.PromotionPolicy(exclusive=["production"], gate_tags="version_or_model"),
+        actor="a",
+        at=T0,
+    ),
+    IntegrityReport(violations=(Violation("orphan_edge", "edge 3", "its child 9 does not exist"),)),
     version(),
     version(2, stage=cmr.Stage.PRODUCTION, artifacts=[], description="d", metrics={}),
     version(3, created_at=datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=2)))),
@@ -314,6 +323,12 @@ BAD_ERRORS = [
 def test_a_malformed_error_document_is_a_validation_error(doc: object) -> None:
     with pytest.raises(cmr.ValidationError):
         error_from_json(doc)
+
+
+def test_an_unknown_invariant_is_a_validation_error() -> None:
+    doc = {"violations": [{"invariant": "colour", "subject": "x", "detail": "y"}]}
+    with pytest.raises(cmr.ValidationError):
+        from_json(IntegrityReport, doc)
 
 
 BAD_SPECS = [
