@@ -35,8 +35,7 @@ def acting_as(actor: str) -> Iterator[str]:
     Raises:
         ValidationError: ``actor`` is empty, too long, or holds control characters.
     """
-    # The history tables hold an actor in 255 characters.
-    checked = check_text(actor, field="actor", limit=255)
+    checked = check_text(actor, field="actor", limit=MAX_ACTOR)
     token = _actor.set(checked)
     try:
         yield checked
