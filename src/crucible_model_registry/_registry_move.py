@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from crucible_model_registry import _move_files, _transfers, store, telemetry
+from crucible_model_registry._context import current_actor
 from crucible_model_registry._registry_base import RegistryBase
-from crucible_model_registry.domain.actor import current_actor
 from crucible_model_registry.domain.exchange import (
     ARTIFACTS_DIR,
     ExportResult,

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 if TYPE_CHECKING:
+    from crucible_model_registry._registry_move import MoveMethods, MoveProgress
     from crucible_model_registry.backends.base import MetadataBackend
     from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
+    from crucible_model_registry.domain.exchange import ExportResult, ImportReport
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
     from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
@@ -239,6 +241,45 @@ class RegistryAPI(Protocol):
     def verify_artifact(self, artifact: Artifact | int) -> bool: ...
 
     def delete_artifact(self, artifact: Artifact | int, *, keep_bytes: bool = False) -> None: ...
+
+    # ------------------------------------------------------------------ moving registries
+
+    def export_to(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        with_artifacts: bool = False,
+        models: str | None = None,
+        progress: MoveProgress | None = None,
+    ) -> ExportResult: ...
+
+    def import_from(
+        self,
+        src: str | os.PathLike[str],
+        *,
+        dry_run: bool = False,
+        progress: MoveProgress | None = None,
+    ) -> ImportReport: ...
+
+    def copy_to(
+        self,
+        target: MoveMethods,
+        *,
+        with_artifacts: bool = False,
+        models: str | None = None,
+        dry_run: bool = False,
+        progress: MoveProgress | None = None,
+    ) -> ImportReport: ...
+
+    def import_hf(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        token: str | None = None,
+        endpoint: str | None = None,
+        copy_artifacts: bool = False,
+    ) -> ModelVersion: ...
 
 
 if TYPE_CHECKING:
