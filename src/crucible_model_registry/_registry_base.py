@@ -63,7 +63,9 @@ class RegistryBase:
         Raises:
             ConfigurationError: for a malformed URL or a missing driver.
         """
-        engine = store.engine.create_registry_engine(url, **engine_options)
+        engine = store.engine.create_registry_engine(
+            url, create_missing=auto_migrate, **engine_options
+        )
         return cls(engine, storage=storage, storages=storages, auto_migrate=auto_migrate)
 
     @classmethod
@@ -74,8 +76,10 @@ class RegistryBase:
 
         settings = settings or load_settings()
         if settings.is_embedded:
-            settings.home.mkdir(parents=True, exist_ok=True)
-        engine = store.engine.create_registry_engine(settings.resolved_database_url)
+            settings.create_home()
+        engine = store.engine.create_registry_engine(
+            settings.resolved_database_url, create_missing=settings.is_embedded
+        )
         return cls(engine, auto_migrate=settings.is_embedded, settings=settings)
 
     def __repr__(self) -> str:
@@ -92,18 +96,23 @@ class RegistryBase:
             with self._lock:
                 if not self._schema_ready:
                     if self._auto_migrate:
-                        if store.schema.current_revision(self.engine) != (
-                            store.schema.HEAD_REVISION
-                        ):
-                            store.schema.migrate(self.engine)
+                        with store.engine.creating_database():
+                            if store.schema.current_revision(self.engine) != (
+                                store.schema.HEAD_REVISION
+                            ):
+                                store.schema.migrate(self.engine)
                     else:
                         store.schema.check_schema(self.engine)
                     self._schema_ready = True
         return self._database
 
     def migrate(self) -> None:
-        """Create or upgrade the registry's tables (and only those) to this release's schema."""
-        store.schema.migrate(self.engine)
+        """Create or upgrade the registry's tables (and only those) to this release's schema.
+
+        The only call (with ``auto_migrate``) that may create a missing SQLite file.
+        """
+        with store.engine.creating_database():
+            store.schema.migrate(self.engine)
         self._schema_ready = True
 
     def close(self) -> None:

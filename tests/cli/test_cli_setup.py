@@ -109,6 +109,7 @@ def test_db_upgrade_on_postgresql_then_use_it(cmr: Runner, postgres_server: str)
 
 
 def test_unmigrated_database_names_the_command_to_run(cmr: Runner, tmp_path: Path):
+    (tmp_path / "empty.db").touch()  # an empty SQLite database: it exists, without schema
     result = cmr("--database-url", f"sqlite:///{tmp_path / 'empty.db'}", "models")
     assert_user_error(result)
     assert "cmr db upgrade" in result.stderr
@@ -138,6 +139,7 @@ def test_init_on_a_bad_database_url_is_a_user_error(cmr: Runner, home: Path):
 
 
 def test_demo_on_an_unmigrated_database_is_a_user_error(cmr: Runner, tmp_path: Path):
+    (tmp_path / "empty.db").touch()  # an empty SQLite database: it exists, without schema
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     result = cmr("--database-url", url, "demo")
     assert_user_error(result)

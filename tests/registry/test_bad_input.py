@@ -255,6 +255,7 @@ def test_bad_tags(seeded: Registry) -> None:
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database without the registry's schema."""
     if request.param == "sqlite":
+        (tmp_path / "empty.db").touch()  # an empty file is an empty SQLite database
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     server = str(request.getfixturevalue("postgres_server"))
