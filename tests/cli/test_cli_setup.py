@@ -21,7 +21,7 @@ def test_help_lists_every_command(cmr: Runner):
     for command in (
         "init", "db", "register", "query", "list", "show", "promote", "history", "lineage",
         "upload", "download", "url", "verify", "models", "alias", "policy", "metrics", "tag",
-        "delete", "demo",
+        "delete", "demo", "diff",
     ):  # fmt: skip
         assert f" {command} " in result.stdout, command
 

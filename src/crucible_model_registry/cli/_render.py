@@ -29,9 +29,11 @@ __all__ = [
     "fmt_metrics",
     "fmt_size",
     "fmt_time",
+    "fmt_value",
     "history_table",
     "mapping_table",
     "models_table",
+    "plain_table",
     "stage_text",
     "version_detail",
     "versions_table",
@@ -92,12 +94,18 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any
     return pairs
 
 
-def _plain(value: Any) -> str:
+def fmt_value(value: Any) -> str:
+    """A config value as people read it: strings bare, numbers short, the rest as JSON."""
     if isinstance(value, str):
         return value
     if isinstance(value, float):
         return fmt_number(value)
     return json.dumps(value, default=str)
+
+
+def plain_table(*columns: str, title: str | None = None, no_wrap: Iterable[str] = ()) -> Table:
+    """A borderless table in the house style; long cells fold, ``no_wrap`` columns stay whole."""
+    return _table(*columns, title=title, no_wrap=no_wrap)
 
 
 def _table(*columns: str, title: str | None = None, no_wrap: Iterable[str] = ()) -> Table:
@@ -178,7 +186,7 @@ def mapping_table(pairs: Iterable[tuple[str, Any]], *, title: str | None = None)
     """Two columns, name and value."""
     table = _table("name", "value", title=title)
     for name, value in pairs:
-        table.add_row(Text(name), Text(_plain(value)))
+        table.add_row(Text(name), Text(fmt_value(value)))
     return table
 
 
