@@ -126,3 +126,73 @@ def test_no_suggestion_for_input_that_resembles_nothing(cmr: Runner, home_regist
     result = cmr("promote", v.ref, "heaven")
     assert_user_error(result)
     assert "did you mean" not in result.stderr
+
+
+# ------------------------------------------------------------------ 2: what was archived
+
+
+def test_promote_archive_existing_says_which_versions_it_archived(
+    cmr: Runner, home_registry: Registry
+):
+    old, older, new = (_register(home_registry, training_config={"n": n}) for n in (1, 2, 3))
+    home_registry.promote(old, "production")
+    home_registry.promote(older, "production")
+    result = cmr("promote", new.ref, "production", "--archive-existing")
+    assert result.code == 0, result.stderr
+    assert "Archived m@1, m@2 (the model's other production versions)" in result.stdout
+    assert {home_registry.get_version(v.id).stage.value for v in (old, older)} == {"archived"}
+
+
+def test_promote_into_an_exclusive_stage_says_whom_it_archived_in_json(
+    cmr: Runner, home_registry: Registry
+):
+    from crucible_model_registry import PromotionPolicy
+
+    old, new = (_register(home_registry, training_config={"n": n}) for n in (1, 2))
+    home_registry.set_promotion_policy("m", PromotionPolicy(exclusive=["production"]))
+    home_registry.promote(old, "production")
+    doc = cmr("promote", new.ref, "production", "--json").json()
+    assert doc["stage"] == "production"
+    assert doc["archived"] == [{"id": old.id, "ref": old.ref}]
+    plain = cmr("promote", old.ref, "staging")
+    assert "Archived" not in plain.stdout
+
+
+# ------------------------------------------------------------------ 4: show --json shape
+
+
+def test_show_json_puts_the_version_fields_at_the_top(cmr: Runner, home_registry: Registry):
+    parent = _register(home_registry, "base", training_config={"n": 0})
+    v = _register(home_registry, metrics={"accuracy": 0.9}, parents=[parent])
+    doc = cmr("show", v.ref, "--json").json()
+    assert (doc["id"], doc["version"], doc["stage"]) == (v.id, "1", "experiment")
+    assert doc["metrics"]["accuracy"] == 0.9
+    assert [p["ref"] for p in doc["lineage"]["parents"]] == ["base@1"]
+    assert doc["lineage"]["children"] == []
+    assert [t["to_stage"] for t in doc["stage_history"]] == ["experiment"]
+
+
+# ------------------------------------------------------------------ 17: two in production
+
+
+def test_show_warns_when_a_stage_ref_picks_one_of_several(cmr: Runner, home_registry: Registry):
+    first, second = (_register(home_registry, training_config={"n": n}) for n in (1, 2))
+    home_registry.promote(first, "production")
+    home_registry.promote(second, "production")
+    result = cmr("show", "m@production")
+    assert result.code == 0, result.stderr
+    assert result.stderr.startswith("warning: 2 versions of m are in production; ")
+    assert "the most recently registered one, m@2 (also there: m@1)" in result.stderr
+    assert "--archive-existing" in result.stderr
+    doc = cmr("show", "m@production", "--json")
+    assert doc.stderr == ""
+    assert doc.json()["id"] == second.id
+    assert "m@1" in doc.json()["warnings"][0]
+
+
+def test_show_does_not_warn_for_one_holder_or_an_exact_ref(cmr: Runner, home_registry: Registry):
+    first, second = (_register(home_registry, training_config={"n": n}) for n in (1, 2))
+    home_registry.promote(first, "production")
+    assert cmr("show", "m@production").stderr == ""
+    home_registry.promote(second, "production")
+    assert cmr("show", "m@2").stderr == ""
