@@ -196,3 +196,78 @@ def test_show_does_not_warn_for_one_holder_or_an_exact_ref(cmr: Runner, home_reg
     assert cmr("show", "m@production").stderr == ""
     home_registry.promote(second, "production")
     assert cmr("show", "m@2").stderr == ""
+
+
+# ------------------------------------------------------------------ 3: tables at 80 columns
+
+
+def _long_names(registry: Registry) -> None:
+    registry.register(
+        model_name="all-MiniLM-L6-v2-finetuned", version="1.0.0-rc.1",
+        recipe="sentence-transformers-pretrained-contrastive",
+        base_model="sentence-transformers/all-MiniLM-L6-v2", training_config={},
+        metrics={"accuracy": 0.91, "recall_at_10": 0.76},
+        tags=["pretrained-embeddings", "multilingual_retrieval"],
+        artifacts=[{"type": "checkpoint", "storage_backend": "s3",
+                    "storage_path": "s3://bucket/runs/2026-12-04/all-MiniLM-L6-v2/ckpt-final/"}],
+    )  # fmt: skip
+    registry.register(
+        model_name="bge-small-en-v1.5-msmarco", recipe="sft", base_model="BAAI/bge-small-en-v1.5",
+        training_config={}, metrics={"ndcg_at_10": 0.41}, tags=["retrieval"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_query_tables_wrap_at_separators_and_keep_ids_and_versions_whole(
+    cmr: Runner, home_registry: Registry, columns: int
+):
+    _long_names(home_registry)
+    result = cmr("query", env={"COLUMNS": str(columns)})
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    words = result.stdout.split()
+    # Every piece between separators arrives whole, on one line: nothing like "pretra" / "ined".
+    for piece in ("sentence-", "transformers-", "pretrained-", "contrastive", "embeddings,",
+                  "retrieval", "experiment", "1.0.0-rc.1", "accuracy=0.91"):  # fmt: skip
+        assert any(piece in word for word in words), (piece, result.stdout)
+    assert "…" not in result.stdout
+    assert [line.split()[0] for line in lines[2:] if line[:5].strip().isdigit()] == ["1", "2"]
+
+
+def test_a_table_too_wide_for_80_columns_truncates_words_but_keeps_versions_whole(
+    cmr: Runner, home_registry: Registry
+):
+    _register(home_registry, "all-MiniLM-L6-v2-finetuned", version="2.0.0-rc.1+build.20261204",
+              recipe="sentence-transformers-pretrained-contrastive", metrics={"recall_at_10": 1},
+              tags=["pretrained-embeddings", "multilingual_retrieval"])  # fmt: skip
+    result = cmr("query", env={"COLUMNS": "80"})
+    assert result.code == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    words = result.stdout.split()
+    assert "2.0.0-rc.1+build.20261204" in words
+    assert "experiment" in words
+    # A piece that does not fit ends in an ellipsis: no fragment such as "mers-" or "ive".
+    pieces = (
+        "sentence-",
+        "transformers-",
+        "pretrained-",
+        "contrastive",
+        "embeddings,",
+        "multilingual_",
+    )
+    for word in words[words.index("tags") + 1 :]:
+        if word.endswith("…"):
+            assert any(p.startswith(word[:-1]) for p in pieces) or "@" in word, word
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_show_folds_an_artifact_path_at_slashes(cmr: Runner, home_registry: Registry, columns):
+    _long_names(home_registry)
+    result = cmr("show", "all-MiniLM-L6-v2-finetuned@latest", env={"COLUMNS": str(columns)})
+    assert result.code == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= columns
+    pieces = ("s3://", "bucket/", "runs/", "2026-12-04/", "ckpt-final/")
+    words = result.stdout.split()
+    for piece in pieces:
+        assert any(piece in word for word in words), (piece, result.stdout)

@@ -10,6 +10,7 @@ from crucible_model_registry.cli import _session
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from rich.table import Table
 
     from crucible_model_registry.domain.diff import VersionDiff
 
@@ -89,40 +90,53 @@ def _draw(console: Console, d: VersionDiff) -> None:
 def _config_part(d: VersionDiff) -> RenderableType:
     from rich.text import Text
 
-    from crucible_model_registry.cli._render import fmt_value, plain_table
+    from crucible_model_registry.cli._render import Folded, fmt_value, plain_table
 
     if d.config.is_empty:
         return Text("training config: the same", style="dim")
-    table = plain_table("", "key", d.left_ref, d.right_ref, title="training config")
+    table = _with_sides(plain_table("", "key", title="training config"), d)
     for change in d.config.changed:
         table.add_row(
             Text("~", style="yellow"),
-            Text(change.path),
+            Folded(change.path),
             Text(fmt_value(change.left)),
             Text(fmt_value(change.right)),
         )
     for path, value in d.config.added.items():
-        table.add_row(Text("+", style="green"), Text(path), Text(""), Text(fmt_value(value)))
+        table.add_row(Text("+", style="green"), Folded(path), Text(""), Text(fmt_value(value)))
     for path, value in d.config.removed.items():
-        table.add_row(Text("-", style="red"), Text(path), Text(fmt_value(value)), Text(""))
+        table.add_row(Text("-", style="red"), Folded(path), Text(fmt_value(value)), Text(""))
+    return table
+
+
+def _with_sides(table: Table, d: VersionDiff, *after: str) -> Table:
+    """Add a column per side, headed by its ref (wrapping at separators), then ``after``."""
+    from crucible_model_registry.cli._render import Folded
+
+    left_version = d.left_ref.rpartition("@")[2]
+    right_version = d.right_ref.rpartition("@")[2]
+    table.add_column(Folded(d.left_ref, keep=left_version))
+    table.add_column(Folded(d.right_ref, keep=right_version))
+    for header in after:
+        table.add_column(header)
     return table
 
 
 def _metrics_part(d: VersionDiff) -> RenderableType:
     from rich.text import Text
 
-    from crucible_model_registry.cli._render import fmt_number, plain_table
+    from crucible_model_registry.cli._render import Folded, fmt_number, plain_table
 
     if not d.metrics:
         return Text("metrics: none on either side", style="dim")
-    table = plain_table("metric", d.left_ref, d.right_ref, "delta", title="metrics")
+    table = _with_sides(plain_table("metric", title="metrics"), d, "delta")
     for m in d.metrics:
         delta = Text("")
         if m.delta is not None:
             style = "green" if m.delta > 0 else "red" if m.delta < 0 else "dim"
             delta = Text(f"{m.delta:+.6g}", style=style)
         table.add_row(
-            Text(m.name),
+            Folded(m.name),
             Text("-" if m.left is None else fmt_number(m.left)),
             Text("-" if m.right is None else fmt_number(m.right)),
             delta,
@@ -137,7 +151,7 @@ def _artifacts_part(d: VersionDiff) -> RenderableType:
 
     if not d.artifacts:
         return Text("artifacts: none on either side", style="dim")
-    table = plain_table("type", d.left_ref, d.right_ref, "bytes", title="artifacts")
+    table = _with_sides(plain_table("type", title="artifacts"), d, "bytes")
     for row in d.artifacts:
         sides = [
             ", ".join(f"id {a.id} ({fmt_size(a.size_bytes) or '?'})" for a in side) or "-"
