@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from tests.cli.runner import CMR, Runner, assert_user_error
+from tests.pg_names import database_name
 
 from crucible_model_registry import Registry
 from crucible_model_registry.store.schema import HEAD_REVISION, current_revision
@@ -85,7 +85,7 @@ def test_db_upgrade_with_a_bad_url_is_a_user_error(cmr: Runner):
 
 @pytest.mark.postgres
 def test_db_upgrade_on_postgresql_then_use_it(cmr: Runner, postgres_server: str):
-    name = f"cmr_cli_{uuid.uuid4().hex[:8]}"
+    name = database_name("cli")
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
