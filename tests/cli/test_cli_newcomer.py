@@ -6,6 +6,11 @@ message is the feature.
 
 from __future__ import annotations
 
+import re
+import shlex
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -271,3 +276,108 @@ def test_show_folds_an_artifact_path_at_slashes(cmr: Runner, home_registry: Regi
     words = result.stdout.split()
     for piece in pieces:
         assert any(piece in word for word in words), (piece, result.stdout)
+
+
+# ------------------------------------------------------------------ 15: a complete policy file
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_block(language: str, containing: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+    [block] = [b for b in blocks if containing in b]
+    return str(block)
+
+
+def test_the_readme_policy_files_parse_apply_and_agree(
+    cmr: Runner, home_registry: Registry, tmp_path: Path
+):
+    from crucible_model_registry.cli.policy import EXAMPLE_TOML
+
+    toml_text = _readme_block("toml", "[gates.production]")
+    assert toml_text == EXAMPLE_TOML
+    (tmp_path / "policy.toml").write_text(toml_text)
+    (tmp_path / "policy.yaml").write_text(_readme_block("yaml", "gates:"))
+    shown = []
+    for model, file in (("a", "policy.toml"), ("b", "policy.yaml")):
+        _register(home_registry, model, training_config={"model": model})
+        stored = cmr("policy", "set", model, str(tmp_path / file), "--json")
+        assert stored.code == 0, stored.stderr
+        shown.append(stored.json()["policy"])
+    assert shown[0] == shown[1]
+    assert set(shown[0]) == {"allowed", "gates", "exclusive"}
+    gate = shown[0]["gates"]["production"]["where"]["all"]
+    ops = {c["metric"][1] for c in gate if "metric" in c}
+    assert ops == {"gt", "gte", "lt", "lte", "eq", "ne"}
+
+    v = _register(home_registry, "a", training_config={"try": 1}, metrics={"accuracy": 0.8})
+    denied = cmr("promote", v.ref, "staging")
+    assert_user_error(denied)
+    assert "accuracy >= 0.85" in denied.stderr
+    assert home_registry.get_version(v.id).stage.value == "experiment"
+
+
+def test_policy_set_help_shows_the_complete_file(cmr: Runner):
+    from crucible_model_registry.cli.policy import EXAMPLE_TOML
+
+    result = cmr("policy", "set", "--help")
+    assert result.code == 0
+    shown = [line.strip() for line in result.stdout.splitlines()]
+    for line in EXAMPLE_TOML.splitlines():
+        assert line.strip() in shown, line
+
+
+# ------------------------------------------------------------------ 16: the Hub double, one line
+
+
+@pytest.mark.hf
+def test_the_hub_double_runs_from_one_command_and_serves_cmr(
+    cmr: Runner, seeded_home: Path, tmp_path: Path
+):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "tests.servers.hub", "--port", str(port)]
+    with subprocess.Popen(
+        [*command, "--root", str(tmp_path / "hub")], cwd=root, stdout=subprocess.PIPE, text=True
+    ) as hub:
+        try:
+            _use_the_printed_settings(cmr, hub, port, tmp_path)
+        finally:
+            hub.terminate()
+
+
+def _use_the_printed_settings(cmr: Runner, hub: subprocess.Popen[str], port: int, tmp_path):
+    """Run ``cmr`` with exactly the ``export`` lines the double printed."""
+    assert hub.stdout is not None
+    printed = [hub.stdout.readline() for _ in range(4)]
+    env: dict[str, str] = {}
+    for line in printed:
+        if line.strip().startswith("export "):
+            for word in shlex.split(line.strip().removeprefix("export ")):
+                name, _, value = word.partition("=")
+                env[name] = value
+    assert env["HF_HUB_DISABLE_XET"] == "1"
+    assert f"http://127.0.0.1:{port}" in env["CMR_STORAGE_OPTIONS"]
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(b"hub bytes")
+    assert cmr("-q", "register", "m", "-r", "sft", "-b", "base", env=env).code == 0
+    uploaded = cmr("upload", "m@1", "checkpoint", str(blob), "--json", env=env)
+    assert uploaded.code == 0, uploaded.stderr
+    assert uploaded.json()["storage_path"].startswith("hf://me/registry/")
+    assert cmr("verify", "m@1", env=env).code == 0
+
+
+# ------------------------------------------------------------------ 17: numbering after 1.0.0
+
+
+def test_automatic_numbers_ignore_explicit_version_strings(cmr: Runner, home_registry: Registry):
+    _register(home_registry, version="1.0.0", training_config={"n": 0})
+    _register(home_registry, version="2", training_config={"n": 1})
+    auto = [
+        cmr("register", "m", "-r", "sft", "-b", "base", "-s", f"n={n}", "--json").json()["version"]
+        for n in (2, 3)
+    ]
+    assert auto == ["1", "3"]  # the README's rule: count up, skip numbers taken explicitly
