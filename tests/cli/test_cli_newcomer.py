@@ -381,3 +381,22 @@ def test_automatic_numbers_ignore_explicit_version_strings(cmr: Runner, home_reg
         for n in (2, 3)
     ]
     assert auto == ["1", "3"]  # the README's rule: count up, skip numbers taken explicitly
+
+
+# ------------------------------------------------------------------ 13: messages read as sentences
+
+
+def test_a_missing_field_reads_as_a_sentence(cmr: Runner, seeded_home: Path):
+    result = cmr("register", "m", "--recipe", "", "--base-model", "base")
+    assert_user_error(result)
+    assert "recipe is required (a non-empty string)" in result.stderr
+    assert "recipe: is" not in result.stderr
+
+
+def test_an_unknown_version_of_a_known_model_says_how_to_list_them(
+    cmr: Runner, home_registry: Registry
+):
+    _register(home_registry)
+    result = cmr("show", "m@9")
+    assert_user_error(result)
+    assert "`cmr query --model m` lists its versions" in result.stderr
