@@ -131,10 +131,14 @@ class LineageCycleError(RegistryError):
     def __init__(self, parent_id: int, child_id: int) -> None:
         self.parent_id = parent_id
         self.child_id = child_id
-        super().__init__(
-            f"version {child_id} is already an ancestor of version {parent_id} "
-            f"(or the same version): an edge {parent_id} -> {child_id} would close a cycle"
-        )
+        if parent_id == child_id:
+            message = f"version {child_id} cannot be its own parent (a lineage edge needs two)"
+        else:
+            message = (
+                f"version {child_id} is already an ancestor of version {parent_id}: "
+                f"an edge {parent_id} -> {child_id} would close a cycle"
+            )
+        super().__init__(message)
 
 
 class StorageError(RegistryError):
