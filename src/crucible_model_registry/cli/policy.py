@@ -29,6 +29,7 @@ Model = Annotated[str, typer.Argument(help="Model name.")]
 # checks that both parse, apply and agree).
 EXAMPLE_TOML = """\
 exclusive = ["production"]  # at most one version: promoting archives the incumbent
+gate_tags = "version"  # a gate's tag condition reads the version's tags ("version_or_model")
 
 [allowed]  # target stage = the stages a version may enter it from
 staging = ["experiment"]
@@ -101,7 +102,7 @@ def set_policy(
     file: Annotated[
         Path | None,
         typer.Argument(
-            help="TOML (.toml), YAML or JSON (.json) file with allowed, gates, exclusive.",
+            help="TOML (.toml), YAML or JSON (.json) policy file; see the example below.",
             dir_okay=False,
             show_default=False,
         ),
