@@ -111,8 +111,7 @@ class RegistryBase:
 
         The only call (with ``auto_migrate``) that may create a missing SQLite file.
         """
-        with store.engine.creating_database():
-            store.schema.migrate(self.engine)
+        store.schema.migrate(self.engine)
         self._schema_ready = True
 
     def close(self) -> None:
