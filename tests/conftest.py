@@ -4,7 +4,8 @@ PostgreSQL is found in this order: ``CMR_TEST_POSTGRES_URL``; a server answering
 127.0.0.1:5432 (user ``postgres`` or ``root``); a throwaway cluster started here from the
 installed binaries (as the ``postgres`` user, since PostgreSQL refuses to run as root).
 Without any of them the PostgreSQL tests skip, except under ``CI=true``, where that fails.
-Each test run gets a database of its own, dropped at the end.
+Each test run gets a database of its own, dropped at the end, named ``cmr_test_*`` or with
+the prefix ``CMR_TEST_DB_PREFIX`` gives (so that two checkouts can share a server).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+from tests.pg_names import database_name
 
 from crucible_model_registry import Registry, configure
 from crucible_model_registry.storage.local import LocalStorage
@@ -145,7 +146,7 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, migrated database for this test run, dropped afterwards."""
-    name = f"cmr_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = database_name()
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

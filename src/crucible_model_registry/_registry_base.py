@@ -80,7 +80,7 @@ class RegistryBase:
 
         settings = settings or load_settings()
         if settings.is_embedded:
-            settings.home.mkdir(parents=True, exist_ok=True)
+            settings.create_home()
         backend = SqlBackend.from_url(
             settings.resolved_database_url, auto_migrate=settings.is_embedded
         )

@@ -98,13 +98,24 @@ class ValidationError(RegistryError, ValueError):
         self.errors: dict[str, list[str]] = {
             field: [msgs] if isinstance(msgs, str) else list(msgs) for field, msgs in errors.items()
         }
-        parts = [f"{field}: {'; '.join(msgs)}" for field, msgs in self.errors.items()]
+        parts = [_field_says(field, msgs) for field, msgs in self.errors.items()]
         super().__init__("invalid input: " + " | ".join(parts))
 
     @classmethod
     def single(cls, field: str, message: str) -> ValidationError:
         """One field, one message."""
         return cls({field: [message]})
+
+
+# Messages that finish a sentence about the field ("is required", "must be a mapping") read
+# "recipe is required"; any other message follows "recipe: ".
+_PREDICATES = ("is ", "are ", "must ", "may ", "has ", "holds ", "cannot ", "should ")
+
+
+def _field_says(field: str, messages: Sequence[str]) -> str:
+    first, *rest = messages or ["is invalid"]
+    joiner = " " if first.startswith(_PREDICATES) else ": "
+    return f"{field}{joiner}{'; '.join([first, *rest])}"
 
 
 class NotFoundError(RegistryError, LookupError):
@@ -122,6 +133,9 @@ class NotFoundError(RegistryError, LookupError):
         self.kind = kind
         self.ref = ref
         message = f"{kind} {ref!r} not found"
+        if hint is None and kind == "version" and isinstance(ref, str) and "@" in ref:
+            model = ref.rpartition("@")[0]
+            hint = f"`cmr query --model {model}` lists its versions"
         if hint:
             message += f"; {hint}"
         super().__init__(message)
@@ -170,10 +184,14 @@ class LineageCycleError(RegistryError):
     def __init__(self, parent_id: int, child_id: int) -> None:
         self.parent_id = parent_id
         self.child_id = child_id
-        super().__init__(
-            f"version {child_id} is already an ancestor of version {parent_id} "
-            f"(or the same version): an edge {parent_id} -> {child_id} would close a cycle"
-        )
+        if parent_id == child_id:
+            message = f"version {child_id} cannot be its own parent (a lineage edge needs two)"
+        else:
+            message = (
+                f"version {child_id} is already an ancestor of version {parent_id}: "
+                f"an edge {parent_id} -> {child_id} would close a cycle"
+            )
+        super().__init__(message)
 
 
 class StorageError(RegistryError):

@@ -13,6 +13,7 @@ from crucible_model_registry._registry_lineage import LineageMethods
 from crucible_model_registry._registry_move import MoveMethods
 from crucible_model_registry.backends.base import KEEP
 from crucible_model_registry.domain.config_hash import hash_config, normalize_config
+from crucible_model_registry.domain.diff import VersionDiff, diff_versions
 from crucible_model_registry.domain.enums import Stage, parse_enum
 from crucible_model_registry.domain.integrity import IntegrityReport
 from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
@@ -160,6 +161,22 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
     def stage_history(self, version: VersionLike) -> list[StageTransition]:
         """Every stage change of a version, oldest first (registration included)."""
         return self._backend.stage_history(ref_of(version))
+
+    def diff(self, left: VersionLike, right: VersionLike) -> VersionDiff:
+        """How ``right`` differs from ``left``: config, metrics, stage, tags, artifacts, lineage.
+
+        Reads both versions and their ancestors (several reads, not one snapshot).
+
+        Raises:
+            NotFoundError: either version does not exist.
+        """
+        a, b = self.get_version(left), self.get_version(right)
+        return diff_versions(
+            a,
+            b,
+            left_ancestors=self.get_ancestors(a, with_distance=True),
+            right_ancestors=self.get_ancestors(b, with_distance=True),
+        )
 
     # ----------------------------------------------------------------- change
 

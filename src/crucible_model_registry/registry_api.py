@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 if TYPE_CHECKING:
     from crucible_model_registry._registry_move import MoveMethods, MoveProgress
     from crucible_model_registry.backends.base import MetadataBackend
+    from crucible_model_registry.domain.diff import VersionDiff
     from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
     from crucible_model_registry.domain.exchange import ExportResult, ImportReport
     from crucible_model_registry.domain.integrity import IntegrityReport
@@ -138,6 +139,10 @@ class RegistryAPI(Protocol):
     def policy_history(self, model_name: str) -> list[PolicyChange]: ...
 
     def check(self) -> IntegrityReport: ...
+
+    def diff(
+        self, left: ModelVersion | int | str, right: ModelVersion | int | str
+    ) -> VersionDiff: ...
 
     # ------------------------------------------------------------------ lineage
 

@@ -49,6 +49,22 @@ class Settings(BaseSettings):
         """The database URL, defaulting to SQLite under ``home``."""
         return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
 
+    def create_home(self) -> None:
+        """Create ``home`` (and its parents) if missing, for the embedded default.
+
+        Raises:
+            ConfigurationError: naming ``CMR_HOME`` when the directory cannot be created.
+        """
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigurationError(
+                f"cannot create the registry's home directory CMR_HOME={str(self.home)!r} "
+                f"({reason}); set CMR_HOME to a directory you can write, unset it to use "
+                f"{str(_default_home())!r}, or give --database-url / CMR_DATABASE_URL"
+            ) from exc
+
     @property
     def is_embedded(self) -> bool:
         """True when no database URL was given: the zero set-up SQLite default."""

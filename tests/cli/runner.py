@@ -30,8 +30,13 @@ class Result:
 Runner = Callable[..., Result]
 
 
-def run_cmr(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
-    """Run the real ``cmr`` with ``args``; wide output so that tables do not wrap."""
+def run_cmr(
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Result:
+    """Run the real ``cmr`` with ``args``; wide output (unless ``env`` sets ``COLUMNS``)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     full_env.pop("CMR_DEBUG", None)
     done = subprocess.run(
@@ -40,6 +45,7 @@ def run_cmr(*args: str, stdin: str | None = None, env: dict[str, str] | None = N
         capture_output=True,
         text=True,
         env=full_env,
+        cwd=cwd,
         timeout=120,
         check=False,
     )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from tests.cli.runner import CMR, Runner, assert_user_error
+from tests.pg_names import database_name
 
 from crucible_model_registry import Registry
 from crucible_model_registry.store.schema import HEAD_REVISION, current_revision
@@ -21,7 +21,7 @@ def test_help_lists_every_command(cmr: Runner):
     for command in (
         "init", "db", "register", "query", "list", "show", "promote", "history", "lineage",
         "upload", "download", "url", "verify", "models", "alias", "policy", "metrics", "tag",
-        "delete", "demo",
+        "delete", "demo", "diff",
     ):  # fmt: skip
         assert f" {command} " in result.stdout, command
 
@@ -85,7 +85,7 @@ def test_db_upgrade_with_a_bad_url_is_a_user_error(cmr: Runner):
 
 @pytest.mark.postgres
 def test_db_upgrade_on_postgresql_then_use_it(cmr: Runner, postgres_server: str):
-    name = f"cmr_cli_{uuid.uuid4().hex[:8]}"
+    name = database_name("cli")
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -109,6 +109,7 @@ def test_db_upgrade_on_postgresql_then_use_it(cmr: Runner, postgres_server: str)
 
 
 def test_unmigrated_database_names_the_command_to_run(cmr: Runner, tmp_path: Path):
+    (tmp_path / "empty.db").touch()  # an empty SQLite database: it exists, without schema
     result = cmr("--database-url", f"sqlite:///{tmp_path / 'empty.db'}", "models")
     assert_user_error(result)
     assert "cmr db upgrade" in result.stderr
@@ -138,6 +139,7 @@ def test_init_on_a_bad_database_url_is_a_user_error(cmr: Runner, home: Path):
 
 
 def test_demo_on_an_unmigrated_database_is_a_user_error(cmr: Runner, tmp_path: Path):
+    (tmp_path / "empty.db").touch()  # an empty SQLite database: it exists, without schema
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     result = cmr("--database-url", url, "demo")
     assert_user_error(result)

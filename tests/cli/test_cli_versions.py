@@ -129,13 +129,12 @@ def test_show_has_metrics_config_artifacts_lineage_and_history(
         assert expected in human.stdout, expected
 
     doc = cmr("show", str(v.id), "--json").json()
-    assert doc["version"] == v.to_dict() | {
-        "stage": "staging",
-        "updated_at": doc["version"]["updated_at"],
-    }
-    assert [p["id"] for p in doc["parents"]] == [parent.id]
-    assert [c["id"] for c in doc["children"]] == [child.id]
+    version_fields = {k: doc[k] for k in v.to_dict()}
+    assert version_fields == v.to_dict() | {"stage": "staging", "updated_at": doc["updated_at"]}
+    assert [p["id"] for p in doc["lineage"]["parents"]] == [parent.id]
+    assert [c["id"] for c in doc["lineage"]["children"]] == [child.id]
     assert [t["to_stage"] for t in doc["stage_history"]] == ["experiment", "staging"]
+    assert doc["warnings"] == []
 
 
 @pytest.mark.parametrize("ref", ["nosuch@1", "not a ref"])

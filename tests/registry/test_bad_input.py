@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
+from tests.pg_names import database_name
 
 from crucible_model_registry import (
     ConfigurationError,
@@ -255,10 +256,11 @@ def test_bad_tags(seeded: Registry) -> None:
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database without the registry's schema."""
     if request.param == "sqlite":
+        (tmp_path / "empty.db").touch()  # an empty file is an empty SQLite database
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     server = str(request.getfixturevalue("postgres_server"))
-    name = f"cmr_empty_{uuid.uuid4().hex[:8]}"
+    name = database_name("empty")
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

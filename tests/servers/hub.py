@@ -139,15 +139,21 @@ class HubDouble(HubStore):
 
     # -- lifecycle and test helpers ---------------------------------------------------
 
-    def start(self) -> HubDouble:
-        """Serve on two free loopback ports (the Hub and its "CDN") until :meth:`stop`."""
+    def start(self, port: int = 0, cdn_port: int = 0) -> HubDouble:
+        """Serve on two loopback ports (the Hub and its "CDN") until :meth:`stop`.
+
+        Args:
+            port: the Hub's port (0: a free one).
+            cdn_port: the port of the "CDN" that serves LFS files (0: a free one).
+        """
         sockets = []
-        for _ in range(2):
+        for number in (port, cdn_port):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             # Inherited by accepted connections: without it a response's headers and body,
             # sent apart, wait on the client's delayed ACK (~40 ms per request).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.bind(("127.0.0.1", 0))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", number))
             sockets.append(sock)
         self.endpoint = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
         self.cdn_endpoint = f"http://127.0.0.1:{sockets[1].getsockname()[1]}"
@@ -501,3 +507,41 @@ def hub_server() -> Iterator[HubDouble]:
 def hub_repo(hub_server: HubDouble) -> str:
     """A repository id nobody has used yet in this session (not created)."""
     return f"crucible-tests/repo-{next(_repo_counter)}-{uuid.uuid4().hex[:8]}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.servers.hub --port 8471``: serve the double until interrupted."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.servers.hub",
+        description="Serve the test suite's Hugging Face Hub double on loopback (no Xet).",
+    )
+    parser.add_argument("--port", type=int, default=8471, help="the Hub's port (default 8471)")
+    parser.add_argument(
+        "--cdn-port", type=int, default=0, help="port for LFS file downloads (default: any free)"
+    )
+    parser.add_argument("--token", help="require this token (default: accept any request)")
+    parser.add_argument(
+        "--root", type=Path, help="keep the stored files here (default: a temporary directory)"
+    )
+    args = parser.parse_args(argv)
+    hub = HubDouble(args.root, token=args.token).start(args.port, args.cdn_port)
+    print(f"Hub double at {hub.endpoint} (LFS downloads from {hub.cdn_endpoint}); Ctrl-C stops it")
+    print("Point the registry at it (the double serves no Xet, so the client must not ask):")
+    options = {"repo_id": "me/registry", "endpoint": hub.endpoint}
+    if args.token:
+        options["token"] = args.token
+    print("  export HF_HUB_DISABLE_XET=1 CMR_STORAGE_BACKEND=huggingface")
+    print(f"  export CMR_STORAGE_OPTIONS='{json.dumps(options)}'", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hub.stop()
+
+
+if __name__ == "__main__":
+    main()

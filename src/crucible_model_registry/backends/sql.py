@@ -63,7 +63,9 @@ class SqlBackend:
         Raises:
             ConfigurationError: for a malformed URL or a missing driver.
         """
-        engine = store.engine.create_registry_engine(url, **engine_options)
+        engine = store.engine.create_registry_engine(
+            url, create_missing=auto_migrate, **engine_options
+        )
         return cls(engine, auto_migrate=auto_migrate)
 
     @property
@@ -85,10 +87,11 @@ class SqlBackend:
             with self._lock:
                 if not self._schema_ready:
                     if self._auto_migrate:
-                        if store.schema.current_revision(self.engine) != (
-                            store.schema.HEAD_REVISION
-                        ):
-                            store.schema.migrate(self.engine)
+                        with store.engine.creating_database():
+                            if store.schema.current_revision(self.engine) != (
+                                store.schema.HEAD_REVISION
+                            ):
+                                store.schema.migrate(self.engine)
                     else:
                         store.schema.check_schema(self.engine)
                     self._schema_ready = True
@@ -97,6 +100,7 @@ class SqlBackend:
     # ------------------------------------------------------------------ schema
 
     def migrate(self) -> None:
+        # The only call (besides auto_migrate) that may create a missing SQLite file.
         store.schema.migrate(self.engine)
         self._schema_ready = True
 

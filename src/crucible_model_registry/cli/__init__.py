@@ -26,6 +26,7 @@ __all__ = ["app", "build_app", "run"]
 _NOUNS: dict[str, tuple[str, ...]] = {
     "db": ("init", "db"),
     "versions": ("register", "show", "promote", "history", "metrics", "delete", "tag"),
+    "diff": ("diff",),
     "models": ("models",),
     "query": ("query", "list"),
     "lineage": ("lineage",),

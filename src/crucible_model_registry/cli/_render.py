@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
-from rich.console import Console, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -23,15 +26,18 @@ from crucible_model_registry.domain.records import (
 
 __all__ = [
     "STAGE_STYLES",
+    "Folded",
     "alias_history_table",
     "artifacts_table",
     "flatten",
     "fmt_metrics",
     "fmt_size",
     "fmt_time",
+    "fmt_value",
     "history_table",
     "mapping_table",
     "models_table",
+    "plain_table",
     "stage_text",
     "version_detail",
     "versions_table",
@@ -43,6 +49,106 @@ STAGE_STYLES = {
     "production": "bold green",
     "archived": "dim",
 }
+
+
+# Break after a separator: / - _ , : = @ or a space, or a dot that is not inside a number
+# (so that "accuracy=0.91" and "1.0.0" never split at their dots).
+_BREAK_AFTER = re.compile(r"(?<=[/\-_,:=@ ])|(?<=\.)(?!\d)")
+
+
+class Folded:
+    """Text that wraps at separators (``pretrained-`` / ``embeddings``), never mid-word.
+
+    Rich wraps only at spaces and folds longer words wherever the column ends, which cut
+    names such as ``sentence-transformers-pretrained`` into ``pretra`` / ``ined``. A
+    piece that ``keep`` names (a version string, say) is never split; a piece wider than
+    the whole column (a last resort) ends in an ellipsis, never in a fragment of a word.
+    """
+
+    def __init__(self, text: str, style: str = "", *, keep: str = "") -> None:
+        self.text = text
+        self.style = style
+        self.keep = keep
+        head = text[: len(text) - len(keep)] if keep and text.endswith(keep) else text
+        self.pieces = [p for p in _BREAK_AFTER.split(head) if p]
+        if head != text:
+            self.pieces.append(keep)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        widest = max((cell_len(p.rstrip()) for p in self.pieces), default=0)
+        return Measurement(widest, cell_len(self.text)).clamp(max_width=options.max_width)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
+        width = max(options.max_width, 1)
+        lines: list[str] = []
+        line = ""
+        for whole in self.pieces:
+            piece = whole
+            if cell_len(whole.rstrip()) > width and whole != self.keep:
+                piece = whole.rstrip()[: width - 1] + "…"
+            if line and cell_len((line + piece).rstrip()) > width:
+                lines.append(line.rstrip())
+                line = piece.lstrip()
+            else:
+                line += piece
+        lines.append(line.rstrip())
+        yield Text("\n".join(lines), style=self.style, overflow="fold")
+
+
+class _FittingTable(Table):
+    """A table that shrinks its widest wrapping column first, never below its longest word.
+
+    Rich's own narrowing ignores what a cell can wrap to, so at 80 columns it folded
+    ``pretrained`` into ``pretra`` / ``ined`` and hid whole columns. Here each wrapping
+    column keeps room for its longest unbreakable piece (a word, a :class:`Folded` piece,
+    a version string). When even that cannot fit, the columns not named in ``firm`` give
+    way further (folding inside words) so that ids, stages and versions stay whole.
+    """
+
+    firm: frozenset[str] = frozenset()
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Any]:
+        self._fit(console, options, options.max_width if self.width is None else self.width)
+        yield from super().__rich_console__(console, options)
+
+    def _fit(self, console: Console, options: ConsoleOptions, width: int) -> None:
+        lows: list[int] = []
+        highs: list[int] = []
+        for column in self.columns:
+            column.width = None  # fit afresh on every render
+            sizes = [Measurement.get(console, options, c) for c in (column.header, *column.cells)]
+            high = max(m.maximum for m in sizes)
+            low = high if column.no_wrap else max(m.minimum for m in sizes)
+            lows.append(min(max(low, column.min_width or 0), high))
+            highs.append(high)
+        padding = sum(self._get_padding_width(i) for i in range(len(self.columns)))
+        available = width - self._extra_width - padding
+        widths = _shrink_widest_first(lows, highs, available)
+        if sum(widths) > available:  # last resort: words fold, but never in firm columns
+            floors = [
+                low if column.no_wrap or column.header in self.firm else min(low, _FLOOR)
+                for column, low in zip(self.columns, lows, strict=True)
+            ]
+            widths = _shrink_widest_first(floors, widths, available)
+        for column, fitted in zip(self.columns, widths, strict=True):
+            if not column.no_wrap:
+                column.width = fitted
+
+
+_FLOOR = 4  # the narrowest a column gets, however little room there is
+
+
+def _shrink_widest_first(lows: list[int], highs: list[int], available: int) -> list[int]:
+    widths = list(highs)
+    excess = sum(widths) - available
+    while excess > 0:
+        shrinkable = [i for i, w in enumerate(widths) if w > lows[i]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+    return widths
 
 
 def fmt_time(value: datetime | None) -> str:
@@ -92,7 +198,8 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any
     return pairs
 
 
-def _plain(value: Any) -> str:
+def fmt_value(value: Any) -> str:
+    """A config value as people read it: strings bare, numbers short, the rest as JSON."""
     if isinstance(value, str):
         return value
     if isinstance(value, float):
@@ -100,14 +207,25 @@ def _plain(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def _table(*columns: str, title: str | None = None, no_wrap: Iterable[str] = ()) -> Table:
-    table = Table(
+def plain_table(*columns: str, title: str | None = None, no_wrap: Iterable[str] = ()) -> Table:
+    """A borderless table in the house style; long cells fold, ``no_wrap`` columns stay whole."""
+    return _table(*columns, title=title, no_wrap=no_wrap)
+
+
+def _table(
+    *columns: str,
+    title: str | None = None,
+    no_wrap: Iterable[str] = (),
+    firm: Iterable[str] = (),
+) -> Table:
+    table = _FittingTable(
         title=title,
         box=box.SIMPLE_HEAD,
         show_edge=False,
         title_justify="left",
         title_style="bold",
     )
+    table.firm = frozenset(firm)
     keep_whole = set(no_wrap)
     for column in columns:
         table.add_column(
@@ -128,31 +246,31 @@ def versions_table(
 ) -> Table:
     """One row per version: id, ref, stage, recipe, metrics, tags; wider terminals get more.
 
-    ``base model`` appears from 110 columns on and ``created`` from 130, so that the
-    columns people scan first never wrap on an 80-column terminal.
+    ``base model`` appears from 110 columns on and ``created`` from 130. Long cells wrap
+    at separators (:class:`Folded`); ids, stages and version strings stay whole.
     """
-    table = _table(title=title)
+    table = _table(title=title, firm=("version",))
     for column in ("id", "version", "stage"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("recipe", overflow="fold", min_width=5)
+        table.add_column(column, no_wrap=column != "version")
+    table.add_column("recipe")
     if width >= 110:
-        table.add_column("base model", overflow="fold")
-    table.add_column("metrics", no_wrap=True)
-    table.add_column("tags", overflow="fold", min_width=4)
+        table.add_column("base model")
+    table.add_column("metrics")
+    table.add_column("tags")
     if width >= 130:
         table.add_column("created", no_wrap=True)
     for v in versions:
         cells: list[RenderableType] = [
             str(v.id),
-            Text(v.ref, style="bold"),
+            Folded(v.ref, style="bold", keep=v.version),
             stage_text(v.stage),
-            Text(v.recipe),
+            Folded(v.recipe),
         ]
         if width >= 110:
-            cells.append(Text(v.base_model))
+            cells.append(Folded(v.base_model))
         cells += [
-            Text("\n".join(fmt_metrics({k: x}) for k, x in sorted(v.metrics.items()))),
-            Text(", ".join(v.tags)),
+            Group(*(Folded(fmt_metrics({k: x})) for k, x in sorted(v.metrics.items()))),
+            Folded(", ".join(v.tags)),
         ]
         if width >= 130:
             cells.append(fmt_time(v.created_at)[:16])
@@ -166,8 +284,8 @@ def models_table(models: Sequence[Model]) -> Table:
     for m in models:
         table.add_row(
             str(m.id),
-            Text(m.name, style="bold"),
-            Text(", ".join(m.tags)),
+            Folded(m.name, style="bold"),
+            Folded(", ".join(m.tags)),
             Text(m.description or ""),
             fmt_time(m.created_at),
         )
@@ -178,7 +296,7 @@ def mapping_table(pairs: Iterable[tuple[str, Any]], *, title: str | None = None)
     """Two columns, name and value."""
     table = _table("name", "value", title=title)
     for name, value in pairs:
-        table.add_row(Text(name), Text(_plain(value)))
+        table.add_row(Folded(name), Text(fmt_value(value)))
     return table
 
 
@@ -192,7 +310,7 @@ def artifacts_table(artifacts: Sequence[Artifact], *, title: str | None = None) 
             str(a.id),
             a.type.value,
             Text(a.storage_backend),
-            Text(a.storage_path),
+            Folded(a.storage_path),
             fmt_size(a.size_bytes),
             (a.checksum or "")[:12],
         )
@@ -299,10 +417,16 @@ def _lineage_summary(
     if not parents and not children:
         return Text("lineage: no parents or children", style="dim")
     table = _table(
-        "direction", "version", "relationship", "stage", title="lineage", no_wrap=("version",)
+        "direction",
+        "version",
+        "relationship",
+        "stage",
+        title="lineage",
+        no_wrap=("stage",),
+        firm=("version",),
     )
     for v, relationship in parents:
-        table.add_row("parent", Text(v.ref), relationship, stage_text(v.stage))
+        table.add_row("parent", Folded(v.ref, keep=v.version), relationship, stage_text(v.stage))
     for v, relationship in children:
-        table.add_row("child", Text(v.ref), relationship, stage_text(v.stage))
+        table.add_row("child", Folded(v.ref, keep=v.version), relationship, stage_text(v.stage))
     return table

@@ -28,6 +28,7 @@ __all__ = [
     "print_json",
     "reset",
     "stdout_console",
+    "warn",
 ]
 
 JsonFlag = Annotated[
@@ -139,6 +140,11 @@ def emit(
             sys.stdout.write(f"{item}\n")
     else:
         human(stdout_console())
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr (stdout stays the command's result)."""
+    sys.stderr.write(f"warning: {' '.join(message.split())}\n")
 
 
 def print_json(data: object) -> None:

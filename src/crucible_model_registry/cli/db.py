@@ -23,10 +23,12 @@ app.add_typer(db_app, name="db", rich_help_panel="Setup")
 
 def _migrate(registry: Registry) -> tuple[str | None, str]:
     from crucible_model_registry.store import schema
+    from crucible_model_registry.store.engine import creating_database
 
-    before = schema.current_revision(registry.engine)
-    if before != schema.HEAD_REVISION:
-        registry.migrate()
+    with creating_database():  # init and db upgrade may create a missing SQLite file
+        before = schema.current_revision(registry.engine)
+        if before != schema.HEAD_REVISION:
+            registry.migrate()
     return before, schema.HEAD_REVISION
 
 

@@ -25,6 +25,33 @@ app.add_typer(policy_app, name="policy", rich_help_panel="Governance")
 
 Model = Annotated[str, typer.Argument(help="Model name.")]
 
+# The complete policy file, shown by `cmr policy set --help` and in the README (a test
+# checks that both parse, apply and agree).
+EXAMPLE_TOML = """\
+exclusive = ["production"]  # at most one version: promoting archives the incumbent
+gate_tags = "version"  # a gate's tag condition reads the version's tags ("version_or_model")
+
+[allowed]  # target stage = the stages a version may enter it from
+staging = ["experiment"]
+production = ["staging"]
+
+[gates.staging]  # what a version must match to enter staging: query filters
+min_accuracy = 0.85  # min_<metric>: >=, max_<metric>: <=
+tag = "evaluated"  # also recipe, base_model, model_name, config_hash
+
+[gates.production]
+recipe = "sft"
+max_latency_ms = 50
+metric = [  # [name, operator, number]; operators gt gte lt lte eq ne or > >= < <= == !=
+  ["accuracy", "gt", 0.9],
+  ["recall_at_10", "gte", 0.8],
+  ["loss", "lt", 1.5],
+  ["toxicity", "lte", 0.01],
+  ["eval_suite", "eq", 3],
+  ["regressions", "ne", 1],
+]
+"""
+
 
 def _show(model: str, policy: PromotionPolicy | None, json_flag: bool) -> None:
     def human(console: Console) -> None:
@@ -64,13 +91,18 @@ def show(model: Model, json_flag: _session.JsonFlag = False) -> None:
     _show(model, _session.current().registry().get_promotion_policy(model), json_flag)
 
 
-@policy_app.command("set")
+@policy_app.command(
+    "set",
+    epilog="A complete policy file (TOML; YAML takes the same keys):\n\n"
+    # Brackets escaped: the help is rich markup, where [allowed] would be a style tag.
+    + "\n".join(f"    {line}" for line in EXAMPLE_TOML.replace("[", "\\[").splitlines()),
+)
 def set_policy(
     model: Model,
     file: Annotated[
         Path | None,
         typer.Argument(
-            help="TOML (.toml), YAML or JSON (.json) file with allowed, gates, exclusive.",
+            help="TOML (.toml), YAML or JSON (.json) policy file; see the example below.",
             dir_okay=False,
             show_default=False,
         ),
@@ -82,7 +114,9 @@ def set_policy(
 ) -> None:
     """Store a model's promotion policy (every client of the database enforces it).
 
-    Example TOML: exclusive = ["production"], [allowed] production = ["staging"].
+    allowed: target stage -> the stages it may be entered from; gates: target stage -> the
+    query filters a version must match (as in cmr query); exclusive: stages that hold one
+    version. A stage without a rule is unrestricted.
     """
     if (file is None) == (not clear):
         raise typer.BadParameter("give a policy FILE or --clear (not both)", param_hint="FILE")

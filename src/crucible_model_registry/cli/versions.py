@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from crucible_model_registry.cli import _parse, _session
-from crucible_model_registry.domain.enums import Relationship, Stage
+from crucible_model_registry.domain.enums import Relationship, Stage, parse_enum
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -38,6 +38,12 @@ _SHORT_RELATIONSHIPS = (
     "adapter",
 )
 RELATIONSHIPS = (*_SHORT_RELATIONSHIPS, *(r.value for r in Relationship))
+
+_SHOW_EPILOG = (
+    "--json prints the version's fields at the top level plus lineage (parents, children), "
+    "stage_history and warnings: cmr show m@production --json | jq '{version, stage, "
+    "accuracy: .metrics.accuracy, parents: [.lineage.parents[].ref]}'"
+)
 
 Ref = Annotated[
     str,
@@ -202,19 +208,57 @@ def _neighbour(v: ModelVersion, relationship: str) -> dict[str, Any]:
     return {"id": v.id, "ref": v.ref, "relationship": relationship, "stage": v.stage.value}
 
 
-@app.command(rich_help_panel=PANEL)
+def _stage_named_by(ref: str) -> Stage | None:
+    """The stage a ``model@<stage>`` ref names, or None for any other ref."""
+    from crucible_model_registry.errors import ValidationError
+
+    name, sep, selector = ref.strip().rpartition("@")
+    if not (sep and name):
+        return None
+    try:
+        return parse_enum(Stage, selector, field="ref")
+    except ValidationError:
+        return None
+
+
+def _shared_stage_warning(registry: Registry, ref: str, v: ModelVersion) -> str | None:
+    """A warning when ``model@<stage>`` picked one of several versions in that stage."""
+    stage = _stage_named_by(ref)
+    if stage is None:
+        return None
+    holders = registry.query({"model_name": v.model_name, "stage": stage.value})
+    if len(holders) < 2:
+        return None
+    others = ", ".join(h.ref for h in holders if h.id != v.id)
+    return (
+        f"{len(holders)} versions of {v.model_name} are in {stage.value}; "
+        f"{ref.strip()} means the most recently registered one, {v.ref} (also there: {others}). "
+        f"Promote with --archive-existing, or make {stage.value} exclusive in the model's "
+        "policy (cmr policy set), to keep one."
+    )
+
+
+@app.command(rich_help_panel=PANEL, epilog=_SHOW_EPILOG)
 def show(ref: Ref, json_flag: _session.JsonFlag = False) -> None:
     """Show a version: metrics, config, artifacts, lineage summary and stage history."""
     registry = _session.current().registry()
     v = registry.get_version(ref)
     history = registry.stage_history(v)
     parents, children = _lineage_neighbours(registry, v)
+    warning = _shared_stage_warning(registry, ref, v)
+    # The version's own fields at the top level (jq .stage, .metrics.accuracy), then what
+    # `show` adds around it.
     doc: dict[str, Any] = {
-        "version": v,
+        **v.to_dict(),
+        "lineage": {
+            "parents": [_neighbour(p, rel) for p, rel in parents],
+            "children": [_neighbour(c, rel) for c, rel in children],
+        },
         "stage_history": history,
-        "parents": [_neighbour(p, rel) for p, rel in parents],
-        "children": [_neighbour(c, rel) for c, rel in children],
+        "warnings": [warning] if warning else [],
     }
+    if warning and not _session.current().wants_json(json_flag):
+        _session.warn(warning)
 
     def human(console: Console) -> None:
         from crucible_model_registry.cli._render import version_detail
@@ -246,10 +290,30 @@ def promote(
     ] = None,
     json_flag: _session.JsonFlag = False,
 ) -> None:
-    """Move a version to another stage (recorded in its stage history)."""
+    """Move a version to another stage (recorded in its stage history).
+
+    Says which versions it archived: with --archive-existing, or when the model's policy
+    makes the stage exclusive.
+    """
     registry = _session.current().registry()
     before = registry.get_version(ref)
-    v = registry.promote(before, stage, reason=reason, archive_existing=archive_existing)
+    target = parse_enum(Stage, stage, field="stage")
+    incumbents = [
+        x.id
+        for x in registry.query({"model_name": before.model_name, "stage": target.value})
+        if x.id != before.id
+    ]
+    v = registry.promote(before, target, reason=reason, archive_existing=archive_existing)
+    archived = (
+        [
+            x
+            for x in registry.query({"model_name": v.model_name, "stage": Stage.ARCHIVED.value})
+            if x.id in incumbents
+        ]
+        if incumbents and target is not Stage.ARCHIVED and before.stage != v.stage
+        else []
+    )
+    doc = {**v.to_dict(), "archived": [{"id": x.id, "ref": x.ref} for x in archived]}
 
     def human(console: Console) -> None:
         from rich.text import Text
@@ -264,8 +328,12 @@ def promote(
         line = Text("Promoted ").append(v.ref, style="bold").append(": ")
         line.append(stage_text(before.stage)).append(" -> ").append(stage_text(v.stage))
         console.print(line)
+        if archived:
+            done = Text("Archived ").append(", ".join(x.ref for x in archived), style="bold")
+            plural = "s" if len(archived) > 1 else ""
+            console.print(done.append(f" (the model's other {target.value} version{plural})"))
 
-    _session.emit(v, json_flag=json_flag, human=human, quiet=[v.id])
+    _session.emit(doc, json_flag=json_flag, human=human, quiet=[v.id])
 
 
 def _looks_like_ref(text: str) -> bool:

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from crucible_model_registry.errors import ValidationError
 
-__all__ = ["ArtifactType", "Relationship", "Stage", "parse_enum"]
+__all__ = ["ArtifactType", "Relationship", "Stage", "parse_enum", "suggest_member"]
 
 
 class Stage(StrEnum):
@@ -67,7 +67,8 @@ def parse_enum(enum: type[E], value: object, *, field: str) -> E:
     """Turn user input (a member or its string, any case, or an alias) into a member.
 
     Raises:
-        ValidationError: naming ``field`` and every accepted value.
+        ValidationError: naming ``field``, the accepted values and, when the input is close
+            to one of them (a prefix or a typo), that value as a suggestion.
     """
     if isinstance(value, enum):
         return value
@@ -78,5 +79,49 @@ def parse_enum(enum: type[E], value: object, *, field: str) -> E:
             return enum(key)
         except ValueError:
             pass
-    choices = [m.value for m in enum] + sorted(_ALIASES.get(enum, {}))
-    raise ValidationError.single(field, f"{value!r} is not one of {', '.join(choices)}")
+    raise ValidationError.single(field, _not_a_member(enum, value))
+
+
+_NOUNS: dict[type[StrEnum], str] = {
+    Stage: "stage",
+    Relationship: "relationship",
+    ArtifactType: "artifact type",
+}
+
+
+def suggest_member(enum: type[StrEnum], value: object) -> str | None:
+    """The member a mistyped ``value`` most likely meant: a unique prefix, else a close spelling.
+
+    Input aliases count as spellings of the member they stand for, so ``finetuned`` suggests
+    ``fine_tuned_from``; the suggestion is always the member's own name.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    import difflib
+
+    key = value.strip().lower().replace("-", "_").replace(" ", "_")
+    spellings = {m.value: m.value for m in enum} | _ALIASES.get(enum, {})
+    by_prefix = {target for spelling, target in spellings.items() if spelling.startswith(key)}
+    if len(by_prefix) == 1:
+        return by_prefix.pop()
+    close = difflib.get_close_matches(key, list(spellings), n=1, cutoff=0.6)
+    return spellings[close[0]] if close else None
+
+
+def _not_a_member(enum: type[StrEnum], value: object) -> str:
+    noun = _NOUNS.get(enum, enum.__name__)
+    members = [m.value for m in enum]
+    message = f"{value!r} is not a known {noun}"
+    suggestion = suggest_member(enum, value)
+    if suggestion is not None:
+        message += f" (did you mean {suggestion}?)"
+    message += f"; choose one of {', '.join(members)}"
+    aliases = _ALIASES.get(enum, {})
+    if aliases:
+        # Aliases are accepted input, not further members: say what each one stands for.
+        if len(aliases) == 1:
+            [(alias, target)] = aliases.items()
+            message += f" ({alias} is accepted for {target})"
+        else:
+            message += f" (or the short forms {', '.join(aliases)})"
+    return message

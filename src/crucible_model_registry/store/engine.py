@@ -3,30 +3,66 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 
-from crucible_model_registry.domain.redaction import redact
-from crucible_model_registry.errors import ConfigurationError
+from crucible_model_registry.domain.redaction import MASK, redact
+from crucible_model_registry.errors import ConfigurationError, SchemaNotReadyError
 from crucible_model_registry.store._translate import translate_errors
 
-__all__ = ["Database", "create_registry_engine", "redact_url"]
+__all__ = ["Database", "create_registry_engine", "creating_database", "redact_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 IDLE_PING_SECONDS = 5.0
 
 
+EXAMPLE_URLS = "sqlite:////absolute/path/registry.db or postgresql://user:password@host:5432/dbname"
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password (and secret query parameter) masked, for messages and logs."""
-    return redact(url)
+    """The URL with any password (and secret query parameter) masked, for messages and logs.
+
+    Also a URL mistyped without its ``://`` (``postgres//user:pw@host/db``) keeps ``pw`` out.
+    """
+    masked = redact(url)
+    if "://" in masked:
+        return masked
+    head, at, tail = masked.rpartition("@")
+    start = head.find("//") + 2 if "//" in head else 0
+    colon = head.find(":", start)
+    if not at or colon < 0:
+        return masked
+    return f"{head[: colon + 1]}{MASK}@{tail}"
 
 
-def create_registry_engine(url: str, **engine_options: Any) -> Engine:
+# Set while a migration runs: the only time a missing SQLite file may be created.
+_CREATING: ContextVar[bool] = ContextVar("cmr_creating_database", default=False)
+
+
+@contextlib.contextmanager
+def creating_database() -> Iterator[None]:
+    """Let registry engines create a missing SQLite database file inside this block.
+
+    Migrations (``cmr init``, ``cmr db upgrade``, ``registry.migrate()``) run in it; every
+    other call refuses a missing file instead of leaving an empty one behind a typo.
+    """
+    token = _CREATING.set(True)
+    try:
+        yield
+    finally:
+        _CREATING.reset(token)
+
+
+def create_registry_engine(
+    url: str, *, create_missing: bool = False, **engine_options: Any
+) -> Engine:
     """An engine for a SQLAlchemy URL, tuned for the registry.
 
     ``postgresql://`` means psycopg 3. SQLite gets WAL mode, a busy timeout and foreign
@@ -34,13 +70,21 @@ def create_registry_engine(url: str, **engine_options: Any) -> Engine:
     Server connections are pinged before use only once they have sat idle for
     ``IDLE_PING_SECONDS`` (``pool_pre_ping=True`` pings on every checkout instead).
 
+    Args:
+        create_missing: let any call create a missing SQLite file (the embedded default);
+            otherwise only a migration (:func:`creating_database`) may, and other calls
+            raise :class:`SchemaNotReadyError` naming the path.
+
     Raises:
         ConfigurationError: for a malformed URL or a missing database driver.
     """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigurationError(f"not a database URL: {redact_url(url)}") from exc
+        raise ConfigurationError(
+            f"not a database URL: {redact_url(url)!r}; expected a SQLAlchemy URL such as "
+            f"{EXAMPLE_URLS}"
+        ) from exc
     except ValueError as exc:  # SQLAlchemy parses the port with int()
         raise ConfigurationError(
             f"database URL {redact_url(url)}: the port must be a number "
@@ -56,6 +100,8 @@ def create_registry_engine(url: str, **engine_options: Any) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(parsed, **engine_options)
             _tune_sqlite(engine)
+            if not create_missing:
+                _refuse_missing_file(engine)
         else:
             ping_every_checkout = engine_options.pop("pool_pre_ping", False)
             engine = create_engine(parsed, pool_pre_ping=ping_every_checkout, **engine_options)
@@ -71,6 +117,27 @@ def create_registry_engine(url: str, **engine_options: Any) -> Engine:
             f"no driver for {parsed.drivername!r} ({redact_url(url)}): {hint}"
         ) from exc
     return engine
+
+
+def _refuse_missing_file(engine: Engine) -> None:
+    database = engine.url.database
+    if database in (None, "", ":memory:") or database.startswith("file:"):
+        return  # in memory, or a URI filename whose mode= says what it may do
+
+    @event.listens_for(engine, "do_connect")
+    def _on_do_connect(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+        # SQLite creates a missing file on connect: a typo in a URL would leave an empty
+        # database behind and fail later with a less helpful "no schema".
+        if _CREATING.get() or os.path.exists(database):
+            return
+        path = os.path.abspath(database)
+        detail = f"no registry database at {path}: the file does not exist"
+        if not os.path.isabs(database):
+            detail += (
+                f" (sqlite:///{database} is a path relative to the current directory; "
+                f"an absolute path takes four slashes: sqlite:///{path})"
+            )
+        raise SchemaNotReadyError(detail + "; check the URL for a typo", command="cmr init")
 
 
 def _ping_when_idle(engine: Engine) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, Engine, String, column, func, inspect, select
 
 from crucible_model_registry.errors import SchemaNotReadyError
 from crucible_model_registry.store._translate import translate_errors
+from crucible_model_registry.store.engine import creating_database
 from crucible_model_registry.store.tables import VERSION_TABLE
 
 __all__ = ["HEAD_REVISION", "KNOWN_REVISIONS", "check_schema", "current_revision", "migrate"]
@@ -69,7 +70,8 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     # Several processes may meet a brand-new database at once (the embedded default
     # migrates on first use): take the write lock before Alembic reads the revision, so
     # the later ones find the schema done instead of creating the tables twice.
-    with translate_errors(), engine.connect() as plain:
+    # A migration is what may create a missing SQLite file (store/engine.py refuses otherwise).
+    with creating_database(), translate_errors(), engine.connect() as plain:
         sqlite = plain.dialect.name == "sqlite"
         if sqlite:
             # Revisions rebuild tables (copy, drop, rename): dropping a table that others
