@@ -20,7 +20,10 @@ from crucible_model_registry.domain.rules import (
 from crucible_model_registry.domain.specs import ref_of
 from crucible_model_registry.errors import RegistryError, ValidationError
 from crucible_model_registry.storage.base import artifact_remote_path
-from crucible_model_registry.storage.manifest import is_directory_path, verify_artifact_files
+from crucible_model_registry.storage.manifest import (
+    download_target,
+    verify_artifact_files,
+)
 
 if TYPE_CHECKING:
     from crucible_model_registry.storage.base import ProgressCallback, StorageBackend
@@ -119,25 +122,46 @@ class ArtifactMethods(RegistryBase):
         artifact: Artifact | int,
         dest: str | os.PathLike[str],
         *,
+        overwrite: bool = False,
+        parents: bool = False,
         progress: ProgressCallback | None = None,
     ) -> Path:
         """Download an artifact to ``dest``, verified against its recorded SHA-256.
 
-        The bytes land in a temporary file beside ``dest`` and replace it only once they
-        match; an existing file at ``dest`` keeps its bytes otherwise. If ``dest`` is an
-        existing directory, a file artifact is written inside it under its stored name.
+        Never removes anything that is not the artifact's. A file artifact goes to the file
+        ``dest``, or inside ``dest`` under its stored name if that is an existing directory;
+        a folder artifact's files are added to the directory ``dest`` (created if missing),
+        beside what is there. Everything is downloaded and verified in a staging directory
+        first; a failure or an interruption leaves the destination as it was.
+
+        Args:
+            overwrite: replace existing files that have the name of a file being written
+                (those files only); without it, such a file is an error naming it.
+            parents: create the destination's missing parent directories.
+
+        Returns:
+            The file or directory written.
 
         Raises:
+            ValidationError: (field ``dest``) a file of the same name exists and
+                ``overwrite`` is False, something else is in the way, or the parent is
+                missing and ``parents`` is False; nothing was written.
             ChecksumMismatchError: the stored bytes are corrupt; ``dest`` is untouched.
             StorageError: the backend failed or the bytes are gone.
         """
         record = self._artifact(artifact)
         backend = self.storage_backend(record.storage_backend)
         version = self.get_version(record.model_version_id)
-        target = check_local_path(dest, field="dest")
-        if target.is_dir() and not is_directory_path(record.storage_path):
-            target = target / record.storage_path.rsplit("/", 1)[-1]
-        _transfers.download(backend, record, version, target, progress=progress)
+        target = download_target(record.storage_path, check_local_path(dest, field="dest"))
+        _transfers.download(
+            backend,
+            record,
+            version,
+            target,
+            overwrite=overwrite,
+            parents=parents,
+            progress=progress,
+        )
         return target
 
     def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str:

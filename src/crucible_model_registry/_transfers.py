@@ -98,11 +98,16 @@ def download(
     version: ModelVersion,
     target: Path,
     *,
+    overwrite: bool = False,
+    parents: bool = False,
     progress: ProgressCallback | None = None,
 ) -> None:
     """Download ``artifact`` to ``target``, verified against its recorded SHA-256.
 
+    Nothing that is not the artifact's is removed (``storage/_placing.py``).
+
     Raises:
+        ValidationError: something is in the way at ``target`` (see ``download_artifact``).
         ChecksumMismatchError: the stored bytes are corrupt; ``target`` is untouched.
         StorageError: the backend failed or the bytes are gone.
     """
@@ -120,6 +125,8 @@ def download(
             target,
             expected_sha256=artifact.checksum,
             progress=progress,
+            overwrite=overwrite,
+            parents=parents,
         )
         op.measurements["size_bytes"] = result.size_bytes
 

@@ -279,7 +279,7 @@ def test_a_file_round_trips(reg: Registry, store: Store, tmp_path: Path, size: i
     assert reg.get_version(v.id).artifacts == [a]
 
     dest = tmp_path / "out" / "copy.safetensors"
-    assert reg.download_artifact(a, dest) == dest
+    assert reg.download_artifact(a, dest, parents=True) == dest
     assert dest.read_bytes() == src.read_bytes()
     into_dir = tmp_path / "out"
     assert reg.download_artifact(a.id, into_dir) == into_dir / "model.safetensors"
@@ -579,7 +579,7 @@ def test_corrupted_bytes_fail_the_download_and_leave_the_destination(
     dest.write_bytes(b"the previous bytes")
 
     with pytest.raises(ChecksumMismatchError) as info:
-        reg.download_artifact(a, dest)
+        reg.download_artifact(a, dest, overwrite=True)
 
     assert (info.value.backend, info.value.expected) == (store.backend.name, a.checksum)
     assert info.value.actual != a.checksum

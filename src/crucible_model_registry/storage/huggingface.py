@@ -35,6 +35,7 @@ from crucible_model_registry.errors import (
 from crucible_model_registry.storage._streaming import (
     check_sha256,
     copy_hashing,
+    file_mode,
     fsync_dir,
     open_source_file,
 )
@@ -212,6 +213,7 @@ class HuggingFaceStorage:
             with self._os_errors(f"verify {rel}"), open_source_file(fetched) as src:
                 size, sha256 = copy_hashing(src, None)
                 check_sha256(sha256, expected_sha256, backend=self.name, path=rel)
+                os.fchmod(src.fileno(), file_mode())
                 os.fsync(src.fileno())
             with self._os_errors(f"move {rel} into place"):
                 # Rename only after the hash matched, so the destination never holds bad bytes.
