@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from crucible_model_registry.domain.rules import (
     check_text,
 )
 from crucible_model_registry.domain.specs import ref_of
+from crucible_model_registry.domain.storage_reports import ArtifactDeletion, GarbageReport
 from crucible_model_registry.errors import RegistryError, ValidationError
 from crucible_model_registry.storage.base import artifact_remote_path
 from crucible_model_registry.storage.manifest import (
@@ -189,12 +191,18 @@ class ArtifactMethods(RegistryBase):
             self.storage_backend(record.storage_backend), record.storage_path, record.checksum
         )
 
-    def delete_artifact(self, artifact: Artifact | int, *, keep_bytes: bool = False) -> None:
-        """Delete the artifact's record, then its stored bytes.
+    def delete_artifact(
+        self, artifact: Artifact | int, *, keep_bytes: bool = False
+    ) -> ArtifactDeletion:
+        """Delete the artifact's record, then its stored bytes if nothing else needs them.
+
+        The bytes are deleted only if they are the version's own upload and no other
+        artifact record references them; deleting an artifact registered by reference, or
+        one whose bytes another record shares, removes the record only. The result says
+        which happened.
 
         Args:
-            keep_bytes: delete only the record (for artifacts registered by reference
-                whose bytes belong to someone else).
+            keep_bytes: delete only the record, whatever the bytes.
 
         Raises:
             NotFoundError: there is no such artifact.
@@ -205,10 +213,42 @@ class ArtifactMethods(RegistryBase):
         """
         record = self._artifact(artifact)
         if keep_bytes:
-            store.artifacts.remove_artifact(self._db, record.id)
-            return
+            return _transfers.forget(self._db, record)
         backend = self.storage_backend(record.storage_backend)
-        _transfers.delete(self._db, backend, record, self.get_version(record.model_version_id))
+        version = self.get_version(record.model_version_id)
+        return _transfers.delete(self._db, backend, record, version)
+
+    def collect_garbage(
+        self,
+        *,
+        dry_run: bool = False,
+        older_than: timedelta = timedelta(hours=24),
+        storage: str | None = None,
+    ) -> GarbageReport:
+        """Remove stored bytes no artifact record references, and leftovers of dead uploads.
+
+        On every configured backend that can list what it holds (local, S3, the Hub):
+        files in the registry's layout (``<model>/<version>/<type>/...``) that no artifact
+        record references; ``.cmr-tmp`` temporaries and incomplete S3 multipart uploads
+        older than ``older_than``. Never anything an artifact record references, anything
+        an upload claim holds, files written after the collection started, or files
+        outside the layout of the registry's models.
+
+        Args:
+            dry_run: only report what would be removed.
+            older_than: the age a temporary or an incomplete upload must have.
+            storage: one backend's name (default: every configured backend).
+
+        Raises:
+            ValidationError: ``older_than`` is negative.
+            ConfigurationError: there is no backend called ``storage``.
+        """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise ValidationError.single("older_than", "must be a timedelta of 0 or more")
+        backends = [self.storage_backend(storage)] if storage else self._storages.all()
+        return _transfers.collect_garbage(
+            self._db, backends, dry_run=bool(dry_run), older_than=older_than
+        )
 
     def _artifact(self, artifact: Artifact | int) -> Artifact:
         artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact

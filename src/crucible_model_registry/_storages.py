@@ -60,6 +60,11 @@ class StorageSet:
             )
         return backend
 
+    def all(self) -> list[StorageBackend]:
+        """The default backend, then every other one this registry was given."""
+        default = self.default()
+        return [default, *(b for name, b in self._others.items() if name != default.name)]
+
     def _from_settings(self) -> StorageBackend:
         from crucible_model_registry.settings import load_settings
         from crucible_model_registry.storage.backends import create_backend

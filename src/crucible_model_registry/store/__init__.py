@@ -53,4 +53,4 @@ def __getattr__(name: str) -> ModuleType:
 
 
 # Submodules added by later features register here so that __all__ stays the typed list.
-_EXTRA: frozenset[str] = frozenset({"artifacts"})
+_EXTRA: frozenset[str] = frozenset({"artifacts", "references"})
