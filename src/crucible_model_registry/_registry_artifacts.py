@@ -24,6 +24,7 @@ from crucible_model_registry.errors import RegistryError, ValidationError
 from crucible_model_registry.storage.base import artifact_remote_path
 from crucible_model_registry.storage.manifest import (
     download_target,
+    file_storage_path,
     verify_artifact_files,
 )
 
@@ -166,17 +167,36 @@ class ArtifactMethods(RegistryBase):
         )
         return target
 
-    def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str:
-        """A URL to fetch the artifact from (presigned where the backend supports it)."""
+    def artifact_url(
+        self, artifact: Artifact | int, *, expires_in: int = 3600, file: str | None = None
+    ) -> str:
+        """A URL to fetch the artifact from (presigned where the backend supports it).
+
+        A folder artifact's URL is its manifest's (``cmr-manifest.json``: every file's path,
+        size and SHA-256); ``file`` gives the URL of one of its files instead.
+
+        Args:
+            expires_in: seconds a presigned URL stays valid.
+            file: a file of a folder artifact, as its manifest lists it (``tokenizer/vocab.json``).
+
+        Raises:
+            ValidationError: ``expires_in`` is not a whole number of seconds >= 1; ``file``
+                is given for a single-file artifact or is not one of the folder's files.
+        """
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
             raise ValidationError.single("expires_in", "must be a whole number of seconds >= 1")
         record = self._artifact(artifact)
         return self.storage_backend(record.storage_backend).url(
-            record.storage_path, expires_in=expires_in
+            file_storage_path(record, file), expires_in=expires_in
         )
 
-    def verify_artifact(self, artifact: Artifact | int) -> bool:
+    def verify_artifact(
+        self, artifact: Artifact | int, *, progress: ProgressCallback | None = None
+    ) -> bool:
         """Read the stored bytes back: do they still match the recorded SHA-256?
+
+        Args:
+            progress: called with byte increments as the bytes are read.
 
         Raises:
             ValidationError: the artifact has no recorded checksum.
@@ -188,7 +208,10 @@ class ArtifactMethods(RegistryBase):
                 "artifact", f"artifact {record.id} has no recorded checksum to verify against"
             )
         return verify_artifact_files(
-            self.storage_backend(record.storage_backend), record.storage_path, record.checksum
+            self.storage_backend(record.storage_backend),
+            record.storage_path,
+            record.checksum,
+            progress=progress,
         )
 
     def delete_artifact(

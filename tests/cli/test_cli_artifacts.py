@@ -45,7 +45,9 @@ def test_upload_download_url_verify_round_trip(
     assert _stored(seeded_home, artifact).read_bytes() == weights.read_bytes()
 
     dest = tmp_path / "out" / "copy.bin"
-    downloaded = cmr("download", version.ref, str(dest), "--type", "checkpoint", "--json")
+    downloaded = cmr(
+        "download", version.ref, str(dest), "--type", "checkpoint", "--parents", "--json"
+    )
     assert downloaded.code == 0, downloaded.stderr
     assert downloaded.json()["path"] == str(dest)
     assert dest.read_bytes() == weights.read_bytes()
@@ -57,7 +59,9 @@ def test_upload_download_url_verify_round_trip(
 
     verified = cmr("verify", version.ref, "--json")
     assert verified.code == 0, verified.stderr
-    assert verified.json() == [{"artifact_id": artifact["id"], "type": "checkpoint", "ok": True}]
+    assert verified.json() == [
+        {"artifact_id": artifact["id"], "type": "checkpoint", "ok": True, "error": None}
+    ]
 
 
 def test_corrupt_bytes_fail_verify_and_download(

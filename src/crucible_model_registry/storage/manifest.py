@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from crucible_model_registry.domain.records import Artifact
 from crucible_model_registry.errors import (
     ChecksumMismatchError,
     StorageError,
@@ -49,6 +50,7 @@ __all__ = [
     "download_directory",
     "download_file",
     "download_target",
+    "file_storage_path",
     "is_directory_path",
     "upload_artifact_files",
     "upload_directory",
@@ -419,6 +421,37 @@ def download_target(storage_path: str, dest: str | os.PathLike[str]) -> Path:
     if not is_directory_path(storage_path) and target.is_dir():
         return target / storage_path.rsplit("/", 1)[-1]
     return target
+
+
+def file_storage_path(artifact: Artifact, file: str | None) -> str:
+    """The storage path of one file of ``artifact``: a folder's manifest, or its ``file``.
+
+    Args:
+        artifact: a file or folder artifact record.
+        file: a path inside a folder artifact (None: the manifest for a folder, the file
+            itself for a file artifact).
+
+    Raises:
+        ValidationError: (field ``file``) given for a single-file artifact, malformed, or
+            not listed in the folder's recorded manifest.
+    """
+    path = artifact.storage_path
+    if not is_directory_path(path):
+        if file is not None:
+            raise ValidationError.single(
+                "file", f"artifact {artifact.id} is a single file; --file/file= is for folders"
+            )
+        return path
+    if file is None:
+        return path + MANIFEST_NAME
+    rel = check_remote_path(file, field="file")
+    listed = [entry["path"] for entry in artifact.manifest or []]
+    if artifact.manifest is not None and rel not in listed:
+        shown = ", ".join(listed[:8]) + (f" and {len(listed) - 8} more" if len(listed) > 8 else "")
+        raise ValidationError.single(
+            "file", f"{rel!r} is not a file of artifact {artifact.id}; it has {shown}"
+        )
+    return path + rel
 
 
 def delete_directory(backend: StorageBackend, storage_path: str) -> None:
