@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
+from crucible_model_registry.store.artifacts import _abandoned
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.tables import ARTIFACTS, MODELS, PENDING_UPLOADS
 
@@ -25,7 +26,7 @@ class BackendRecords:
 
     Attributes:
         storage_paths: every artifact record's storage path on the backend.
-        claimed: every path an upload (or a deletion) holds a claim on.
+        claimed: every path a live upload (or deletion) holds a claim on.
         models: every model's name.
     """
 
@@ -39,8 +40,13 @@ def backend_records(db: Database, backend: str) -> BackendRecords:
     with db.read() as conn:
         paths = conn.execute(select(A.storage_path).where(A.storage_backend == backend)).scalars()
         storage_paths = tuple(paths)
+        claims = conn.execute(
+            select(P.storage_path, P.host, P.pid, P.started_at).where(P.storage_backend == backend)
+        )
+        # A claim its process left behind (killed, power lost) holds nothing: by the claim
+        # module's own rule, the next upload there would take it over too.
         claimed = tuple(
-            conn.execute(select(P.storage_path).where(P.storage_backend == backend)).scalars()
+            c.storage_path for c in claims if not _abandoned(c.host, c.pid, c.started_at)
         )
         models = tuple(conn.execute(select(MODELS.c.name)).scalars())
     return BackendRecords(storage_paths, claimed, models)
