@@ -137,6 +137,37 @@ def test_by_reference_artifacts_have_nothing_to_verify(cmr: Runner, home_registr
     assert_user_error(cmr("verify", v.ref))
 
 
+def _on_a_terminal(*args: str) -> str:
+    """Run ``cmr`` with a pseudo-terminal as stdout and stderr; what it showed there."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
+    with subprocess.Popen(
+        [*CMR, *args],
+        stdin=follower, stdout=follower, stderr=follower, env=env,
+    ) as proc:  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=120) == 0
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_verify_shows_a_progress_bar_on_a_terminal(cmr: Runner, version, weights: Path):
+    assert cmr("-q", "upload", version.ref, "checkpoint", str(weights)).code == 0
+    output = _on_a_terminal("verify", version.ref)
+    assert f"verify {version.ref}" in output
+    assert "KiB" in output
+    assert "ok " in output
+
+
 def test_progress_bar_on_a_terminal(version, weights: Path, tmp_path: Path):
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
