@@ -1061,6 +1061,7 @@ def test_bytes_another_record_references_are_never_deleted(
     before = store.stored()
 
     deleted = reg.delete_artifact(own)
+    assert store.stored() == before
     assert (deleted.bytes_deleted, deleted.reason, deleted.shared_with) == (
         False,
         "shared",
