@@ -66,15 +66,15 @@ def main() -> None:
                     up.storage_path + entry.path, dest / entry.path, expected_sha256=entry.sha256
                 )
 
-        results = {}
-        for label, case in (("bare per-file downloads", bare), ("download_artifact_files", placed)):
-            times = []
-            for _ in range(args.repeat):
+        cases = {"bare per-file downloads": bare, "download_artifact_files": placed}
+        times: dict[str, list[float]] = {label: [] for label in cases}
+        for _ in range(args.repeat):  # interleaved, so that a busy moment hits both
+            for label, case in cases.items():
                 shutil.rmtree(work / "project", ignore_errors=True)
                 start = time.perf_counter()
                 case()
-                times.append(time.perf_counter() - start)
-            results[label] = statistics.median(times)
+                times[label].append(time.perf_counter() - start)
+        results = {label: statistics.median(seconds) for label, seconds in times.items()}
         base = results["bare per-file downloads"]
         print(f"{args.files} files, {args.size / (1 << 20):.0f} MiB, median of {args.repeat}")
         for label, seconds in results.items():
