@@ -117,7 +117,7 @@ class Placement:
 
     overwrite: bool = False
     _created_dirs: list[Path] = field(default_factory=list)
-    _placed: list[Path] = field(default_factory=list)
+    _placed: list[tuple[Path, tuple[int, ...]]] = field(default_factory=list)  # (path, identity)
     _replaced: list[tuple[Path, Path]] = field(default_factory=list)  # (target, saved copy)
     _staging: Path | None = None
     _saved: int = 0
@@ -212,21 +212,22 @@ class Placement:
             os.rename(source, target)
         else:
             os.unlink(source)  # the staged name; the bytes live on at target
-        self._placed.append(target)
+        self._placed.append((target, _identity(target)))
 
     def sync(self) -> None:
         """Make the renames durable (every directory a file was moved into)."""
-        for directory in dict.fromkeys(p.parent for p in self._placed):
+        for directory in dict.fromkeys(p.parent for p, _ in self._placed):
             fsync_dir(directory)
 
     def _undo(self) -> None:
-        for target in reversed(self._placed):
+        for target, identity in reversed(self._placed):
             with contextlib.suppress(OSError):
-                target.unlink()  # a file this download moved in, nobody else's
+                if _identity(target) == identity:  # still the file this download put there
+                    target.unlink()
         self._placed.clear()
         for target, saved in reversed(self._replaced):
             with contextlib.suppress(OSError):
-                os.replace(saved, target)  # the user's file, back where it was
+                _restore(saved, target)
         self._replaced.clear()
 
     def _remove_created_dirs(self) -> None:
@@ -234,3 +235,32 @@ class Placement:
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only if still empty: a directory this download made
         self._created_dirs.clear()
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    """Tells the file at ``path`` from a later one there (inode numbers alone are reused)."""
+    info = path.lstat()
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _restore(saved: Path, target: Path) -> None:
+    """Put the user's file ``saved`` back at ``target`` without replacing anything there.
+
+    If something took ``target`` meanwhile, the user's file goes beside it under a new
+    name instead of being dropped with the staging directory.
+    """
+    for attempt in range(100):
+        where = (
+            target if attempt == 0 else target.with_name(f"{target.name}.cmr-restored-{attempt}")
+        )
+        try:
+            os.link(saved, where, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS or os.path.lexists(where):
+                raise
+            os.rename(saved, where)
+            return
+        os.unlink(saved)
+        return
