@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from tests.servers.hub import HubDouble
 from tests.servers.s3 import (
     ACCESS_KEY_ID,
@@ -1180,7 +1180,9 @@ def test_gc_removes_what_a_killed_upload_left_on_local_disk(
     _kill_mid_upload(db_url, storage, src, v.id)
     [leftover] = [p for p in local.stored() if p.endswith(".cmr-tmp")]
     assert leftover.startswith(f"{LAYOUT}/checkpoint/.big.bin.")
+    assert registry.collect_garbage(older_than=timedelta(0)).items == []  # its lease holds it
 
+    expire_claims(registry)  # the dead process's lease runs out
     assert registry.collect_garbage(older_than=timedelta(hours=1)).items == []  # too young
     report = registry.collect_garbage(older_than=timedelta(0))
 
@@ -1209,6 +1211,8 @@ def test_gc_aborts_the_multipart_upload_of_a_killed_client(
         _kill_mid_upload(db_url, storage, write_file(tmp_path / "big.bin", 16 * MiB), v.id)
         [upload] = client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
         assert upload["Key"] == f"{S3_PREFIX}/{LAYOUT}/checkpoint/big.bin"
+        assert registry.collect_garbage(older_than=timedelta(0)).items == []  # leased still
+        expire_claims(registry)
 
         # moto reports every multipart upload as initiated in 2010, so the age threshold
         # is shown on local disk (above), not here.
@@ -1234,6 +1238,7 @@ def test_gc_never_removes_what_a_live_upload_claims(local_reg: LocalReg, tmp_pat
         host=socket.gethostname(),
         pid=os.getpid(),
         age=timedelta(hours=2),
+        expires_in=timedelta(seconds=50),
     )
     local.backend.upload(write_file(tmp_path / "a.bin", 10), f"{LAYOUT}/checkpoint/ckpt/a.bin")
     temporary = local.backend.base_path / LAYOUT / "checkpoint" / "ckpt" / ".b.bin.x1.cmr-tmp"
@@ -1244,6 +1249,22 @@ def test_gc_never_removes_what_a_live_upload_claims(local_reg: LocalReg, tmp_pat
 
     assert registry.collect_garbage(older_than=timedelta(0)).items == []
     assert local.stored() == before
+
+    expire_claims(registry)  # its owner stopped renewing the lease: dead or stalled
+    report = registry.collect_garbage(older_than=timedelta(0))
+    assert {(i.kind, i.path) for i in report.items} == {
+        ("orphan", f"{LAYOUT}/checkpoint/ckpt/a.bin"),
+        ("temporary", f"{LAYOUT}/checkpoint/ckpt/.b.bin.x1.cmr-tmp"),
+    }
+    assert local.stored() == set()
+
+
+def expire_claims(registry: Registry) -> None:
+    """Every claim's lease runs out now, as when its owner died without giving it back."""
+    with registry.engine.begin() as conn:
+        conn.execute(
+            update(PENDING_UPLOADS).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
 
 
 def test_a_folder_url_is_its_manifest_and_file_picks_one(

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
-from crucible_model_registry.store.artifacts import _abandoned
 from crucible_model_registry.store.engine import Database
+from crucible_model_registry.store.models import now
 from crucible_model_registry.store.tables import ARTIFACTS, MODELS, PENDING_UPLOADS
 
 __all__ = ["BackendRecords", "artifacts_sharing", "backend_records"]
@@ -40,13 +40,12 @@ def backend_records(db: Database, backend: str) -> BackendRecords:
     with db.read() as conn:
         paths = conn.execute(select(A.storage_path).where(A.storage_backend == backend)).scalars()
         storage_paths = tuple(paths)
-        claims = conn.execute(
-            select(P.storage_path, P.host, P.pid, P.started_at).where(P.storage_backend == backend)
-        )
-        # A claim its process left behind (killed, power lost) holds nothing: by the claim
-        # module's own rule, the next upload there would take it over too.
+        # A claim past its lease holds nothing: its owner stopped renewing it (killed, or
+        # stalled past the lease), and the next upload there would take it over too.
         claimed = tuple(
-            c.storage_path for c in claims if not _abandoned(c.host, c.pid, c.started_at)
+            conn.execute(
+                select(P.storage_path).where(P.storage_backend == backend, P.expires_at > now())
+            ).scalars()
         )
         models = tuple(conn.execute(select(MODELS.c.name)).scalars())
     return BackendRecords(storage_paths, claimed, models)
