@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +19,14 @@ from crucible_model_registry.domain.rules import (
     check_text,
 )
 from crucible_model_registry.domain.specs import ref_of
+from crucible_model_registry.domain.storage_reports import ArtifactDeletion, GarbageReport
 from crucible_model_registry.errors import RegistryError, ValidationError
 from crucible_model_registry.storage.base import artifact_remote_path
-from crucible_model_registry.storage.manifest import is_directory_path, verify_artifact_files
+from crucible_model_registry.storage.manifest import (
+    download_target,
+    file_storage_path,
+    verify_artifact_files,
+)
 
 if TYPE_CHECKING:
     from crucible_model_registry.storage.base import ProgressCallback, StorageBackend
@@ -119,38 +125,78 @@ class ArtifactMethods(RegistryBase):
         artifact: Artifact | int,
         dest: str | os.PathLike[str],
         *,
+        overwrite: bool = False,
+        parents: bool = False,
         progress: ProgressCallback | None = None,
     ) -> Path:
         """Download an artifact to ``dest``, verified against its recorded SHA-256.
 
-        The bytes land in a temporary file beside ``dest`` and replace it only once they
-        match; an existing file at ``dest`` keeps its bytes otherwise. If ``dest`` is an
-        existing directory, a file artifact is written inside it under its stored name.
+        Never removes anything that is not the artifact's. A file artifact goes to the file
+        ``dest``, or inside ``dest`` under its stored name if that is an existing directory;
+        a folder artifact's files are added to the directory ``dest`` (created if missing),
+        beside what is there. Everything is downloaded and verified in a staging directory
+        first; a failure or an interruption leaves the destination as it was.
+
+        Args:
+            overwrite: replace existing files that have the name of a file being written
+                (those files only); without it, such a file is an error naming it.
+            parents: create the destination's missing parent directories.
+
+        Returns:
+            The file or directory written.
 
         Raises:
+            ValidationError: (field ``dest``) a file of the same name exists and
+                ``overwrite`` is False, something else is in the way, or the parent is
+                missing and ``parents`` is False; nothing was written.
             ChecksumMismatchError: the stored bytes are corrupt; ``dest`` is untouched.
             StorageError: the backend failed or the bytes are gone.
         """
         record = self._artifact(artifact)
         backend = self.storage_backend(record.storage_backend)
         version = self.get_version(record.model_version_id)
-        target = check_local_path(dest, field="dest")
-        if target.is_dir() and not is_directory_path(record.storage_path):
-            target = target / record.storage_path.rsplit("/", 1)[-1]
-        _transfers.download(backend, record, version, target, progress=progress)
+        target = download_target(record.storage_path, check_local_path(dest, field="dest"))
+        _transfers.download(
+            backend,
+            record,
+            version,
+            target,
+            overwrite=overwrite,
+            parents=parents,
+            progress=progress,
+        )
         return target
 
-    def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str:
-        """A URL to fetch the artifact from (presigned where the backend supports it)."""
+    def artifact_url(
+        self, artifact: Artifact | int, *, expires_in: int = 3600, file: str | None = None
+    ) -> str:
+        """A URL to fetch the artifact from (presigned where the backend supports it).
+
+        A folder artifact's URL is its manifest's (``cmr-manifest.json``: every file's path,
+        size and SHA-256); ``file`` gives the URL of one of its files instead.
+
+        Args:
+            expires_in: seconds a presigned URL stays valid.
+            file: a file of a folder artifact, as its manifest lists it (``tokenizer/vocab.json``).
+
+        Raises:
+            ValidationError: ``expires_in`` is not a whole number of seconds >= 1; ``file``
+                is given for a single-file artifact or is not one of the folder's files.
+        """
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
             raise ValidationError.single("expires_in", "must be a whole number of seconds >= 1")
         record = self._artifact(artifact)
         return self.storage_backend(record.storage_backend).url(
-            record.storage_path, expires_in=expires_in
+            file_storage_path(record, file), expires_in=expires_in
         )
 
-    def verify_artifact(self, artifact: Artifact | int) -> bool:
+    def verify_artifact(
+        self, artifact: Artifact | int, *, progress: ProgressCallback | None = None
+    ) -> bool:
         """Read the stored bytes back: do they still match the recorded SHA-256?
+
+        Args:
+            progress: called with byte increments as the bytes are read.
 
         Raises:
             ValidationError: the artifact has no recorded checksum.
@@ -162,15 +208,24 @@ class ArtifactMethods(RegistryBase):
                 "artifact", f"artifact {record.id} has no recorded checksum to verify against"
             )
         return verify_artifact_files(
-            self.storage_backend(record.storage_backend), record.storage_path, record.checksum
+            self.storage_backend(record.storage_backend),
+            record.storage_path,
+            record.checksum,
+            progress=progress,
         )
 
-    def delete_artifact(self, artifact: Artifact | int, *, keep_bytes: bool = False) -> None:
-        """Delete the artifact's record, then its stored bytes.
+    def delete_artifact(
+        self, artifact: Artifact | int, *, keep_bytes: bool = False
+    ) -> ArtifactDeletion:
+        """Delete the artifact's record, then its stored bytes if nothing else needs them.
+
+        The bytes are deleted only if they are the version's own upload and no other
+        artifact record references them; deleting an artifact registered by reference, or
+        one whose bytes another record shares, removes the record only. The result says
+        which happened.
 
         Args:
-            keep_bytes: delete only the record (for artifacts registered by reference
-                whose bytes belong to someone else).
+            keep_bytes: delete only the record, whatever the bytes.
 
         Raises:
             NotFoundError: there is no such artifact.
@@ -181,10 +236,42 @@ class ArtifactMethods(RegistryBase):
         """
         record = self._artifact(artifact)
         if keep_bytes:
-            self._backend.remove_artifact(record.id)
-            return
+            return _transfers.forget(self._backend, record)
         backend = self.storage_backend(record.storage_backend)
-        _transfers.delete(self._backend, backend, record, self.get_version(record.model_version_id))
+        version = self.get_version(record.model_version_id)
+        return _transfers.delete(self._backend, backend, record, version)
+
+    def collect_garbage(
+        self,
+        *,
+        dry_run: bool = False,
+        older_than: timedelta = timedelta(hours=24),
+        storage: str | None = None,
+    ) -> GarbageReport:
+        """Remove stored bytes no artifact record references, and leftovers of dead uploads.
+
+        On every configured backend that can list what it holds (local, S3, the Hub):
+        files in the registry's layout (``<model>/<version>/<type>/...``) that no artifact
+        record references; ``.cmr-tmp`` temporaries and incomplete S3 multipart uploads
+        older than ``older_than``. Never anything an artifact record references, anything
+        an upload claim holds, files written after the collection started, or files
+        outside the layout of the registry's models.
+
+        Args:
+            dry_run: only report what would be removed.
+            older_than: the age a temporary or an incomplete upload must have.
+            storage: one backend's name (default: every configured backend).
+
+        Raises:
+            ValidationError: ``older_than`` is negative.
+            ConfigurationError: there is no backend called ``storage``.
+        """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise ValidationError.single("older_than", "must be a timedelta of 0 or more")
+        backends = [self.storage_backend(storage)] if storage else self._storages.all()
+        return _transfers.collect_garbage(
+            self._backend, backends, dry_run=bool(dry_run), older_than=older_than
+        )
 
     def _artifact(self, artifact: Artifact | int) -> Artifact:
         artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact

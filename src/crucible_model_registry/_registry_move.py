@@ -132,8 +132,12 @@ class MoveMethods(RegistryBase):
                 continue  # a reference to storage this registry cannot read: kept as one
             rel = f"{ARTIFACTS_DIR}/{_layout(line)}"
             directory = is_directory_path(line["storage_path"])
-            download_artifact_files(
-                backend, line["storage_path"], root / rel, expected_sha256=line["checksum"]
+            download_artifact_files(  # into the export's own, fresh tree
+                backend,
+                line["storage_path"],
+                root / rel,
+                expected_sha256=line["checksum"],
+                parents=True,
             )
             line["file"] = rel + ("/" if directory else "")
             size += int(line.get("size_bytes") or 0)
@@ -212,8 +216,8 @@ class MoveMethods(RegistryBase):
             except ConfigurationError:
                 return None
             local = tmp / _layout(line)
-            download_artifact_files(
-                backend, line["storage_path"], local, expected_sha256=line["checksum"]
+            download_artifact_files(  # into a scratch directory of our own
+                backend, line["storage_path"], local, expected_sha256=line["checksum"], parents=True
             )
             return local
 

@@ -44,21 +44,52 @@ class StorageSet:
     def get(self, name: str | None) -> StorageBackend:
         """The backend called ``name`` (None: the default).
 
+        A registry made from settings also reaches the backends ``CMR_STORAGES`` describes
+        (``{"s3": {"bucket": ...}}``), and local storage under ``CMR_HOME`` (the embedded
+        default's), so that artifacts recorded on several backends can all be read.
+
         Raises:
             ConfigurationError: none of this registry's backends has that name.
         """
         default = self.default()
         if name is None or name == default.name:
             return default
-        backend = self._others.get(name)
+        backend = self._others.get(name) or self._from_extra_settings(name)
         if backend is None:
-            known = sorted({default.name, *self._others})
+            known = sorted({default.name, *self._others, *self._configured()})
             raise ConfigurationError(
                 f"this registry has no {name!r} storage backend (it has {', '.join(known)}); "
-                f"pass it to Registry(..., storages=[...]) or set CMR_STORAGE_BACKEND={name} "
-                "with its CMR_STORAGE_OPTIONS"
+                f"pass it to Registry(..., storages=[...]), or describe it in CMR_STORAGES "
+                f"(a JSON object: {{{name!r}: {{...its options...}}}})"
             )
         return backend
+
+    def all(self) -> list[StorageBackend]:
+        """The default backend, then every other one this registry was given or configured."""
+        default = self.default()
+        for name in self._configured():
+            self.get(name)
+        return [default, *(b for name, b in self._others.items() if name != default.name)]
+
+    def _configured(self) -> list[str]:
+        return sorted(self._settings.storages) if self._settings is not None else []
+
+    def _from_extra_settings(self, name: str) -> StorageBackend | None:
+        if self._settings is None:
+            return None
+        from crucible_model_registry.storage.backends import create_backend
+
+        options = self._settings.storages.get(name)
+        if options is None and name == "local":
+            options = {}
+        if options is None:
+            return None
+        if name == "local":
+            options = {"base_path": str(self._settings.home / "artifacts"), **options}
+        with self._lock:
+            if name not in self._others:
+                self._others[name] = create_backend(name, options)
+            return self._others[name]
 
     def _from_settings(self) -> StorageBackend:
         from crucible_model_registry.settings import load_settings
@@ -67,4 +98,8 @@ class StorageSet:
         settings = self._settings or load_settings()
         if settings.storage_backend == "local":
             settings.home.mkdir(parents=True, exist_ok=True)
-        return create_backend(settings.storage_backend, settings.resolved_storage_options)
+        options = settings.resolved_storage_options
+        if not settings.storage_options and settings.storage_backend in settings.storages:
+            # `--storage s3` picks the backend CMR_STORAGES describes, options and all.
+            options = {**options, **settings.storages[settings.storage_backend]}
+        return create_backend(settings.storage_backend, options)

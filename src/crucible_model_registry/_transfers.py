@@ -9,6 +9,8 @@ move the bytes, record (or forget), give the claim back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,19 @@ from crucible_model_registry import telemetry
 from crucible_model_registry.domain.enums import ArtifactType
 from crucible_model_registry.domain.records import Artifact, ModelVersion
 from crucible_model_registry.domain.specs import ArtifactSpec
+from crucible_model_registry.domain.storage_reports import (
+    ArtifactDeletion,
+    GarbageItem,
+    GarbageReport,
+)
+from crucible_model_registry.errors import RegistryError
+from crucible_model_registry.storage.base import ListsStoredFiles
+from crucible_model_registry.storage.garbage import (
+    KeptPaths,
+    find_garbage,
+    overlaps,
+    remote_path_of,
+)
 from crucible_model_registry.storage.manifest import (
     MANIFEST_NAME,
     DirectoryTransferResult,
@@ -30,10 +45,11 @@ if TYPE_CHECKING:
     from crucible_model_registry.storage.base import (
         ProgressCallback,
         StorageBackend,
+        StoredItem,
         TransferResult,
     )
 
-__all__ = ["delete", "download", "upload"]
+__all__ = ["collect_garbage", "delete", "download", "forget", "upload"]
 
 _log = logging.getLogger("crucible_model_registry")
 
@@ -97,11 +113,16 @@ def download(
     version: ModelVersion,
     target: Path,
     *,
+    overwrite: bool = False,
+    parents: bool = False,
     progress: ProgressCallback | None = None,
 ) -> None:
     """Download ``artifact`` to ``target``, verified against its recorded SHA-256.
 
+    Nothing that is not the artifact's is removed (``storage/_placing.py``).
+
     Raises:
+        ValidationError: something is in the way at ``target`` (see ``download_artifact``).
         ChecksumMismatchError: the stored bytes are corrupt; ``target`` is untouched.
         StorageError: the backend failed or the bytes are gone.
     """
@@ -119,14 +140,26 @@ def download(
             target,
             expected_sha256=artifact.checksum,
             progress=progress,
+            overwrite=overwrite,
+            parents=parents,
         )
         op.measurements["size_bytes"] = result.size_bytes
 
 
 def delete(
-    metadata: MetadataBackend, backend: StorageBackend, artifact: Artifact, version: ModelVersion
-) -> None:
-    """Delete ``artifact``'s record, then its bytes, holding its path in between.
+    metadata: MetadataBackend,
+    backend: StorageBackend,
+    artifact: Artifact,
+    version: ModelVersion,
+) -> ArtifactDeletion:
+    """Delete ``artifact``'s record, then its bytes if they are its own and nobody else's.
+
+    Bytes are deleted only when they are this version's own upload (at its layout path
+    ``<model>/<version>/<type>/<name>``) and no other artifact record references them (the
+    same path, a file inside this folder, or a folder holding this file): deleting an
+    artifact registered by reference, or one whose bytes another record shares, removes
+    the record only (issue 14, item 4). The path is held (claimed) from the record's
+    removal until the bytes are gone, so no upload to it can start in between.
 
     Raises:
         ValidationError: the path leaves the backend's root, or an upload to it is under
@@ -138,18 +171,121 @@ def delete(
     # The backend checks the path first: one that leaves its root (a reference registered
     # by hand) raises ValidationError while the record still exists.
     backend.exists(path + MANIFEST_NAME if is_directory_path(path) else path)
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    remote = f"{version.model_name}/{version.version}/{artifact.type.value}/{name}"
+    mine = remote_path_of(backend, path)
+    if mine is None or mine.rstrip("/") != remote:
+        # Registered by reference: the bytes are not this version's upload.
+        metadata.remove_artifact(artifact.id)
+        return ArtifactDeletion(artifact, bytes_deleted=False, reason="reference")
     # Hold the path, as an upload does, until its bytes are gone: an upload to it that
     # started in between would otherwise lose its bytes to this deletion. The key is the
     # path an upload of it claimed (the layout of storage.base.artifact_remote_path).
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    remote = f"{version.model_name}/{version.version}/{artifact.type.value}/{name}"
     claim = metadata.new_claim(backend.name, remote)
     metadata.remove_artifact(artifact.id, claim=claim)
     try:
         with metadata.keep_claim_alive(claim):
+            # Read after the record is gone: a record that shares the bytes is found whether
+            # it was registered before or while this one was removed.
+            shared = _sharing(metadata, backend, mine, excluding=artifact.id)
+            if shared:
+                return ArtifactDeletion(
+                    artifact, bytes_deleted=False, reason="shared", shared_with=shared
+                )
             delete_artifact_files(backend, path)
     finally:
         _release_quietly(metadata, claim)
+    return ArtifactDeletion(artifact, bytes_deleted=True)
+
+
+def forget(metadata: MetadataBackend, artifact: Artifact) -> ArtifactDeletion:
+    """Delete ``artifact``'s record only; its bytes stay where they are.
+
+    Raises:
+        NotFoundError: the record is already gone.
+    """
+    metadata.remove_artifact(artifact.id)
+    return ArtifactDeletion(artifact, bytes_deleted=False, reason="keep_bytes")
+
+
+def _sharing(
+    metadata: MetadataBackend, backend: StorageBackend, mine: str, *, excluding: int
+) -> list[int]:
+    """The other artifact records on ``backend`` whose bytes overlap the remote path ``mine``."""
+    candidates = metadata.artifacts_sharing(backend.name, mine.rstrip("/"), excluding=excluding)
+    shared = []
+    for artifact_id, storage_path in candidates:
+        theirs = remote_path_of(backend, storage_path)
+        if theirs is not None and overlaps(mine, theirs):
+            shared.append(artifact_id)
+    return sorted(shared)
+
+
+_RECHECK_BATCH = 100
+
+
+def collect_garbage(
+    metadata: MetadataBackend,
+    backends: Sequence[StorageBackend],
+    *,
+    dry_run: bool,
+    older_than: timedelta,
+) -> GarbageReport:
+    """Find, and unless ``dry_run`` remove, what no record needs on each backend.
+
+    See ``storage/garbage.py`` for what counts as garbage. Each backend is listed first and
+    its records read afterwards, so an upload that finished during the listing is seen as
+    recorded; before removing, the records are read again (every ``_RECHECK_BATCH`` items),
+    so anything recorded or claimed meanwhile stays.
+    """
+    started = datetime.now(UTC)
+    cutoff = started - older_than
+    items: list[GarbageItem] = []
+    skipped: list[str] = []
+    errors: list[str] = []
+    for backend in backends:
+        if not isinstance(backend, ListsStoredFiles):
+            skipped.append(f"{backend.name}: it cannot list what it holds")
+            continue
+        try:
+            listing = list(backend.list_stored())
+            found = find_garbage(
+                listing, _kept(metadata, backend.name, backend), cutoff=cutoff, started=started
+            )
+        except RegistryError as exc:
+            errors.append(f"{backend.name}: {exc}")
+            continue
+        for start in range(0, len(found), _RECHECK_BATCH):
+            batch = found[start : start + _RECHECK_BATCH]
+            if not dry_run:
+                batch = find_garbage(
+                    batch, _kept(metadata, backend.name, backend), cutoff=cutoff, started=started
+                )
+            for item in batch:
+                if not dry_run:
+                    try:
+                        backend.remove_stored(item)
+                    except RegistryError as exc:
+                        errors.append(f"{backend.name}: {item.path}: {exc}")
+                        continue
+                items.append(_garbage_item(backend.name, item))
+    return GarbageReport(
+        dry_run=dry_run,
+        older_than_seconds=older_than.total_seconds(),
+        items=items,
+        skipped_backends=skipped,
+        errors=errors,
+    )
+
+
+def _kept(metadata: MetadataBackend, name: str, backend: ListsStoredFiles) -> KeptPaths:
+    records = metadata.backend_records(name)
+    return KeptPaths.from_records(backend, records.storage_paths, records.claimed, records.models)
+
+
+def _garbage_item(backend: str, item: StoredItem) -> GarbageItem:
+    kind = "orphan" if item.kind == "file" else item.kind
+    return GarbageItem(backend, item.path, kind, item.size_bytes, item.modified)
 
 
 def _manifest_rows(result: TransferResult) -> list[dict[str, Any]] | None:

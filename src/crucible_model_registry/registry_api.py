@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         StageTransition,
     )
     from crucible_model_registry.domain.specs import OnDuplicate
+    from crucible_model_registry.domain.storage_reports import ArtifactDeletion, GarbageReport
     from crucible_model_registry.registry import Registry
     from crucible_model_registry.storage.base import ProgressCallback, StorageBackend
 
@@ -238,14 +239,30 @@ class RegistryAPI(Protocol):
         artifact: Artifact | int,
         dest: str | os.PathLike[str],
         *,
+        overwrite: bool = False,
+        parents: bool = False,
         progress: ProgressCallback | None = None,
     ) -> Path: ...
 
-    def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str: ...
+    def artifact_url(
+        self, artifact: Artifact | int, *, expires_in: int = 3600, file: str | None = None
+    ) -> str: ...
 
-    def verify_artifact(self, artifact: Artifact | int) -> bool: ...
+    def verify_artifact(
+        self, artifact: Artifact | int, *, progress: ProgressCallback | None = None
+    ) -> bool: ...
 
-    def delete_artifact(self, artifact: Artifact | int, *, keep_bytes: bool = False) -> None: ...
+    def delete_artifact(
+        self, artifact: Artifact | int, *, keep_bytes: bool = False
+    ) -> ArtifactDeletion: ...
+
+    def collect_garbage(
+        self,
+        *,
+        dry_run: bool = False,
+        older_than: timedelta = ...,
+        storage: str | None = None,
+    ) -> GarbageReport: ...
 
     # ------------------------------------------------------------------ moving registries
 

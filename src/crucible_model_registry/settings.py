@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage_backend: str = "local"
     storage_options: dict[str, Any] = pydantic.Field(default_factory=dict)
+    # Further backends for artifacts recorded elsewhere: name -> options (CMR_STORAGES).
+    storages: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # repr() and str() show the database password and secret options masked, as

@@ -247,7 +247,7 @@ def test_delete_refuses_production_unless_forced(cmr: Runner, home_registry: Reg
     assert home_registry.get_version(v.id).id == v.id
     deleted = cmr("delete", v.ref, "--force", "--json")
     assert deleted.code == 0, deleted.stderr
-    assert deleted.json() == {"deleted": v.id, "ref": v.ref}
+    assert deleted.json() == {"deleted": v.id, "ref": v.ref, "artifact_bytes_kept": []}
     assert_user_error(cmr("show", str(v.id)))
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,6 +88,31 @@ def make_tree(root: Path) -> dict[str, Path]:
         "tokenizer/tokenizer.json": write_file(root / "tokenizer" / "tokenizer.json", 1000, seed=4),
         "tokenizer/sub/empty.txt": write_file(root / "tokenizer" / "sub" / "empty.txt", 0, seed=5),
     }
+
+
+def make_user_files(root: Path) -> None:
+    """A user's project folder: files and folders of their own, some named like the tree's."""
+    write_file(root / "notes.txt", 20, seed=11)
+    write_file(root / "code" / "train.py", 30, seed=12)
+    write_file(root / "tokenizer" / "mine.txt", 40, seed=13)  # beside the artifact's folder
+    write_file(root / ".hidden", 5, seed=14)
+    (root / "empty-dir").mkdir()
+    os.symlink("notes.txt", root / "link-to-notes")
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, bytes | str | None, int]]:
+    """Everything under ``root``: relative path -> (kind, content or link target, mode)."""
+    found: dict[str, tuple[str, bytes | str | None, int]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        info = path.lstat()
+        if path.is_symlink():
+            found[rel] = ("link", os.readlink(path), 0)
+        elif path.is_dir():
+            found[rel] = ("dir", None, stat.S_IMODE(info.st_mode))
+        else:
+            found[rel] = ("file", path.read_bytes(), stat.S_IMODE(info.st_mode))
+    return found
 
 
 class StorageContract:
@@ -262,17 +289,212 @@ class StorageContract:
             assert (dest / rel).read_bytes() == original.read_bytes()
         assert verify_artifact_files(artifact_storage, up.storage_path, up.sha256)
 
-    def test_directory_download_replaces_an_existing_directory(
+    # -- downloads never destroy a user's files (issue 13) -----------------------------------
+
+    def test_directory_download_keeps_every_unrelated_file(
+        self, artifact_storage: StorageBackend, tmp_path: Path
+    ) -> None:
+        files = make_tree(tmp_path / "ckpt")
+        up = upload_artifact_files(artifact_storage, tmp_path / "ckpt", "m/1/checkpoint/ckpt")
+        dest = tmp_path / "project"
+        make_user_files(dest)
+        before = snapshot(dest)
+
+        download_artifact_files(artifact_storage, up.storage_path, dest, expected_sha256=up.sha256)
+
+        after = snapshot(dest)
+        assert {k: v for k, v in after.items() if k in before} == before
+        assert set(after) - set(before) == {
+            *files,
+            "model-00001-of-00002.safetensors",
+            "tokenizer/sub",
+        } - set(before)
+        for rel, original in files.items():
+            assert (dest / rel).read_bytes() == original.read_bytes()
+
+    def test_directory_download_refuses_a_file_of_the_same_name(
+        self, artifact_storage: StorageBackend, tmp_path: Path
+    ) -> None:
+        files = make_tree(tmp_path / "ckpt")
+        up = upload_artifact_files(artifact_storage, tmp_path / "ckpt", "m/1/checkpoint/ckpt")
+        dest = tmp_path / "project"
+        make_user_files(dest)
+        write_file(dest / "tokenizer" / "tokenizer.json", 10, seed=42)  # the user's own
+        before = snapshot(dest)
+
+        with pytest.raises(ValidationError) as info:
+            download_artifact_files(artifact_storage, up.storage_path, dest)
+
+        assert list(info.value.errors) == ["dest"]
+        assert str(dest / "tokenizer" / "tokenizer.json") in info.value.errors["dest"][0]
+        assert snapshot(dest) == before
+
+        download_artifact_files(artifact_storage, up.storage_path, dest, overwrite=True)
+
+        after = snapshot(dest)
+        replaced = {rel for rel in before if after.get(rel) != before[rel]}
+        assert replaced == {"tokenizer/tokenizer.json"}  # that file only
+        assert (dest / "tokenizer/tokenizer.json").read_bytes() == files[
+            "tokenizer/tokenizer.json"
+        ].read_bytes()
+
+    @pytest.mark.parametrize("overwrite", [False, True])
+    def test_directory_download_never_replaces_a_folder_or_a_file_in_the_way(
+        self, artifact_storage: StorageBackend, tmp_path: Path, overwrite: bool
+    ) -> None:
+        make_tree(tmp_path / "ckpt")
+        up = upload_artifact_files(artifact_storage, tmp_path / "ckpt", "m/1/checkpoint/ckpt")
+        for blocker in ("file-where-a-folder-goes", "folder-where-a-file-goes"):
+            dest = tmp_path / blocker
+            write_file(dest / "notes.txt", 20, seed=11)
+            if blocker == "file-where-a-folder-goes":
+                write_file(dest / "tokenizer", 3)
+            else:
+                write_file(dest / "config.json" / "inside.txt", 3)
+            before = snapshot(dest)
+            with pytest.raises(ValidationError) as info:
+                download_artifact_files(
+                    artifact_storage, up.storage_path, dest, overwrite=overwrite
+                )
+            assert list(info.value.errors) == ["dest"]
+            assert snapshot(dest) == before
+
+    def test_file_download_onto_an_existing_file_is_refused(
+        self, artifact_storage: StorageBackend, tmp_path: Path
+    ) -> None:
+        src = write_file(tmp_path / "config.json", 300, seed=1)
+        up = artifact_storage.upload(src, "m/1/tokenizer/config.json")
+        dest = tmp_path / "project"
+        make_user_files(dest)
+        write_file(dest / "config.json", 50, seed=15)  # the user's own config.json
+        before = snapshot(dest)
+        for target in (dest / "config.json", dest):  # the file itself, or its folder
+            with pytest.raises(ValidationError) as info:
+                download_artifact_files(artifact_storage, up.storage_path, target)
+            assert list(info.value.errors) == ["dest"]
+            assert snapshot(dest) == before
+
+        download_artifact_files(artifact_storage, up.storage_path, dest, overwrite=True)
+
+        assert (dest / "config.json").read_bytes() == src.read_bytes()
+        assert {k: v for k, v in snapshot(dest).items() if k != "config.json"} == {
+            k: v for k, v in before.items() if k != "config.json"
+        }
+
+    def test_a_missing_parent_is_refused_unless_asked_for(
+        self, artifact_storage: StorageBackend, tmp_path: Path
+    ) -> None:
+        make_tree(tmp_path / "ckpt")
+        folder = upload_artifact_files(artifact_storage, tmp_path / "ckpt", "m/1/checkpoint/ckpt")
+        single = artifact_storage.upload(tmp_path / "ckpt" / "config.json", "m/1/config/c.json")
+        base = tmp_path / "absent"
+        for up in (folder, single):
+            with pytest.raises(ValidationError) as info:
+                download_artifact_files(artifact_storage, up.storage_path, base / "deep" / "x")
+            assert list(info.value.errors) == ["dest"]
+            assert not base.exists()
+
+        download_artifact_files(
+            artifact_storage, folder.storage_path, base / "a" / "ckpt", parents=True
+        )
+        download_artifact_files(
+            artifact_storage, single.storage_path, base / "b" / "c.json", parents=True
+        )
+        assert (base / "a" / "ckpt" / "config.json").is_file()
+        assert (base / "b" / "c.json").is_file()
+
+    @pytest.mark.parametrize("kind", ["file", "directory"])
+    @pytest.mark.parametrize("overwrite", [False, True])
+    def test_an_interrupted_download_leaves_the_destination_as_it_was(
+        self, artifact_storage: StorageBackend, tmp_path: Path, kind: str, overwrite: bool
+    ) -> None:
+        # Ctrl-C half-way through the bytes: a real SIGINT, which Python turns into
+        # KeyboardInterrupt in the main thread (SDKs move the bytes in threads of their own).
+        if kind == "file":
+            up = artifact_storage.upload(
+                write_file(tmp_path / "big.bin", 2 * MiB), "m/1/other/big.bin"
+            )
+        else:
+            make_tree(tmp_path / "ckpt")
+            up = upload_artifact_files(artifact_storage, tmp_path / "ckpt", "m/1/checkpoint/ckpt")
+        dest = tmp_path / "project"
+        make_user_files(dest)
+        if overwrite:  # files the download would replace, if it finished
+            write_file(dest / "big.bin", 5, seed=7)
+            write_file(dest / "config.json", 5, seed=7)
+        before = snapshot(dest)
+        moved = 0
+
+        def interrupt(n: int) -> None:
+            nonlocal moved
+            moved += n
+            if moved > MiB // 2:
+                moved = -(1 << 60)  # once
+                os.kill(os.getpid(), signal.SIGINT)
+
+        with pytest.raises(KeyboardInterrupt):
+            download_artifact_files(
+                artifact_storage, up.storage_path, dest, progress=interrupt, overwrite=overwrite
+            )
+        assert snapshot(dest) == before
+
+        fresh = tmp_path / "fresh" / "deeper"
+        moved = 0
+        with pytest.raises(KeyboardInterrupt):
+            download_artifact_files(
+                artifact_storage, up.storage_path, fresh, progress=interrupt, parents=True
+            )
+        assert not (tmp_path / "fresh").exists()
+
+    def test_a_file_that_appears_during_the_download_is_kept_and_nothing_is_moved_in(
         self, artifact_storage: StorageBackend, tmp_path: Path
     ) -> None:
         make_tree(tmp_path / "ckpt")
         up = upload_artifact_files(artifact_storage, tmp_path / "ckpt", "m/1/checkpoint/ckpt")
-        dest = tmp_path / "downloads" / "restored"
-        write_file(dest / "stale.bin", 5)
-        download_artifact_files(artifact_storage, up.storage_path, dest)
-        assert not (dest / "stale.bin").exists()
-        assert (dest / "config.json").exists()
-        assert [p.name for p in dest.parent.iterdir()] == ["restored"]  # no staging left
+        dest = tmp_path / "project"
+        make_user_files(dest)
+        before = snapshot(dest)
+        late = dest / "tokenizer" / "sub" / "empty.txt"
+
+        def someone_writes(n: int) -> None:
+            if not late.exists():
+                write_file(late, 9, seed=9)
+
+        with pytest.raises(ValidationError) as info:
+            download_artifact_files(
+                artifact_storage, up.storage_path, dest, progress=someone_writes
+            )
+
+        assert list(info.value.errors) == ["dest"]
+        after = snapshot(dest)
+        assert {rel: after[rel] for rel in before} == before
+        assert set(after) - set(before) == {"tokenizer/sub", "tokenizer/sub/empty.txt"}
+        assert late.read_bytes() == write_file(tmp_path / "same.bin", 9, seed=9).read_bytes()
+
+    def test_downloads_follow_the_umask(
+        self, artifact_storage: StorageBackend, tmp_path: Path
+    ) -> None:
+        make_tree(tmp_path / "ckpt")
+        folder = upload_artifact_files(artifact_storage, tmp_path / "ckpt", "m/1/checkpoint/ckpt")
+        single = artifact_storage.upload(tmp_path / "ckpt" / "config.json", "m/1/config/c.json")
+        for umask in (0o022, 0o077):
+            old = os.umask(umask)
+            try:
+                out = tmp_path / f"out-{umask:o}"
+                download_artifact_files(
+                    artifact_storage, folder.storage_path, out / "tree", parents=True
+                )
+                download_artifact_files(artifact_storage, single.storage_path, out / "c.json")
+            finally:
+                os.umask(old)
+            modes = {
+                p.relative_to(out).as_posix(): stat.S_IMODE(p.stat().st_mode)
+                for p in out.rglob("*")
+            }
+            assert modes
+            for rel, mode in modes.items():
+                expected = (0o777 if (out / rel).is_dir() else 0o666) & ~umask
+                assert mode == expected, rel
 
     def test_corrupted_directory_file_leaves_the_destination_untouched(
         self, artifact_storage: StorageBackend, tmp_path: Path
@@ -281,17 +503,15 @@ class StorageContract:
         up = upload_artifact_files(artifact_storage, tmp_path / "ckpt", "m/1/checkpoint/ckpt")
         self.corrupt(artifact_storage, "m/1/checkpoint/ckpt/tokenizer/tokenizer.json")
         dest = tmp_path / "downloads" / "restored"
-        old = write_file(dest / "old.bin", 5)
-        before = old.read_bytes()
+        make_user_files(dest)
+        before = snapshot(dest.parent)
 
         with pytest.raises(ChecksumMismatchError):
             download_artifact_files(
                 artifact_storage, up.storage_path, dest, expected_sha256=up.sha256
             )
 
-        assert [p.name for p in dest.iterdir()] == ["old.bin"]
-        assert old.read_bytes() == before
-        assert [p.name for p in dest.parent.iterdir()] == ["restored"]  # no staging left
+        assert snapshot(dest.parent) == before  # no staging left either
         assert not verify_artifact_files(artifact_storage, up.storage_path, up.sha256)
 
     def test_corrupted_manifest_is_caught_by_the_recorded_checksum(

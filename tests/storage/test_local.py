@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
-from tests.storage.contract import StorageContract, write_file
+from tests.storage.contract import StorageContract, make_tree, write_file
 
 from crucible_model_registry.errors import StorageError, ValidationError
 from crucible_model_registry.storage._streaming import AtomicFile
 from crucible_model_registry.storage.base import StorageBackend
 from crucible_model_registry.storage.local import LocalStorage
-from crucible_model_registry.storage.manifest import download_artifact_files
+from crucible_model_registry.storage.manifest import (
+    download_artifact_files,
+    upload_artifact_files,
+)
 
 
 def _tree(root: Path) -> set[str]:
@@ -146,3 +150,35 @@ def test_early_background_flushes_keep_the_bytes(
     result = store.upload(src, "m/1/other/a.bin")
     store.download(result.storage_path, tmp_path / "b.bin", expected_sha256=result.sha256)
     assert (tmp_path / "b.bin").read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_stored_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    # Issue 13.4: stored artifacts were 0600 whatever the umask; teammates could not read them.
+    store = LocalStorage(tmp_path / f"store-{umask:o}")
+    make_tree(tmp_path / "ckpt")
+    old = os.umask(umask)
+    try:
+        upload_artifact_files(store, tmp_path / "ckpt", "m/1/checkpoint/ckpt")
+        store.upload(tmp_path / "ckpt" / "config.json", "m/1/config/c.json")
+    finally:
+        os.umask(old)
+    for path in store.base_path.rglob("*"):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o777 if path.is_dir() else 0o666) & ~umask, path
+
+
+def test_gc_lists_files_and_temporaries_but_not_symlinks(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path / "store")
+    store.upload(write_file(tmp_path / "a.bin", 3), "m/1/other/a.bin")
+    leftover = store.base_path / "m" / "1" / "other" / ".b.bin.x1y2.cmr-tmp"
+    leftover.write_bytes(b"half")
+    os.symlink(tmp_path / "a.bin", store.base_path / "m" / "1" / "other" / "link.bin")
+    listed = {(item.path, item.kind, item.size_bytes) for item in store.list_stored()}
+    assert listed == {
+        ("m/1/other/a.bin", "file", 3),
+        ("m/1/other/.b.bin.x1y2.cmr-tmp", "temporary", 4),
+    }
+    assert store.relative_path("m/1/other/") == "m/1/other/"
+    with pytest.raises(ValidationError):
+        store.relative_path("../x")

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     )
     from crucible_model_registry.domain.refs import VersionRef
     from crucible_model_registry.domain.specs import ArtifactSpec, NewVersion
+    from crucible_model_registry.domain.storage_reports import BackendRecords
 
 __all__ = ["KEEP", "Keep", "MetadataBackend", "UploadClaim"]
 
@@ -280,6 +281,18 @@ class MetadataBackend(Protocol):
             NotFoundError: there is no such artifact.
             ValidationError: an upload to the claimed path is under way.
         """
+        ...
+
+    def artifacts_sharing(
+        self, backend: str, remote: str, *, excluding: int
+    ) -> list[tuple[int, str]]:
+        """Candidate ``(id, storage_path)`` records on ``backend`` whose bytes may overlap
+        ``remote`` (a path mentioning it, or any folder artifact); the caller compares paths.
+        """
+        ...
+
+    def backend_records(self, backend: str) -> BackendRecords:
+        """Every artifact path and live claim recorded for ``backend``, and the model names."""
         ...
 
     # ------------------------------------------------------------------ queries

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     )
     from crucible_model_registry.domain.refs import VersionRef
     from crucible_model_registry.domain.specs import ArtifactSpec, NewVersion
+    from crucible_model_registry.domain.storage_reports import BackendRecords
     from crucible_model_registry.store.artifacts import UploadClaim as SqlClaim
     from crucible_model_registry.store.engine import Database
 
@@ -269,6 +270,14 @@ class SqlBackend:
         return store.artifacts.remove_artifact(
             self._db, artifact_id, claim=cast("SqlClaim | None", claim)
         )
+
+    def artifacts_sharing(
+        self, backend: str, remote: str, *, excluding: int
+    ) -> list[tuple[int, str]]:
+        return store.references.artifacts_sharing(self._db, backend, remote, excluding=excluding)
+
+    def backend_records(self, backend: str) -> BackendRecords:
+        return store.references.backend_records(self._db, backend)
 
     # ------------------------------------------------------------------ queries
 

@@ -30,7 +30,7 @@ _NOUNS: dict[str, tuple[str, ...]] = {
     "models": ("models",),
     "query": ("query", "list"),
     "lineage": ("lineage",),
-    "artifacts": ("upload", "download", "url", "verify"),
+    "artifacts": ("upload", "download", "url", "verify", "artifact", "gc"),
     "aliases": ("alias",),
     "policy": ("policy",),
     "move": ("export", "import"),

@@ -491,14 +491,40 @@ def delete(
     ] = False,
     json_flag: _session.JsonFlag = False,
 ) -> None:
-    """Delete a version's records (its stage history stays as the audit trail)."""
+    """Delete a version's records (its stage history stays as the audit trail).
+
+    Its artifacts' stored bytes are kept (some may be shared or referenced elsewhere):
+    `cmr artifact delete` first to delete them with it, or `cmr gc` afterwards to remove
+    bytes no artifact references.
+    """
+    from crucible_model_registry.cli._render import fmt_size
+
     registry = _session.current().registry()
     v = registry.get_version(ref)
     registry.delete_version(v, force=force)
-    doc = {"deleted": v.id, "ref": v.ref}
+    kept = sum(a.size_bytes or 0 for a in v.artifacts)
+    if v.artifacts:
+        fate = (
+            f"the stored bytes of its {len(v.artifacts)} artifact(s) ({fmt_size(kept)}) were "
+            "kept; `cmr gc` removes bytes no artifact references"
+        )
+    else:
+        fate = "it had no artifacts"
+    doc = {
+        "deleted": v.id,
+        "ref": v.ref,
+        "artifact_bytes_kept": [
+            {
+                "artifact_id": a.id,
+                "storage_backend": a.storage_backend,
+                "storage_path": a.storage_path,
+            }
+            for a in v.artifacts
+        ],
+    }
     _session.emit(
         doc,
         json_flag=json_flag,
-        human=lambda console: console.print(f"Deleted {v.ref} (id {v.id})", markup=False),
+        human=lambda console: console.print(f"Deleted {v.ref} (id {v.id}); {fate}", markup=False),
         quiet=[v.id],
     )

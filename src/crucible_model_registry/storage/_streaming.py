@@ -24,6 +24,7 @@ __all__ = [
     "check_sha256",
     "confine",
     "copy_hashing",
+    "file_mode",
     "fsync_dir",
     "hash_file",
     "open_source_file",
@@ -100,6 +101,30 @@ def open_source_file(path: str | os.PathLike[str], *, field: str = "local_path")
     with contextlib.suppress(AttributeError, OSError):
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
     return f
+
+
+_umask_lock = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0o666`` less the process umask, as ``cp`` does.
+
+    Temporary files are created ``0o600`` (``mkstemp``); they get this mode before they are
+    renamed into place, so stored artifacts and downloads are as readable as any other file
+    the user creates (teammates on a shared filesystem included).
+    """
+    try:
+        # Linux >= 4.7 reports the umask without changing it (os.umask can only set it).
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:  # elsewhere: set and restore, serialised against our own threads
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 def fsync_dir(path: Path) -> None:
@@ -179,6 +204,7 @@ class AtomicFile:
         self._join_flusher()
         if self._flush_error is not None:
             raise self._flush_error
+        os.fchmod(self._fd, file_mode())
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1

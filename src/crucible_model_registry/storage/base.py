@@ -25,24 +25,31 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
 
 from crucible_model_registry.errors import ValidationError
 
 __all__ = [
     "DEFAULT_URL_EXPIRY",
+    "TEMPORARY_SUFFIX",
     "CommitsFilesTogether",
     "FileList",
+    "ListsStoredFiles",
     "ProgressCallback",
     "StorageBackend",
+    "StoredItem",
     "TransferResult",
     "artifact_remote_path",
     "check_remote_path",
 ]
 
 DEFAULT_URL_EXPIRY = 3600
+
+TEMPORARY_SUFFIX = ".cmr-tmp"
+"""Ends the name of every temporary file or directory the registry creates while writing."""
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes moved since the previous call (an increment, not a total)."""
@@ -192,6 +199,52 @@ class CommitsFilesTogether(Protocol):
 
     def delete_folder(self, remote_path: str) -> None:
         """Remove everything under the folder ``remote_path`` in one step; absent is a no-op."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """Something a backend holds, as :class:`ListsStoredFiles` lists it for garbage collection.
+
+    Attributes:
+        path: the remote path, relative to the backend's root.
+        kind: ``file`` (stored bytes), ``temporary`` (a ``.cmr-tmp`` file a write left
+            behind, e.g. when its process was killed) or ``incomplete_upload`` (an S3
+            multipart upload never completed nor aborted).
+        size_bytes: its size, where the backend knows it.
+        modified: when it was last written (an incomplete upload: when it started), UTC;
+            None where the backend does not say.
+        upload_id: the multipart upload's id (``incomplete_upload`` only).
+    """
+
+    path: str
+    kind: Literal["file", "temporary", "incomplete_upload"]
+    size_bytes: int | None
+    modified: datetime | None
+    upload_id: str | None = None
+
+
+@runtime_checkable
+class ListsStoredFiles(Protocol):
+    """A backend that can list what it holds, so that ``collect_garbage`` can find orphans.
+
+    Optional: backends without it are skipped by garbage collection (and say so).
+    """
+
+    def list_stored(self) -> Iterator[StoredItem]:
+        """Everything under the backend's root: files, temporaries, incomplete uploads."""
+        ...
+
+    def remove_stored(self, item: StoredItem) -> None:
+        """Remove one listed item (delete the file, abort the upload); absent is a no-op."""
+        ...
+
+    def relative_path(self, storage_path: str) -> str:
+        """The remote path a recorded ``storage_path`` names (a directory's keeps its ``/``).
+
+        Raises:
+            ValidationError: it is not inside this backend's root.
+        """
         ...
 
 

@@ -35,6 +35,7 @@ from crucible_model_registry.errors import (
 from crucible_model_registry.storage._streaming import (
     check_sha256,
     copy_hashing,
+    file_mode,
     fsync_dir,
     open_source_file,
 )
@@ -42,6 +43,7 @@ from crucible_model_registry.storage.base import (
     DEFAULT_URL_EXPIRY,
     FileList,
     ProgressCallback,
+    StoredItem,
     TransferResult,
     check_remote_path,
 )
@@ -212,6 +214,7 @@ class HuggingFaceStorage:
             with self._os_errors(f"verify {rel}"), open_source_file(fetched) as src:
                 size, sha256 = copy_hashing(src, None)
                 check_sha256(sha256, expected_sha256, backend=self.name, path=rel)
+                os.fchmod(src.fileno(), file_mode())
                 os.fsync(src.fileno())
             with self._os_errors(f"move {rel} into place"):
                 # Rename only after the hash matched, so the destination never holds bad bytes.
@@ -253,6 +256,39 @@ class HuggingFaceStorage:
             revision=self.revision,
             endpoint=self._api.endpoint,
         )
+
+    # -- ListsStoredFiles (garbage collection) ------------------------------------------
+
+    def relative_path(self, storage_path: str) -> str:
+        """The path in the repository of a recorded ``hf://`` URI or bare path.
+
+        Raises:
+            ValidationError: it names another repository or revision.
+        """
+        directory = storage_path.endswith("/")
+        rel = self._remote(storage_path[:-1] if directory else storage_path)
+        return rel + "/" if directory else rel
+
+    def list_stored(self) -> Iterator[StoredItem]:
+        """Every file on the revision (the Hub reports no per-file time: ``modified`` is None)."""
+        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+        with self._hub_errors("list the repository's files"):
+            try:
+                paths = self._api.list_repo_files(
+                    self.repo_id, repo_type=self.repo_type, revision=self.revision
+                )
+            except (RepositoryNotFoundError, RevisionNotFoundError):
+                return
+        for path in paths:
+            try:
+                yield StoredItem(check_remote_path(path), "file", None, None)
+            except ValidationError:
+                continue
+
+    def remove_stored(self, item: StoredItem) -> None:
+        """Commit the removal of a listed file."""
+        self.delete(item.path)
 
     # -- model card -------------------------------------------------------------------
 

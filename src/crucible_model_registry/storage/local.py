@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from crucible_model_registry.errors import StorageError
@@ -17,7 +20,9 @@ from crucible_model_registry.storage._streaming import (
 )
 from crucible_model_registry.storage.base import (
     DEFAULT_URL_EXPIRY,
+    TEMPORARY_SUFFIX,
     ProgressCallback,
+    StoredItem,
     TransferResult,
     check_remote_path,
 )
@@ -109,3 +114,41 @@ class LocalStorage:
     def url(self, remote_path: str, *, expires_in: int = DEFAULT_URL_EXPIRY) -> str:
         """A ``file://`` URL of the stored file (``expires_in`` does not apply)."""
         return confine(self.base_path, check_remote_path(remote_path)).as_uri()
+
+    # -- ListsStoredFiles (garbage collection) ------------------------------------------
+
+    def relative_path(self, storage_path: str) -> str:
+        """The remote path a recorded storage path names (they are the same here)."""
+        directory = storage_path.endswith("/")
+        rel = check_remote_path(storage_path[:-1] if directory else storage_path)
+        return rel + "/" if directory else rel
+
+    def list_stored(self) -> Iterator[StoredItem]:
+        """Every regular file under ``base_path``; our ``.cmr-tmp`` leftovers as temporaries.
+
+        Symlinks are neither followed nor listed: the registry never creates them.
+        """
+        if not self.base_path.is_dir():
+            return
+        with os_errors_as_storage_error(self.name, "list the stored files"):
+            for dirpath, _, filenames in os.walk(self.base_path):
+                for name in filenames:
+                    path = Path(dirpath, name)
+                    try:
+                        info = path.lstat()
+                    except FileNotFoundError:
+                        continue  # removed since the walk listed it
+                    if not stat.S_ISREG(info.st_mode):
+                        continue
+                    temporary = name.startswith(".") and name.endswith(TEMPORARY_SUFFIX)
+                    yield StoredItem(
+                        path=path.relative_to(self.base_path).as_posix(),
+                        kind="temporary" if temporary else "file",
+                        size_bytes=info.st_size,
+                        modified=datetime.fromtimestamp(info.st_mtime, UTC),
+                    )
+
+    def remove_stored(self, item: StoredItem) -> None:
+        """Delete a listed file or temporary (and the directories it leaves empty)."""
+        if item.kind != "incomplete_upload":
+            self.delete(item.path)

@@ -16,19 +16,20 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from crucible_model_registry.domain.records import Artifact
 from crucible_model_registry.errors import (
     ChecksumMismatchError,
     StorageError,
     ValidationError,
 )
-from crucible_model_registry.storage._streaming import confine, fsync_dir
+from crucible_model_registry.storage._placing import Placement, refuse_collisions
+from crucible_model_registry.storage._streaming import confine
 from crucible_model_registry.storage.base import (
     CommitsFilesTogether,
     FileList,
@@ -47,6 +48,9 @@ __all__ = [
     "delete_directory",
     "download_artifact_files",
     "download_directory",
+    "download_file",
+    "download_target",
+    "file_storage_path",
     "is_directory_path",
     "upload_artifact_files",
     "upload_directory",
@@ -309,28 +313,40 @@ def download_directory(
     *,
     expected_sha256: str | None = None,
     progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+    parents: bool = False,
 ) -> DirectoryTransferResult:
-    """Download a directory artifact, verifying every file, then move it into place.
+    """Download a directory artifact into ``local_dir``, beside whatever is there already.
 
-    The tree is assembled in a temporary directory beside ``local_dir``; only when every
-    file matched the manifest (and the manifest ``expected_sha256``) does it replace
-    ``local_dir``. The manifest itself is not written into ``local_dir``.
+    The artifact's files are added to ``local_dir`` (created if missing); nothing else in it
+    is touched. They are downloaded and verified in a staging directory of our own first
+    and moved in only when every file matched the manifest (and the manifest
+    ``expected_sha256``); a failure or an interruption leaves ``local_dir`` as it was. The
+    manifest itself is not written into ``local_dir``. See ``storage/_placing.py``.
+
+    Args:
+        overwrite: replace files of ``local_dir`` that have the name of one of the
+            artifact's files (those files only).
+        parents: create ``local_dir``'s missing parent directories.
 
     Raises:
-        ValidationError: ``storage_path`` is not a directory path.
+        ValidationError: ``storage_path`` is not a directory path; a file of the artifact
+            already exists in ``local_dir`` (without ``overwrite``) or something else is in
+            the way; ``local_dir``'s parent is missing (without ``parents``). Nothing was
+            changed.
         ChecksumMismatchError: the manifest or a file does not match; ``local_dir`` untouched.
         StorageError: a transfer failed; ``local_dir`` untouched.
     """
     if not is_directory_path(storage_path):
         raise ValidationError.single("storage_path", f"{storage_path!r} does not end with '/'")
     dest = Path(local_dir).absolute()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{dest.name[:64]}.", suffix=".cmr-tmp", dir=dest.parent)
-    )
-    try:
+    with Placement(overwrite=overwrite) as place:
+        place.make_dirs(dest, parents=parents)
+        staging = place.staging_dir(dest)
         manifest, sha256 = _read_manifest(backend, storage_path, staging, expected_sha256)
-        tree = staging / "tree"
+        paths = [entry.path for entry in manifest.files]
+        refuse_collisions(dest, paths, overwrite=overwrite)  # before any byte is fetched
+        tree = (staging / "tree").resolve()
         tree.mkdir()
         for entry in manifest.files:
             backend.download(
@@ -339,9 +355,11 @@ def download_directory(
                 expected_sha256=entry.sha256,
                 progress=progress,
             )
-        _replace(tree, dest, aside=staging / "previous")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        refuse_collisions(dest, paths, overwrite=overwrite)  # again: the transfer took time
+        for entry in manifest.files:
+            parts = entry.path.split("/")
+            place.move_in(tree.joinpath(*parts), dest.joinpath(*parts))
+        place.sync()
     return DirectoryTransferResult(
         storage_path=storage_path,
         size_bytes=manifest.size_bytes,
@@ -350,18 +368,90 @@ def download_directory(
     )
 
 
-def _replace(new: Path, dest: Path, *, aside: Path) -> None:
-    """Put ``new`` at ``dest``; a previous ``dest`` is moved aside first and restored on failure."""
-    had_previous = dest.exists() or dest.is_symlink()
-    if had_previous:
-        os.replace(dest, aside)
-    try:
-        os.replace(new, dest)
-    except BaseException:
-        if had_previous:
-            os.replace(aside, dest)
-        raise
-    fsync_dir(dest.parent)
+def download_file(
+    backend: StorageBackend,
+    storage_path: str,
+    local_path: str | os.PathLike[str],
+    *,
+    expected_sha256: str | None = None,
+    progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+    parents: bool = False,
+) -> TransferResult:
+    """Download a file artifact to the file ``local_path``, verified before it lands there.
+
+    Args:
+        overwrite: replace an existing file at ``local_path``.
+        parents: create ``local_path``'s missing parent directories.
+
+    Raises:
+        ValidationError: a file exists at ``local_path`` (without ``overwrite``), something
+            that is not a file is there, or its parent is missing (without ``parents``).
+        ChecksumMismatchError: the bytes do not match; ``local_path`` untouched.
+        StorageError: the transfer failed; ``local_path`` untouched.
+    """
+    target = Path(local_path).absolute()
+    with Placement(overwrite=overwrite) as place:
+        if parents:
+            place.make_dirs(target.parent, parents=True)
+        elif not target.parent.is_dir():
+            raise ValidationError.single(
+                "dest",
+                f"{target.parent} does not exist; create it first or pass parents=True "
+                "(cmr download --parents)",
+            )
+        refuse_collisions(target.parent, [target.name], overwrite=overwrite)
+        staged = place.staging_dir(target.parent) / "file"
+        result = backend.download(
+            storage_path, staged, expected_sha256=expected_sha256, progress=progress
+        )
+        refuse_collisions(target.parent, [target.name], overwrite=overwrite)
+        place.move_in(staged, target)
+        place.sync()
+    return result
+
+
+def download_target(storage_path: str, dest: str | os.PathLike[str]) -> Path:
+    """Where a download of ``storage_path`` to ``dest`` lands.
+
+    A file artifact downloaded to an existing directory lands inside it under its stored
+    name; otherwise at ``dest`` itself (a directory artifact's files go into ``dest``).
+    """
+    target = Path(dest)
+    if not is_directory_path(storage_path) and target.is_dir():
+        return target / storage_path.rsplit("/", 1)[-1]
+    return target
+
+
+def file_storage_path(artifact: Artifact, file: str | None) -> str:
+    """The storage path of one file of ``artifact``: a folder's manifest, or its ``file``.
+
+    Args:
+        artifact: a file or folder artifact record.
+        file: a path inside a folder artifact (None: the manifest for a folder, the file
+            itself for a file artifact).
+
+    Raises:
+        ValidationError: (field ``file``) given for a single-file artifact, malformed, or
+            not listed in the folder's recorded manifest.
+    """
+    path = artifact.storage_path
+    if not is_directory_path(path):
+        if file is not None:
+            raise ValidationError.single(
+                "file", f"artifact {artifact.id} is a single file; --file/file= is for folders"
+            )
+        return path
+    if file is None:
+        return path + MANIFEST_NAME
+    rel = check_remote_path(file, field="file")
+    listed = [entry["path"] for entry in artifact.manifest or []]
+    if artifact.manifest is not None and rel not in listed:
+        shown = ", ".join(listed[:8]) + (f" and {len(listed) - 8} more" if len(listed) > 8 else "")
+        raise ValidationError.single(
+            "file", f"{rel!r} is not a file of artifact {artifact.id}; it has {shown}"
+        )
+    return path + rel
 
 
 def delete_directory(backend: StorageBackend, storage_path: str) -> None:
@@ -400,14 +490,34 @@ def download_artifact_files(
     *,
     expected_sha256: str | None = None,
     progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+    parents: bool = False,
 ) -> TransferResult:
-    """Download a file or a directory artifact, verified before it lands at ``local_path``."""
+    """Download a file or a directory artifact, verified before it lands at ``local_path``.
+
+    A file artifact goes to the file ``local_path``, or inside it under its stored name if
+    it is an existing directory (see :func:`download_target`); a directory artifact's files
+    go into the directory ``local_path``, beside what is there. Nothing that is not the
+    artifact's is ever removed; see :func:`download_directory` and :func:`download_file`.
+    """
     if is_directory_path(storage_path):
         return download_directory(
-            backend, storage_path, local_path, expected_sha256=expected_sha256, progress=progress
+            backend,
+            storage_path,
+            local_path,
+            expected_sha256=expected_sha256,
+            progress=progress,
+            overwrite=overwrite,
+            parents=parents,
         )
-    return backend.download(
-        storage_path, local_path, expected_sha256=expected_sha256, progress=progress
+    return download_file(
+        backend,
+        storage_path,
+        download_target(storage_path, local_path),
+        expected_sha256=expected_sha256,
+        progress=progress,
+        overwrite=overwrite,
+        parents=parents,
     )
 
 

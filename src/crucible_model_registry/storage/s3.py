@@ -7,6 +7,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -41,6 +42,7 @@ from crucible_model_registry.storage._streaming import (
 from crucible_model_registry.storage.base import (
     DEFAULT_URL_EXPIRY,
     ProgressCallback,
+    StoredItem,
     TransferResult,
     check_remote_path,
 )
@@ -399,3 +401,79 @@ class S3Storage:
                 Params={"Bucket": self.bucket, "Key": self._key(rel)},
                 ExpiresIn=expires_in,
             )
+
+    # -- ListsStoredFiles (garbage collection) ------------------------------------------
+
+    def relative_path(self, storage_path: str) -> str:
+        """The remote path of a recorded ``s3://`` URI or bare path (a directory keeps ``/``).
+
+        Raises:
+            ValidationError: it names another bucket or lies outside the prefix.
+        """
+        directory = storage_path.endswith("/")
+        rel = self._relative(storage_path[:-1] if directory else storage_path)
+        return rel + "/" if directory else rel
+
+    def list_stored(self) -> Iterator[StoredItem]:
+        """Every object under the prefix, then every multipart upload never completed."""
+        root = f"{self.prefix}/" if self.prefix else ""
+        with self._translate("list the stored objects"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=root
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    rel = _inside(obj["Key"], root)
+                    if rel is not None:
+                        yield StoredItem(rel, "file", obj["Size"], _utc(obj["LastModified"]))
+        with self._translate("list the incomplete multipart uploads"):
+            key_marker, id_marker = "", ""
+            while True:
+                listed = self._client.list_multipart_uploads(
+                    Bucket=self.bucket, Prefix=root, KeyMarker=key_marker, UploadIdMarker=id_marker
+                )
+                for upload in listed.get("Uploads", []):
+                    rel = _inside(upload["Key"], root)
+                    if rel is not None:
+                        yield StoredItem(
+                            rel,
+                            "incomplete_upload",
+                            None,
+                            _utc(upload["Initiated"]),
+                            upload_id=upload["UploadId"],
+                        )
+                if not listed.get("IsTruncated"):
+                    break
+                key_marker = listed.get("NextKeyMarker", "")
+                id_marker = listed.get("NextUploadIdMarker", "")
+
+    def remove_stored(self, item: StoredItem) -> None:
+        """Delete a listed object, or abort a listed multipart upload (its parts go with it)."""
+        if item.kind != "incomplete_upload":
+            self.delete(item.path)
+            return
+        rel = self._relative(item.path)
+        try:
+            with self._translate(f"abort the upload of {rel}"):
+                self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self._key(rel), UploadId=item.upload_id or ""
+                )
+        except StorageError as exc:
+            cause = exc.__cause__
+            if not (
+                isinstance(cause, ClientError)
+                and cause.response.get("Error", {}).get("Code") in {"NoSuchUpload", *_NOT_FOUND}
+            ):
+                raise
+
+
+def _inside(key: str, root: str) -> str | None:
+    """``key`` relative to ``root``, or None for a key no artifact could have (``a//b``)."""
+    try:
+        return check_remote_path(key[len(root) :])
+    except ValidationError:
+        return None
+
+
+def _utc(when: datetime) -> datetime:
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
