@@ -22,17 +22,26 @@ p50/p95 over ``--runs`` calls on random families:
 
 * ``get_ancestors`` of B[50] (50 levels below B[0]; 96 ancestors, the farthest 51 edges
   away through the merges);
-* ``get_descendants`` of F (1,000 descendants);
+* ``get_descendants`` of F (1,000 descendants), and of the root of the wide fan W
+  (10,000 descendants: one more model, loaded into both databases, whose root has 100
+  children with 99 children each);
+* ``get_lineage`` of F (a graph of 1,001 versions and 1,099 edges), and its ``to_dot()``
+  and ``to_mermaid()`` renderings alone;
 * ``add_lineage`` A[50] of one family -> a chain-B version of another (accepted; the
   cycle check walks A[50]'s 50 ancestors), and B[50] -> A[5] of the same family (refused
   as a cycle);
 * the same ancestors query done the way the original design did it: load every edge,
   breadth-first search in Python, load the versions found.
+
+Floors measured in the same run, for a loaded machine: ``SELECT 1`` (one round trip), and
+the descendants walk's SQL alone through the bare driver (psycopg's cursor, rows fetched
+as tuples: no SQLAlchemy, no records, no artifact batch).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
 import statistics
@@ -56,6 +65,9 @@ FAN_HUBS = range(301, 311)
 FAN_LEAVES = range(311, 1301)
 BRANCHES = range(1301, FAMILY)
 DEEP = CHAIN_B[50]  # B[50]: 50 edges below B[0]
+WIDE_HUBS = 100
+WIDE_LEAVES = 99  # per hub: 100 + 100 * 99 = 10,000 descendants of the wide root
+WIDE_MODEL = "wide-fan"
 ATTACH = CHAIN_A[50]
 CYCLE_TARGET = CHAIN_A[5]  # an ancestor of B[50] through the merge into B[5]
 
@@ -163,6 +175,54 @@ def load(url: str, families: int) -> float:
     return time.perf_counter() - started
 
 
+def add_wide_fan(url: str) -> int:
+    """Load the wide fan W once (a database kept from an older run gains it); its root's id."""
+    registry = Registry.from_url(url)
+    with registry.engine.begin() as conn:
+        found = conn.execute(
+            text(
+                "SELECT min(v.id) FROM cmr_model_versions v JOIN cmr_models m "
+                "ON m.id = v.model_id WHERE m.name = :name"
+            ),
+            {"name": WIDE_MODEL},
+        ).scalar()
+        if found is None:
+            size = 1 + WIDE_HUBS * (1 + WIDE_LEAVES)
+            model = conn.execute(
+                text(
+                    "INSERT INTO cmr_models (name, tags, metadata, version_seq, created_at, "
+                    "updated_at) VALUES (:name, '[]', '{}', 0, now(), now()) RETURNING id"
+                ),
+                {"name": WIDE_MODEL},
+            ).scalar_one()
+            # Position p: 0 is the root, 1..100 the hubs, the rest leaves (hub = 1 + k // 99).
+            found = conn.execute(
+                text(
+                    "WITH v AS (INSERT INTO cmr_model_versions (model_id, version, stage, "
+                    "recipe, base_model, config_hash, training_config, metrics, tags, "
+                    "created_at, updated_at) SELECT :model, p::text, 'experiment', 'sft', "
+                    "'org/wide', md5('wide' || p) || md5('fan' || p), '{}', '{}', '[]', "
+                    "now(), now() FROM generate_series(0, :size - 1) AS p RETURNING id, "
+                    "version::int AS p) SELECT min(id) FROM v"
+                ),
+                {"model": model, "size": size},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO cmr_lineage_edges (source_version_id, target_version_id, "
+                    "relationship, metadata, created_at) "
+                    "SELECT :root + CASE WHEN p <= :hubs THEN 0 "
+                    "ELSE 1 + (p - :hubs - 1) / :leaves END, :root + p, "
+                    "'fine_tuned_from', '{}', now() FROM generate_series(1, :size - 1) AS p"
+                ),
+                {"root": found, "hubs": WIDE_HUBS, "leaves": WIDE_LEAVES, "size": size},
+            )
+    with registry.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
+    registry.close()
+    return int(found)
+
+
 # --------------------------------------------------------------------------- timing
 
 
@@ -205,11 +265,34 @@ def naive_ancestors(registry: Registry, start: int) -> int:
         return len(load_versions(conn, order))
 
 
+def raw_walk(registry: Registry, start: int) -> int:
+    """The floor under get_descendants: its walk's SQL through the bare driver cursor."""
+    from crucible_model_registry.store import lineage
+
+    compiled = lineage._hits_statement("down", limited=False).compile(
+        dialect=registry.engine.dialect
+    )
+    connection = registry.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(lineage._PLANNER_SETTINGS)
+        cursor.execute(str(compiled), {**compiled.params, "start": start})
+        count = len(cursor.fetchall())
+        connection.commit()
+        return count
+    finally:
+        connection.close()
+
+
 def measure(url: str, families: int, runs: int, naive_runs: int) -> dict[str, list[float]]:
+    wide_root = add_wide_fan(url)
     registry = Registry.from_url(url)
     with registry.engine.begin() as conn:  # edges added by an earlier run (--keep)
         loaded = families * len(family_edges())
-        conn.execute(text("DELETE FROM cmr_lineage_edges WHERE id > :n"), {"n": loaded})
+        conn.execute(
+            text("DELETE FROM cmr_lineage_edges WHERE id > :n AND target_version_id < :w"),
+            {"n": loaded, "w": wide_root},
+        )
     rng = random.Random(11)
 
     def pick() -> int:
@@ -218,8 +301,18 @@ def measure(url: str, families: int, runs: int, naive_runs: int) -> dict[str, li
     found = registry.get_ancestors(version_id(0, DEEP), with_distance=True)
     assert len(found) == 96, len(found)
     assert len(registry.get_descendants(version_id(0, FAN_ROOT))) == 1000
+    assert len(registry.get_descendants(wide_root)) == WIDE_HUBS * (1 + WIDE_LEAVES)
+    graph = registry.get_lineage(version_id(0, FAN_ROOT))
+    assert (len(graph.versions), len(graph.edges)) == (1001, 1099), graph
 
     results: dict[str, list[float]] = {}
+    with registry.engine.connect() as conn:
+        results["floor: SELECT 1 round trip"] = timed(
+            lambda: conn.exec_driver_sql("SELECT 1").all(), runs
+        )
+    results["floor: descendants SQL, bare driver"] = timed(
+        lambda: raw_walk(registry, version_id(pick(), FAN_ROOT)), runs
+    )
     for _ in range(20):  # warm the pool, the statement caches and the buffers
         registry.get_ancestors(version_id(pick(), DEEP))
         registry.get_descendants(version_id(pick(), FAN_ROOT))
@@ -229,6 +322,23 @@ def measure(url: str, families: int, runs: int, naive_runs: int) -> dict[str, li
     results["get_descendants (1,000)"] = timed(
         lambda: registry.get_descendants(version_id(pick(), FAN_ROOT)), runs
     )
+    results["get_descendants (10,000)"] = timed(
+        lambda: registry.get_descendants(wide_root), max(5, runs // 10)
+    )
+    results["get_lineage (1,001 versions)"] = timed(
+        lambda: registry.get_lineage(version_id(pick(), FAN_ROOT)), runs
+    )
+    graphs = [registry.get_lineage(version_id(pick(), FAN_ROOT)) for _ in range(5)]
+
+    def render(how: str) -> Callable[[], object]:
+        def call() -> object:
+            graph = graphs[rng.randrange(5)]
+            return graph.to_dot() if how == "dot" else graph.to_mermaid()
+
+        return call
+
+    results["  to_dot() of it"] = timed(render("dot"), runs)
+    results["  to_mermaid() of it"] = timed(render("mermaid"), runs)
     results["would_create_cycle"] = timed(
         lambda: registry.would_create_cycle(
             version_id(pick(), ATTACH), version_id(pick(), FAN_ROOT)
@@ -322,13 +432,17 @@ def main() -> None:
         admin.dispose()
 
     large, small = results["large"], results["small"]
+    loadavg = os.getloadavg()
     header = (
         f"{'operation':<38} {'large p50':>10} {'p95':>8} {'small p50':>10} {'p95':>8} {'ratio':>6}"
     )
     print()
     print(
         f"large: {sizes['large'] * FAMILY:,} versions; small: {sizes['small'] * FAMILY:,}; "
-        f"{args.runs} runs (naive: {args.naive_runs}); times in ms"
+        f"{args.runs} runs (10,000 descendants: {max(5, args.runs // 10)}, naive: "
+        f"{args.naive_runs}); times in ms; load average {loadavg[0]:.2f} "
+        f"{loadavg[1]:.2f} {loadavg[2]:.2f}; both databases also hold the wide fan "
+        "(10,001 versions)"
     )
     print(header)
     print("-" * len(header))
@@ -336,6 +450,9 @@ def main() -> None:
         l50, l95 = p50_p95(large[op])
         s50, s95 = p50_p95(small[op])
         print(f"{op:<38} {l50:>10.2f} {l95:>8.2f} {s50:>10.2f} {s95:>8.2f} {l50 / s50:>6.2f}")
+    floor = statistics.median(large["floor: descendants SQL, bare driver"])
+    for op in ("get_descendants (1,000)", "get_lineage (1,001 versions)"):
+        print(f"{op} on the large graph: {statistics.median(large[op]) / floor:.2f}x the floor")
     cte = statistics.median(large["get_ancestors (50 deep, 96)"])
     naive = statistics.median(large["naive: all edges + BFS (ancestors)"])
     print()

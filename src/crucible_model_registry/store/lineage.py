@@ -29,6 +29,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     Select,
+    any_,
     bindparam,
     exists,
     func,
@@ -43,8 +44,11 @@ from crucible_model_registry.domain.records import LineageEdge
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.errors import LineageCycleError, NotFoundError, ValidationError
 from crucible_model_registry.store._records import (
+    ID_ARRAY,
     IN_CHUNK,
     edge_from_row,
+    enum_of,
+    id_array,
     load_versions,
     version_columns,
     versions_from_rows,
@@ -160,12 +164,9 @@ def _hits(conn: Connection, start_id: int, way: Way, max_depth: int | None) -> l
         params["max_depth"] = max_depth
     rows = conn.execute(_hits_statement(way, limited=max_depth is not None), params).all()
     versions = versions_from_rows(conn, rows)
+    # The two lineage columns close every row (see _hits_statement): read them by position.
     return [
-        LineageHit(
-            version=version,
-            distance=int(row.lineage_distance),
-            relationship=Relationship(row.lineage_relationship),
-        )
+        LineageHit(version, int(row[-2]), enum_of(Relationship, row[-1]))
         for version, row in zip(versions, rows, strict=True)
     ]
 
@@ -216,9 +217,13 @@ def _start_hits(
 # row count; with small or stale statistics it picks a hash join over a sequential scan of
 # every edge, once per level, so a walk would cost as much as the whole graph. Off for
 # this transaction only, so that each level is an index lookup per version visited.
+# The same guesses (tens of thousands of rows per level on a large graph) push the plan's
+# cost past jit_above_cost: compiling it took ~26 ms of a 1,000-descendant walk whose
+# execution takes ~3 ms (issue 21), so JIT is off for these transactions too.
 _PLANNER_SETTINGS = (
     "SELECT set_config('enable_hashjoin', 'off', true), "
-    "set_config('enable_mergejoin', 'off', true), set_config('enable_seqscan', 'off', true)"
+    "set_config('enable_mergejoin', 'off', true), set_config('enable_seqscan', 'off', true), "
+    "set_config('jit', 'off', true)"
 )
 
 
@@ -272,13 +277,24 @@ def lineage(
     return LineageGraph(focus=focus, ancestors=tuple(up), descendants=tuple(down), edges=edges)
 
 
+# Built once. PostgreSQL gets the ids as one array parameter: the same SQL text for any
+# number of ids, where an IN list of a thousand placeholders was re-parsed by SQLAlchemy
+# and the driver on every call (issue 21).
+_EDGES_INTO = select(EDGES).where(E.target_version_id.in_(bindparam("ids", expanding=True)))
+_EDGES_INTO_ARRAY = select(EDGES).where(E.target_version_id == any_(ID_ARRAY))
+
+
 def _edges_into(conn: Connection, ids: list[int], members: set[int]) -> tuple[LineageEdge, ...]:
     # Edges are found by their child: a version has few parents, while a popular parent
     # may have thousands of children outside the graph (its focus's siblings).
+    array = conn.dialect.name == "postgresql"
     found: list[LineageEdge] = []
     for start in range(0, len(ids), IN_CHUNK):
         chunk = ids[start : start + IN_CHUNK]
-        rows = conn.execute(select(EDGES).where(E.target_version_id.in_(chunk)))
+        if array:
+            rows = conn.execute(_EDGES_INTO_ARRAY, {"ids": id_array(chunk)}).all()
+        else:
+            rows = conn.execute(_EDGES_INTO, {"ids": chunk}).all()
         found.extend(edge_from_row(r) for r in rows if r.source_version_id in members)
     return tuple(sorted(found, key=lambda e: e.id))
 
