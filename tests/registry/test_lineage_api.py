@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -398,3 +399,48 @@ def test_tree_handles_deep_chains(registry):
         previous = _register(registry, "chain", str(i), [previous])
     tree = registry.get_lineage(previous, direction="up").to_tree("up")
     assert len(tree.splitlines()) == 2 + 60
+
+
+def test_walks_return_whole_records_with_each_versions_own_artifacts(registry: Registry) -> None:
+    # Issue 21 reads many versions at once: by column position, with one batched artifact
+    # query (an array parameter on PostgreSQL). Each record must equal the one
+    # get_version reads alone, artifacts in order, times in UTC.
+    root = _register(registry, "batch", "root")
+    children = []
+    for i, count in enumerate([2, 0, 1, 3]):
+        children.append(
+            registry.register(
+                model_name="batch",
+                version=f"c{i}",
+                recipe="sl_basic",
+                base_model=BASE,
+                training_config={"run": next(_configs), "nested": {"lr": [1e-4, i]}},
+                metrics={"accuracy": 0.5 + i / 10},
+                tags=[f"t{i}"] if i % 2 else [],
+                description="child" if i else None,
+                artifacts=[
+                    {
+                        "type": "checkpoint" if k % 2 else "tokenizer",
+                        "storage_backend": "noop",
+                        "storage_path": f"batch/c{i}/{k}",
+                    }
+                    for k in range(count)
+                ],
+                parents=[root],
+            )
+        )
+    grandchild = _register(registry, "batch", "g", parents=[children[0], children[3]])
+    expected = {v.id: registry.get_version(v.id) for v in [root, *children, grandchild]}
+
+    found = registry.get_descendants(root)
+    assert sorted(_ids(found)) == sorted(v.id for v in [*children, grandchild])
+    assert all(v == expected[v.id] for v in found)
+    assert [len(v.artifacts) for v in found[:4]] == [
+        len(expected[v.id].artifacts) for v in found[:4]
+    ]
+    graph = registry.get_lineage(grandchild)
+    assert all(v == expected[v.id] for v in graph.versions)
+    assert all(v.created_at.utcoffset() == timedelta(0) for v in graph.versions)
+    pairs = [(root.id, children[0].id), (root.id, children[3].id)]
+    pairs += [(children[0].id, grandchild.id), (children[3].id, grandchild.id)]
+    assert sorted((e.source_version_id, e.target_version_id) for e in graph.edges) == pairs

@@ -82,7 +82,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         zone = value.tzinfo
-        if zone is None or zone is UTC:
+        if zone is UTC:  # PostgreSQL sessions of the registry's engines (engine.py)
+            return value
+        if zone is None:
             return value.replace(tzinfo=UTC)
         # psycopg gives the session's zone, a ZoneInfo; astimezone() through it costs ~1 us,
         # a tenth of a thousand-version read (issue 21). A zone that is UTC by name is
