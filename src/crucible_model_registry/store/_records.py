@@ -39,6 +39,7 @@ __all__ = [
     "artifact_columns",
     "artifact_from_row",
     "edge_from_row",
+    "edges_from_rows",
     "enum_of",
     "id_array",
     "load_versions",
@@ -260,3 +261,14 @@ def edge_from_row(row: Row[Any]) -> LineageEdge:
     return LineageEdge(
         edge_id, source, target, enum_of(Relationship, relationship), metadata, created_at
     )
+
+
+def edges_from_rows(rows: Iterable[Row[Any]], *, sources: set[int]) -> list[LineageEdge]:
+    """The edges in rows of ``select(EDGES)`` whose parent is one of ``sources``."""
+    found = []
+    for row in rows:
+        edge_id, source, target, label, metadata, created_at = _EDGE_VALUES(row)
+        if source in sources:
+            relationship = enum_of(Relationship, label)
+            found.append(LineageEdge(edge_id, source, target, relationship, metadata, created_at))
+    return found

@@ -47,6 +47,7 @@ from crucible_model_registry.store._records import (
     ID_ARRAY,
     IN_CHUNK,
     edge_from_row,
+    edges_from_rows,
     enum_of,
     id_array,
     load_versions,
@@ -295,7 +296,7 @@ def _edges_into(conn: Connection, ids: list[int], members: set[int]) -> tuple[Li
             rows = conn.execute(_EDGES_INTO_ARRAY, {"ids": id_array(chunk)}).all()
         else:
             rows = conn.execute(_EDGES_INTO, {"ids": chunk}).all()
-        found.extend(edge_from_row(r) for r in rows if r.source_version_id in members)
+        found.extend(edges_from_rows(rows, sources=members))
     return tuple(sorted(found, key=lambda e: e.id))
 
 

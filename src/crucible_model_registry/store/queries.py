@@ -128,7 +128,15 @@ def find_versions(db: Database, spec: QuerySpec) -> list[ModelVersion]:
 
 
 def count_versions(db: Database, spec: QuerySpec) -> int:
-    """How many versions a spec matches (its ordering, limit and offset are ignored)."""
+    """How many versions a spec matches (its ordering, limit and offset are ignored).
+
+    The count is exact and read in the caller's snapshot, so it costs one index entry per
+    matching version: a broad filter backed by an index (``stage IN (staging,
+    production)``, 250,000 of 1M versions) is already an index-only scan with no heap
+    fetches, ~80 ns a match on an idle core (issue 21). Counting faster would need
+    counters kept per (model, stage) on every registration, promotion and delete, a
+    write on a hot row that registration's one-statement floor cannot afford.
+    """
     with db.read() as conn:
         plan = _Plan(conn, spec, _resolve_roots(conn, spec))
         stmt = select(func.count()).select_from(plan.from_clause(models=False, order=()))
