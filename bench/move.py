@@ -34,6 +34,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from crucible_model_registry.domain.exchange import CORE_KINDS
+
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -43,16 +45,7 @@ def _t(seconds: float) -> str:
 
 def write_export(root: Path, n: int, per_model: int) -> None:
     """A valid export directory of ``n`` versions, written line by line."""
-    kinds = [
-        "models",
-        "versions",
-        "artifacts",
-        "lineage_edges",
-        "stage_transitions",
-        "aliases",
-        "alias_changes",
-        "promotion_policies",
-    ]
+    kinds = list(CORE_KINDS)
     root.mkdir(parents=True)
     files = {k: (root / f"{k}.jsonl").open("w") for k in kinds}
     counts = dict.fromkeys(kinds, 0)
