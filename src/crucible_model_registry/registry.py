@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crucible_model_registry import telemetry
 from crucible_model_registry._context import current_actor
@@ -12,14 +14,16 @@ from crucible_model_registry._registry_base import VersionLike
 from crucible_model_registry._registry_lineage import LineageMethods
 from crucible_model_registry._registry_move import MoveMethods
 from crucible_model_registry.backends.base import KEEP
+from crucible_model_registry.backends.http import HttpBackend, is_server_url
 from crucible_model_registry.domain.config_hash import hash_config, normalize_config
 from crucible_model_registry.domain.diff import VersionDiff, diff_versions
-from crucible_model_registry.domain.enums import Stage, parse_enum
+from crucible_model_registry.domain.enums import ArtifactType, Stage, parse_enum
 from crucible_model_registry.domain.integrity import IntegrityReport
 from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
 from crucible_model_registry.domain.query_spec import QuerySpec, SupportsQuerySpec, spec_of
 from crucible_model_registry.domain.records import (
     AliasChange,
+    Artifact,
     Model,
     ModelVersion,
     StageTransition,
@@ -37,9 +41,18 @@ from crucible_model_registry.domain.specs import (
     new_version_from_input,
     ref_of,
 )
-from crucible_model_registry.errors import PromotionDeniedError, ValidationError
+from crucible_model_registry.errors import (
+    ConfigurationError,
+    PromotionDeniedError,
+    ValidationError,
+)
+from crucible_model_registry.storage.manifest import is_directory_path
 
-__all__ = ["Registry", "VersionLike"]
+if TYPE_CHECKING:
+    from crucible_model_registry.settings import Settings
+    from crucible_model_registry.storage.base import ProgressCallback, StorageBackend
+
+__all__ = ["Registry", "RemoteRegistry", "VersionLike"]
 
 _UNSET: Any = object()
 
@@ -62,6 +75,50 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
     Raises:
         ConfigurationError: neither or both of ``engine`` and ``backend`` are given.
     """
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        token: str | None = None,
+        storage: StorageBackend | None = None,
+        storages: Sequence[StorageBackend] = (),
+        auto_migrate: bool = False,
+        **engine_options: Any,
+    ) -> Registry:
+        """A registry on the database at ``url``, or a :class:`RemoteRegistry` for a server.
+
+        Args:
+            url: any SQLAlchemy URL, or ``http(s)://host:port`` of a ``cmr serve``.
+            token: the server's bearer token (remote only).
+
+        Raises:
+            ConfigurationError: a malformed URL, a missing driver, or options that do not
+                fit the kind of URL.
+        """
+        if is_server_url(url):
+            if storage is not None or storages or auto_migrate or engine_options:
+                raise ConfigurationError(
+                    "a remote registry takes only token=: the server holds the database and storage"
+                )
+            return RemoteRegistry(url, token=token)
+        if token is not None:
+            raise ConfigurationError("token= is for a registry server URL (http:// or https://)")
+        return super().from_url(
+            url, storage=storage, storages=storages, auto_migrate=auto_migrate, **engine_options
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Registry:
+        """The registry the ``CMR_*`` settings describe: remote when ``CMR_SERVER_URL`` is set."""
+        from crucible_model_registry.settings import load_settings
+
+        settings = settings or load_settings()
+        if settings.server_url:
+            token = settings.token.get_secret_value() if settings.token else None
+            return RemoteRegistry(settings.server_url, token=token)
+        return super().from_settings(settings)
 
     # ----------------------------------------------------------------- register and read
 
@@ -361,3 +418,86 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
     def hash_config(self, training_config: object) -> str:
         """The config hash :meth:`register` would compute for ``training_config``."""
         return hash_config(training_config)
+
+
+class RemoteRegistry(Registry):
+    """``Registry`` over a registry server (``cmr serve``): the same methods and errors.
+
+    Metadata calls go through an :class:`HttpBackend`; the server's registry runs every
+    rule. Artifact bytes stream through the server, which holds the storage credentials,
+    and downloads are verified against the recorded SHA-256 here before they land.
+
+    Args:
+        url: the server, e.g. ``http://127.0.0.1:8470``.
+        token: its bearer token (``CMR_TOKEN``).
+        timeout: seconds to connect and between bytes of an answer.
+        retries: further attempts of a request that may safely be repeated.
+    """
+
+    def __init__(
+        self, url: str, *, token: str | None = None, timeout: float = 30.0, retries: int = 3
+    ) -> None:
+        self._http = HttpBackend(url, token=token, timeout=timeout, retries=retries)
+        super().__init__(backend=self._http)
+
+    def __repr__(self) -> str:
+        return f"RemoteRegistry({self._http.url!r})"
+
+    def storage_backend(self, name: str | None = None) -> StorageBackend:
+        """Not available: a remote registry's storage lives on the server.
+
+        Raises:
+            ConfigurationError: always.
+        """
+        raise ConfigurationError(
+            f"{self!r} reaches storage only through its server: use upload_artifact, "
+            "download_artifact, artifact_url and verify_artifact"
+        )
+
+    def upload_artifact(
+        self,
+        version: VersionLike,
+        artifact_type: ArtifactType | str,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        storage: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Artifact:
+        kind = parse_enum(ArtifactType, artifact_type, field="type")
+        local = Path(path)
+        if not local.exists():
+            raise ValidationError.single("path", f"{str(local)!r} does not exist")
+        return self._http.upload_artifact(
+            ref_of(version, field="version"),
+            kind,
+            local,
+            name=name or local.resolve().name,
+            storage=storage,
+            progress=progress,
+        )
+
+    def download_artifact(
+        self,
+        artifact: Artifact | int,
+        dest: str | os.PathLike[str],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> Path:
+        record = self._artifact(artifact)
+        target = Path(dest)
+        if target.is_dir() and not is_directory_path(record.storage_path):
+            target = target / record.storage_path.rsplit("/", 1)[-1]
+        self._http.download_artifact(record, target, progress=progress)
+        return target
+
+    def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str:
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+            raise ValidationError.single("expires_in", "must be a whole number of seconds >= 1")
+        return self._http.artifact_url(self._artifact(artifact).id, expires_in=expires_in)
+
+    def verify_artifact(self, artifact: Artifact | int) -> bool:
+        return self._http.verify_artifact(self._artifact(artifact).id)
+
+    def delete_artifact(self, artifact: Artifact | int, *, keep_bytes: bool = False) -> None:
+        self._http.delete_artifact(self._artifact(artifact).id, keep_bytes=keep_bytes)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     )
     from crucible_model_registry.domain.specs import OnDuplicate
     from crucible_model_registry.domain.storage_reports import ArtifactDeletion, GarbageReport
-    from crucible_model_registry.registry import Registry
+    from crucible_model_registry.registry import Registry, RemoteRegistry
     from crucible_model_registry.storage.base import ProgressCallback, StorageBackend
 
 __all__ = ["RegistryAPI"]
@@ -308,4 +308,8 @@ if TYPE_CHECKING:
 
     def _registry_satisfies_the_protocol(registry: Registry) -> RegistryAPI:
         # mypy fails here if Registry lacks a method of RegistryAPI or changes its types.
+        return registry
+
+    def _remote_registry_satisfies_the_protocol(registry: RemoteRegistry) -> RegistryAPI:
+        # The same check for the remote registry: its artifact methods are its own.
         return registry

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage_backend: str = "local"
     storage_options: dict[str, Any] = pydantic.Field(default_factory=dict)
+    server_url: str | None = None
+    """``CMR_SERVER_URL``: a registry server; when set, the default registry is remote."""
+    token: pydantic.SecretStr | None = None
+    """``CMR_TOKEN``: the bearer token sent to ``server_url`` (never printed)."""
     # Further backends for artifacts recorded elsewhere: name -> options (CMR_STORAGES).
     storages: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
 

@@ -1,0 +1,158 @@
+"""create_app: the ASGI application over one Registry, its middleware and its error handlers."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from crucible_model_registry.errors import NotFoundError, RegistryError, ValidationError
+from crucible_model_registry.server._edge import Edge, Metrics
+from crucible_model_registry.server.errors import error_response, registry_error_handler
+
+if TYPE_CHECKING:
+    from crucible_model_registry.registry import Registry
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_THREADS", "create_app"]
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""The largest JSON request body (artifact uploads stream and have no limit)."""
+
+DEFAULT_THREADS = 16
+"""Sync handlers run in a pool of this many threads; the SQL pool gets as many connections."""
+
+_log = logging.getLogger("crucible_model_registry.server")
+
+
+def create_app(
+    registry: Registry | None = None,
+    *,
+    auth: bool = True,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    threads: int = DEFAULT_THREADS,
+) -> Any:
+    """The registry's ASGI app: REST under ``/api/v1``, ``/healthz``, ``/readyz``, ``/metrics``.
+
+    Args:
+        registry: the registry to serve; None: the one the ``CMR_*`` settings describe
+            (its SQL pool sized to ``threads``). It must not be a remote registry.
+        auth: require credentials. Access control is not built yet (a later issue): with
+            no token store configured every request is accepted, and the actor recorded in
+            the histories is the ``X-CMR-Actor`` header a client sends (else the server's).
+            ``cmr serve`` therefore binds loopback only unless ``--no-auth`` is given.
+        max_body_bytes: the largest request body except streaming artifact uploads (413).
+        threads: the size of the thread pool sync handlers run in.
+
+    Returns:
+        A FastAPI (Starlette) application; mount it in a host's ASGI app or serve it.
+    """
+    from crucible_model_registry.server.routes import (
+        aliases,
+        artifacts,
+        lineage,
+        models,
+        operations,
+        policies,
+        query,
+        versions,
+    )
+
+    if registry is None:
+        registry = _registry_from_settings(threads)
+    metrics = Metrics()
+
+    async def startup() -> None:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+
+    app = FastAPI(
+        title="crucible-model-registry",
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        on_startup=[startup],
+        on_shutdown=[registry.close],
+    )
+    app.state.registry = registry
+    app.state.auth = auth
+    app.state.metrics = metrics
+    app.add_exception_handler(RegistryError, registry_error_handler)
+    app.add_exception_handler(RequestValidationError, _request_validation_handler)
+    app.add_exception_handler(HTTPException, _http_exception_handler)
+    # Specific paths first: a model name or a ref may hold '/', so /models/{name:path}
+    # and /versions/{version:path} come last.
+    for module in (lineage, artifacts, aliases, policies, query, models, versions):
+        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(operations.router)
+    app.add_middleware(Edge, metrics=metrics, max_body_bytes=max_body_bytes)
+    return app
+
+
+def _registry_from_settings(threads: int) -> Registry:
+    from crucible_model_registry.backends.sql import SqlBackend
+    from crucible_model_registry.registry import Registry
+    from crucible_model_registry.settings import load_settings
+
+    settings = load_settings()
+    if settings.server_url:
+        raise RegistryError(
+            "the server serves a database, not another server: unset CMR_SERVER_URL"
+        )
+    url = settings.resolved_database_url
+    options: dict[str, Any] = {}
+    if not url.startswith("sqlite"):
+        # One connection per handler thread, a few spare: N workers hold N pools of this.
+        options = {"pool_size": threads, "max_overflow": 4, "pool_timeout": 10}
+    if settings.is_embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    backend = SqlBackend.from_url(url, auto_migrate=settings.is_embedded, **options)
+    registry = Registry(backend=backend, settings=settings)
+    if settings.is_embedded:
+        registry.migrate()  # the embedded default migrates itself (API.md §1), so /readyz is true
+    return registry
+
+
+async def _request_validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems: dict[str, list[str]] = {}
+    malformed = False
+    for item in exc.errors():
+        malformed = malformed or item.get("type") == "json_invalid"
+        loc = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or str((item.get("loc") or ("body",))[0])
+        problems.setdefault(field, []).append(str(item.get("msg", "invalid")))
+    if malformed:
+        return error_response(ValidationError.single("body", "is not valid JSON"), status=400)
+    return error_response(ValidationError(problems or {"request": ["is invalid"]}), status=422)
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(
+            NotFoundError("route", request.url.path, hint="see /api/v1/openapi.json"), status=404
+        )
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        response = error_response(
+            ValidationError.single(
+                "method", f"{request.method} is not allowed here; allowed: {allowed}"
+            ),
+            status=405,
+        )
+        if allowed:
+            response.headers["Allow"] = allowed
+        return response
+    return error_response(
+        RegistryError(str(exc.detail))
+        if exc.status_code >= 500
+        else ValidationError.single("request", str(exc.detail)),
+        status=exc.status_code,
+    )

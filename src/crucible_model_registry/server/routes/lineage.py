@@ -1,0 +1,69 @@
+"""Lineage: add an edge, ancestors, descendants, the graph (json, dot, mermaid), cycle checks."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["lineage"])
+
+
+@router.post("/lineage/edges", status_code=201)
+def add_edge(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
+    """Record ``parent -> child`` (cycle-checked in the same transaction)."""
+    fields = fields_of(
+        body, allowed=("parent", "child", "relationship", "metadata"), required=("parent", "child")
+    )
+    edge = registry_of(request).add_lineage(
+        ref(str(fields["parent"]), field="parent"),
+        ref(str(fields["child"]), field="child"),
+        **{k: v for k, v in fields.items() if k in ("relationship", "metadata")},
+    )
+    return reply(edge, status=201)
+
+
+@router.get("/lineage/would-create-cycle")
+def would_create_cycle(request: Request, parent: str, child: str) -> JSONResponse:
+    """``{"would_create_cycle": bool}`` for an edge ``parent -> child``."""
+    answer = registry_of(request).would_create_cycle(
+        ref(parent, field="parent"), ref(child, field="child")
+    )
+    return reply({"would_create_cycle": answer})
+
+
+@router.get("/versions/{version:path}/ancestors")
+def ancestors(request: Request, version: str, max_depth: int | None = None) -> JSONResponse:
+    """The versions it was made from, nearest first, with distance and relationship."""
+    hits = registry_of(request).get_ancestors(ref(version), max_depth, with_distance=True)
+    return reply(hits)
+
+
+@router.get("/versions/{version:path}/descendants")
+def descendants(request: Request, version: str, max_depth: int | None = None) -> JSONResponse:
+    """The versions made from it, nearest first, with distance and relationship."""
+    hits = registry_of(request).get_descendants(ref(version), max_depth, with_distance=True)
+    return reply(hits)
+
+
+@router.get("/versions/{version:path}/lineage")
+def lineage(
+    request: Request,
+    version: str,
+    direction: Literal["up", "down", "both"] = "both",
+    max_depth: int | None = None,
+    format: Literal["json", "dot", "mermaid"] = "json",
+) -> Response:
+    """The version with its ancestors and/or descendants and their edges."""
+    graph = registry_of(request).get_lineage(ref(version), direction=direction, max_depth=max_depth)
+    if format == "dot":
+        return PlainTextResponse(graph.to_dot(), media_type="text/vnd.graphviz")
+    if format == "mermaid":
+        return PlainTextResponse(graph.to_mermaid())
+    return reply(graph)

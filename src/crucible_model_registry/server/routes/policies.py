@@ -1,0 +1,36 @@
+"""Promotion policies: get, set or remove one, and its history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from crucible_model_registry.server.routes._common import fields_of, registry_of, reply
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["policies"])
+
+
+@router.get("/models/{name:path}/policy/history")
+def policy_history(request: Request, name: str) -> JSONResponse:
+    """Every change of the model's promotion policy, oldest first."""
+    return reply(registry_of(request).policy_history(name))
+
+
+@router.get("/models/{name:path}/policy")
+def get_policy(request: Request, name: str) -> JSONResponse:
+    """``{"policy": ...}``: the model's promotion policy, or null."""
+    return reply({"policy": registry_of(request).get_promotion_policy(name)})
+
+
+@router.put("/models/{name:path}/policy")
+def set_policy(request: Request, name: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
+    """Store ``{"policy": {...}}`` as the model's policy (null removes it)."""
+    fields = fields_of(body, allowed=("policy",), required=("policy",))
+    registry = registry_of(request)
+    registry.set_promotion_policy(name, fields["policy"])
+    return reply({"policy": registry.get_promotion_policy(name)})
