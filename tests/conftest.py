@@ -44,7 +44,13 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("cmr-home")
     monkeypatch.setenv("CMR_HOME", str(home))
     monkeypatch.setenv("CMR_ACTOR", "tester")
-    for var in ("CMR_DATABASE_URL", "CMR_STORAGE_BACKEND", "CMR_STORAGE_OPTIONS"):
+    for var in (
+        "CMR_DATABASE_URL",
+        "CMR_STORAGE_BACKEND",
+        "CMR_STORAGE_OPTIONS",
+        "CMR_SERVER_URL",
+        "CMR_TOKEN",
+    ):
         monkeypatch.delenv(var, raising=False)
     configure(None)
     yield home

@@ -41,7 +41,9 @@ def delegate(method: Callable[Concatenate[Registry, P], R]) -> Callable[P, R]:
 
     @functools.wraps(method)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        return method(get_registry(), *args, **kwargs)
+        # Looked up on the instance: a RemoteRegistry overrides the artifact methods.
+        bound: Callable[P, R] = getattr(get_registry(), method.__name__)
+        return bound(*args, **kwargs)
 
     # help() and IDEs show the method's signature without its ``self``.
     signature = inspect.signature(method)

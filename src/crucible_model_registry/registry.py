@@ -46,6 +46,7 @@ from crucible_model_registry.errors import (
     PromotionDeniedError,
     ValidationError,
 )
+from crucible_model_registry.storage.base import check_artifact_name
 from crucible_model_registry.storage.manifest import is_directory_path
 
 if TYPE_CHECKING:
@@ -468,11 +469,13 @@ class RemoteRegistry(Registry):
         local = Path(path)
         if not local.exists():
             raise ValidationError.single("path", f"{str(local)!r} does not exist")
+        # Checked here too, so that a bad name refuses the upload before a byte is sent.
+        stored_name = check_artifact_name(name or local.resolve().name)
         return self._http.upload_artifact(
             ref_of(version, field="version"),
             kind,
             local,
-            name=name or local.resolve().name,
+            name=stored_name,
             storage=storage,
             progress=progress,
         )

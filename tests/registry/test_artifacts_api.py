@@ -26,7 +26,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from sqlalchemy import func, insert, select, update
+from tests.registry.conftest import InspectableRemoteRegistry
 from tests.servers.hub import HubDouble
+from tests.servers.registry_server import RegistryServer
 from tests.servers.s3 import (
     ACCESS_KEY_ID,
     REGION,
@@ -151,7 +153,12 @@ def hub_store(hub: HubDouble, repo_id: str) -> Store:
     ]
 )
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """An empty backend of each kind."""
+    """An empty backend of each kind (for the remote registry: the server's local storage)."""
+    if _is_remote(request):
+        if request.param != "local":
+            pytest.skip("the test server (cmr serve) stores artifacts on local disk only")
+        server: RegistryServer = request.getfixturevalue("remote_server_sqlite")
+        return local_store(server.storage_dir)
     if request.param == "local":
         return local_store(tmp_path / "artifacts")
     if request.param == "s3":
@@ -160,23 +167,43 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     return hub_store(request.getfixturevalue("hub_server"), request.getfixturevalue("hub_repo"))
 
 
+def _is_remote(request: pytest.FixtureRequest) -> bool:
+    return request.node.callspec.params.get("db_url") == "remote"
+
+
+def _registry(request: pytest.FixtureRequest, db_url: str, store: Store) -> Registry:
+    if _is_remote(request):
+        return InspectableRemoteRegistry(request.getfixturevalue("remote_server_sqlite"))
+    return Registry.from_url(db_url, storage=store.backend)
+
+
 @pytest.fixture
-def reg(db_url: str, store: Store) -> Iterator[Registry]:
-    """A registry on each database whose storage is ``store``'s backend."""
-    registry = Registry.from_url(db_url, storage=store.backend)
+def reg(request: pytest.FixtureRequest, db_url: str, store: Store) -> Iterator[Registry]:
+    """A registry on each database whose storage is ``store``'s backend (or a remote one)."""
+    registry = _registry(request, db_url, store)
     yield registry
     registry.close()
 
 
 LocalReg = tuple[Registry, Store]
+
+_MID_UPLOAD = (
+    "acts from the progress callback while bytes reach storage; through a server the "
+    "client's progress covers the send, before the server claims the path and stores"
+)
+_SERVER_EVENTS = "the upload and download events are emitted in the server's process"
 Event = tuple[str, dict[str, float], dict[str, object]]  # (name, measurements, metadata)
 
 
 @pytest.fixture
-def local_reg(db_url: str, tmp_path: Path) -> Iterator[LocalReg]:
+def local_reg(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[LocalReg]:
     """A registry on each database with local storage only (for local-disk specifics)."""
-    local = local_store(tmp_path / "artifacts")
-    registry = Registry.from_url(db_url, storage=local.backend)
+    if _is_remote(request):
+        server: RegistryServer = request.getfixturevalue("remote_server_sqlite")
+        local = local_store(server.storage_dir)
+    else:
+        local = local_store(tmp_path / "artifacts")
+    registry = _registry(request, db_url, local)
     yield registry, local
     registry.close()
 
@@ -539,6 +566,7 @@ def test_s3_stopping_mid_multipart_upload_records_nothing(
         registry.close()
 
 
+@pytest.mark.in_process(_MID_UPLOAD)
 @pytest.mark.parametrize("kind", ["file", "directory"])
 def test_deleting_the_version_during_an_upload_is_refused_and_the_upload_recorded(
     db_url: str, reg: Registry, store: Store, tmp_path: Path, kind: str
@@ -642,6 +670,7 @@ def test_names_that_would_leave_the_root_are_refused(
     assert [p for p in tmp_path.rglob("*") if escape in p.name] == []
 
 
+@pytest.mark.in_process("plants a symlink in a storage root of its own")
 def test_a_symlink_out_of_the_storage_root_is_refused(local_reg: LocalReg, tmp_path: Path) -> None:
     registry, local = local_reg
     outside = tmp_path / "outside"
@@ -693,6 +722,7 @@ def test_uploading_the_same_artifact_twice_keeps_the_first(
     assert len(reg.get_version(v.id).artifacts) == 3
 
 
+@pytest.mark.in_process(_MID_UPLOAD)
 def test_an_upload_under_way_refuses_another_to_its_path(
     db_url: str, local_reg: LocalReg, tmp_path: Path
 ) -> None:
@@ -862,6 +892,7 @@ def test_bad_arguments_are_refused_before_any_transfer(local_reg: LocalReg, tmp_
 # --------------------------------------------------------------------------- telemetry
 
 
+@pytest.mark.in_process(_SERVER_EVENTS)
 def test_operations_emit_telemetry(
     reg: Registry, store: Store, tmp_path: Path, events: list[Event]
 ) -> None:
@@ -888,6 +919,7 @@ def test_operations_emit_telemetry(
         assert metadata["backend"] == store.backend.name
 
 
+@pytest.mark.in_process(_SERVER_EVENTS)
 def test_a_failed_download_emits_an_error_event(
     local_reg: LocalReg, tmp_path: Path, events: list[Event]
 ) -> None:

@@ -80,6 +80,13 @@ HEAVY_MODULES = [
     "rich",
     "opentelemetry",
     "numpy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "prometheus_client",
+    "httpx",
+    "httpx2",
+    "anyio",
 ]
 
 
@@ -129,6 +136,16 @@ def test_importing_the_package_imports_nothing_heavy() -> None:
     loaded = _imported_after("import crucible_model_registry")
     heavy = sorted({m.split(".")[0] for m in loaded} & set(HEAVY_MODULES))
     assert heavy == []
+
+
+def test_the_remote_registry_loads_its_http_client_on_first_request() -> None:
+    code = (
+        "import crucible_model_registry as cmr; "
+        "r = cmr.Registry.from_url('http://127.0.0.1:9'); r.close()"
+    )
+    loaded = _imported_after(code)
+    assert "crucible_model_registry.backends.http" in loaded
+    assert sorted({m.split(".")[0] for m in loaded} & {"httpx2", "fastapi", "uvicorn"}) == []
 
 
 def test_import_of_the_package_does_not_read_settings_or_open_a_database() -> None:

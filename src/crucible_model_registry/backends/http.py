@@ -72,7 +72,8 @@ __all__ = ["ACTOR_HEADER", "HttpBackend", "is_server_url"]
 T = TypeVar("T")
 
 ACTOR_HEADER = "X-CMR-Actor"
-"""Who acts, for the server's histories, until access control names the token's principal."""
+"""Who acts (percent-encoded UTF-8), for the server's histories, until access control names
+the token's principal instead."""
 
 _CHUNK = 1024 * 1024
 _RETRY_STATUSES = frozenset({502, 503, 504})
@@ -161,7 +162,7 @@ class HttpBackend:
 
         # Only the calls that record an actor name one; the server trusts it until access
         # control names the token's principal instead.
-        headers = {ACTOR_HEADER: actor} if actor is not None else {}
+        headers = {ACTOR_HEADER: quote(actor, safe="")} if actor is not None else {}
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         attempt = 0
         while True:
@@ -205,7 +206,7 @@ class HttpBackend:
         return None if response.status_code == 204 else response.json()
 
     def _get(self, kind: type[T], path: str, **params: object) -> T:
-        return from_json(kind, self._send("GET", path, params=params))
+        return from_json(kind, self._send("GET", path, params=params), field="answer")
 
     # ------------------------------------------------------------------ schema
 

@@ -25,6 +25,7 @@ __all__ = ["app", "build_app", "run"]
 # imports only the module of the command it names.
 _NOUNS: dict[str, tuple[str, ...]] = {
     "db": ("init", "db"),
+    "serve": ("serve",),
     "versions": ("register", "show", "promote", "history", "metrics", "delete", "tag"),
     "diff": ("diff",),
     "models": ("models",),
@@ -83,6 +84,23 @@ def _global_options(
             show_default=False,
         ),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="URL of a registry server (cmr serve) to use instead of a database "
+            "(default: CMR_SERVER_URL).",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Bearer token for --server (default: CMR_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: _session.JsonFlag = False,
     quiet: Annotated[
         bool,
@@ -103,6 +121,8 @@ def _global_options(
     session = _session.current()
     session.database_url = database_url
     session.storage = storage
+    session.server = server
+    session.token = token
     session.json = json_output
     session.quiet = quiet
     session.debug = debug or session.debug
@@ -131,7 +151,7 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_OPTIONS_WITH_VALUES = frozenset({"--database-url", "--storage"})
+_OPTIONS_WITH_VALUES = frozenset({"--database-url", "--storage", "--server", "--token"})
 
 
 def _command_name(args: Sequence[str]) -> str | None:

@@ -46,6 +46,8 @@ class Session:
 
     database_url: str | None = None
     storage: str | None = None
+    server: str | None = None
+    token: str | None = field(default=None, repr=False)
     json: bool = False
     quiet: bool = False
     debug: bool = False
@@ -67,7 +69,10 @@ class Session:
 
             try:
                 self._settings = load_settings(
-                    database_url=self.database_url, storage_backend=self.storage
+                    database_url=self.database_url,
+                    storage_backend=self.storage,
+                    server_url=self.server,
+                    token=self.token,
                 )
             except ValueError as exc:  # pydantic-settings' SettingsError: a variable is not JSON
                 from crucible_model_registry.errors import ConfigurationError

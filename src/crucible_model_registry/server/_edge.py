@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import unquote
 
 from crucible_model_registry._context import acting_as
 from crucible_model_registry.errors import RegistryError, ValidationError
@@ -32,10 +33,6 @@ REQUEST_ID_HEADER = "x-request-id"
 ACTOR_HEADER = "x-cmr-actor"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _access = logging.getLogger("crucible_model_registry.server.access")
-
-
-class _TooLargeError(Exception):
-    pass
 
 
 class Metrics:
@@ -98,6 +95,8 @@ class Edge:
         method = scope["method"]
         is_upload = method == "PUT" and "/artifacts/" in scope["path"]
 
+        exceeded = [False]  # the body outgrew the limit: the app's answer is replaced by 413
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
@@ -107,50 +106,66 @@ class Edge:
                 ]
             await send(message)
 
+        async def send_unless_exceeded(message: Message) -> None:
+            if not exceeded[0]:
+                await send_with_id(message)
+
         counted = [0]
 
         async def receive_counted() -> Message:
+            if exceeded[0]:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request" and not is_upload:
                 counted[0] += len(message.get("body", b""))
                 if counted[0] > self.max_body_bytes:
-                    raise _TooLargeError
+                    # Look like a client that went away: the handler never sees a body,
+                    # and nothing is written.
+                    exceeded[0] = True
+                    return {"type": "http.disconnect"}
             return message
 
         declared = headers.get("content-length", "")
-        too_large = not is_upload and declared.isdigit() and int(declared) > self.max_body_bytes
-        actor = headers.get(ACTOR_HEADER)
+        exceeded[0] = not is_upload and declared.isdigit() and int(declared) > self.max_body_bytes
+        given_actor = headers.get(ACTOR_HEADER)
+        actor = None if given_actor is None else unquote(given_actor, errors="replace")
         try:
-            if too_large:
-                raise _TooLargeError  # noqa: TRY301 - one answer for declared and counted bodies
-            with acting_as(actor) if actor else contextlib.nullcontext():
-                await self.app(scope, receive_counted, send_with_id)
-        except _TooLargeError:
-            error = ValidationError.single(
-                "body",
-                f"the request body exceeds the server's limit of {self.max_body_bytes} bytes",
-            )
-            await _send_error(send_with_id, error, 413)
+            try:
+                if not exceeded[0]:
+                    with acting_as(actor) if actor else contextlib.nullcontext():
+                        await self.app(scope, receive_counted, send_unless_exceeded)
+            except Exception:
+                if not exceeded[0]:
+                    raise
+            if exceeded[0]:
+                error = ValidationError.single(
+                    "body",
+                    f"the request body exceeds the server's limit of {self.max_body_bytes} bytes",
+                )
+                await _send_error(send_with_id, error, 413)
         except RegistryError as exc:  # a bad actor header
             await _send_error(send_with_id, exc, status_of(exc))
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
-            if scope["path"].startswith("/api/v1/") and not template.startswith("/api/v1"):
-                template = "/api/v1" + template
-            self.metrics.requests.labels(method, template, str(status[0])).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
-            # The path, never the query string or headers: no token or secret is logged.
-            _access.info(
-                "%s %s %d %.1fms request_id=%s",
-                method,
-                scope["path"],
-                status[0],
-                elapsed * 1000,
-                request_id,
-                extra={"request_id": request_id, "status": status[0], "route": template},
-            )
+            self._record(scope, status[0], time.perf_counter() - started, request_id)
+
+    def _record(self, scope: Scope, status: int, elapsed: float, request_id: str) -> None:
+        method = scope["method"]
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "<unmatched>"
+        if scope["path"].startswith("/api/v1/") and not template.startswith("/api/v1"):
+            template = "/api/v1" + template
+        self.metrics.requests.labels(method, template, str(status)).inc()
+        self.metrics.latency.labels(method, template).observe(elapsed)
+        # The path, never the query string or headers: no token or secret is logged.
+        _access.info(
+            "%s %s %d %.1fms request_id=%s",
+            method,
+            scope["path"],
+            status,
+            elapsed * 1000,
+            request_id,
+            extra={"request_id": request_id, "status": status, "route": template},
+        )
 
 
 async def _send_error(send: Send, error: RegistryError, status: int) -> None:

@@ -18,7 +18,7 @@ from crucible_model_registry.server.errors import error_response, registry_error
 if TYPE_CHECKING:
     from crucible_model_registry.registry import Registry
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_THREADS", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_THREADS", "app_from_environment", "create_app"]
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """The largest JSON request body (artifact uploads stream and have no limit)."""
@@ -93,6 +93,13 @@ def create_app(
     app.include_router(operations.router)
     app.add_middleware(Edge, metrics=metrics, max_body_bytes=max_body_bytes)
     return app
+
+
+def app_from_environment() -> Any:
+    """The app ``cmr serve`` runs in each worker: settings from ``CMR_*``, auth from its flag."""
+    import os
+
+    return create_app(auth=os.environ.get("CMR_SERVE_AUTH", "1") != "0")
 
 
 def _registry_from_settings(threads: int) -> Registry:

@@ -43,6 +43,7 @@ __all__ = [
     "StoredItem",
     "TransferResult",
     "artifact_remote_path",
+    "check_artifact_name",
     "check_remote_path",
 ]
 
@@ -269,6 +270,17 @@ def check_remote_path(path: object, *, field: str = "remote_path") -> str:
             field, f"{path!r} may not contain empty, '.' or '..' segments (it would leave the root)"
         )
     return path
+
+
+def check_artifact_name(name: object) -> str:
+    """An artifact's stored name: one path segment that stays inside the storage root.
+
+    Raises:
+        ValidationError: the name holds ``/``, is ``.``/``..``, or breaks :func:`check_remote_path`.
+    """
+    if isinstance(name, str) and "/" in name:
+        raise ValidationError.single("name", f"{name!r} must be a single path segment")
+    return check_remote_path(name, field="name")
 
 
 def artifact_remote_path(model_name: str, version: str, artifact_type: str, name: str) -> str:

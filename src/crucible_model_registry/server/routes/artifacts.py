@@ -22,8 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from crucible_model_registry.errors import ValidationError
+from crucible_model_registry.errors import RegistryError, ValidationError
 from crucible_model_registry.server.routes._common import ref, registry_of, reply
+from crucible_model_registry.storage.base import check_artifact_name
 from crucible_model_registry.storage.manifest import is_directory_path
 
 __all__ = ["LAYOUT_HEADER", "router"]
@@ -63,23 +64,32 @@ async def upload(
     storage: str | None = None,
 ) -> JSONResponse:
     """Upload the body as the artifact ``name`` of ``version`` (``layout=tar``: a directory)."""
-    if not name or "/" in name or name in (".", ".."):
-        raise ValidationError.single("name", "must be a file or directory name without '/'")
     registry = registry_of(request)
     scratch = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "cmr-upload-"))
+    consumed = False
     try:
+        check_artifact_name(name)
+        ref(version)
         received = scratch / "body"
         with received.open("wb") as sink:
             async for chunk in request.stream():
                 await anyio.to_thread.run_sync(sink.write, chunk)
-        local = scratch / name
+        consumed = True
+        local = scratch / "upload" / name
+        local.parent.mkdir()
         if layout == "tar":
             await anyio.to_thread.run_sync(_untar, received, local)
         else:
             received.rename(local)
         artifact = await run_in_threadpool(
-            registry.upload_artifact, ref(version), artifact_type, local, name=name, storage=storage
+            registry.upload_artifact, version, artifact_type, local, name=name, storage=storage
         )
+    except RegistryError:
+        if not consumed:
+            # Read the rest of the body, so the client hears the error instead of a reset.
+            async for _chunk in request.stream():
+                pass
+        raise
     finally:
         await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
     return reply(artifact, status=201)

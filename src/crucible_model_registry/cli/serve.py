@@ -1,0 +1,98 @@
+"""``cmr serve``: run the registry server (extra ``server``) under uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tempfile
+from importlib.util import find_spec
+from typing import Annotated, Any
+
+import typer
+
+from crucible_model_registry.cli import _session
+
+__all__ = ["app"]
+
+app = typer.Typer()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command(rich_help_panel="Setup")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8470,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve without access control (required to bind a non-loopback address "
+            "until access control is configured).",
+        ),
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve the registry named by the global options and CMR_* settings over HTTP.
+
+    REST under /api/v1 (OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs), /healthz,
+    /readyz and /metrics. Stops gracefully on SIGINT/SIGTERM.
+    """
+    if not _is_loopback(host) and not no_auth:
+        raise _session.CommandError(
+            f"refusing to serve on {host}: no access control is configured, so anyone who "
+            "reaches that address could change the registry; bind 127.0.0.1 (the default) "
+            "or pass --no-auth to serve without access control deliberately"
+        )
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if not find_spec(m)]
+    if missing:
+        raise _session.CommandError(
+            f"cmr serve needs {', '.join(missing)}: pip install 'crucible-model-registry[server]'"
+        )
+    import uvicorn
+
+    session = _session.current()
+    settings = session.settings()
+    if settings.server_url:
+        raise _session.CommandError("cmr serve serves a database: unset CMR_SERVER_URL/--server")
+    # Worker processes read the settings again: hand them the global options too.
+    if session.database_url:
+        os.environ["CMR_DATABASE_URL"] = session.database_url
+    if session.storage:
+        os.environ["CMR_STORAGE_BACKEND"] = session.storage
+    os.environ["CMR_SERVE_AUTH"] = "0" if no_auth else "1"
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # prometheus-client adds up the workers' counters from files in this directory.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cmr-metrics-")
+    uvicorn.run(
+        "crucible_model_registry.server.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        log_config=_log_config(),
+        access_log=False,  # the app's own access log carries the request id
+        timeout_graceful_shutdown=30,
+        proxy_headers=False,
+    )
+
+
+def _log_config() -> dict[str, Any]:
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"])}
+    config["loggers"]["crucible_model_registry"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
