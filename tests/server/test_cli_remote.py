@@ -1,0 +1,38 @@
+"""The real ``cmr`` executable against a server: ``--server``, ``CMR_SERVER_URL``, ``cmr serve``."""
+
+from __future__ import annotations
+
+from tests.cli.runner import assert_user_error, run_cmr
+from tests.servers.registry_server import RegistryServer
+
+
+def test_register_query_and_show_through_the_server(server: RegistryServer) -> None:
+    made = run_cmr(
+        "--server", server.url, "--json", "register", "m", "-r", "sft", "-b", "base",
+        "-s", "lr=0.1", "-m", "accuracy=0.9",
+    )  # fmt: skip
+    assert made.code == 0, made.stderr
+    assert made.json()["version"] == "1"
+    shown = run_cmr("--server", server.url, "--json", "show", "m@1")
+    assert shown.code == 0, shown.stderr
+    assert shown.json()["version"]["metrics"] == {"accuracy": 0.9}
+    found = run_cmr("--json", "query", "--model", "m", env={"CMR_SERVER_URL": server.url})
+    assert found.code == 0, found.stderr
+    assert [v["id"] for v in found.json()] == [made.json()["id"]]
+
+
+def test_a_server_error_is_a_user_error_at_the_cli(server: RegistryServer) -> None:
+    result = run_cmr("--server", server.url, "show", "nope@1")
+    assert_user_error(result)
+    assert "nope" in result.stderr
+
+
+def test_an_unreachable_server_is_a_user_error(server: RegistryServer) -> None:
+    result = run_cmr("--server", "http://127.0.0.1:9", "show", "m@1")
+    assert_user_error(result)
+
+
+def test_serve_refuses_a_public_address_without_no_auth() -> None:
+    result = run_cmr("serve", "--host", "0.0.0.0", "--port", "9")
+    assert_user_error(result)
+    assert "--no-auth" in result.stderr
