@@ -36,3 +36,18 @@ def test_serve_refuses_a_public_address_without_no_auth() -> None:
     result = run_cmr("serve", "--host", "0.0.0.0", "--port", "9")
     assert_user_error(result)
     assert "--no-auth" in result.stderr
+
+
+def test_serve_stops_gracefully_on_sigterm(sqlite_template, tmp_path) -> None:
+    import shutil
+
+    from tests.servers.registry_server import start_registry_server
+
+    shutil.copyfile(sqlite_template, tmp_path / "r.db")
+    server = start_registry_server(f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "w")
+    assert server.get("/healthz")[0] == 200
+    # uvicorn re-raises SIGTERM once it has shut down cleanly: the exit is the signal's.
+    assert server.stop() in (0, -15)
+    log = server.log.read_text()
+    assert "Application shutdown complete" in log
+    assert "Finished server process" in log

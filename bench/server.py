@@ -1,0 +1,115 @@
+"""The cost of the HTTP hop: RemoteRegistry through ``cmr serve`` against the same calls in-process.
+
+One ``cmr serve`` (one worker, uvicorn, loopback) and an in-process ``Registry`` share one
+database: SQLite in a temporary directory, or PostgreSQL with ``--database-url``. Each
+operation runs ``--runs`` times after a warm-up; the table shows p50 and p95 in
+milliseconds and the remote/in-process ratio of the p50s, measured in the same run:
+
+- ``get_version("m@production")``
+- ``register`` (a new training run each time, auto-numbered)
+- ``query`` with a tag and a metric condition, ``limit(10)``, over ``--versions`` versions
+
+The machine is shared: read the ratios, not the absolute numbers.
+
+    .venv/bin/python bench/server.py [--runs 300] [--versions 500] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.servers.registry_server import start_registry_server
+
+import crucible_model_registry as cmr
+from crucible_model_registry.registry import Registry, RemoteRegistry
+
+
+def timings(call: Callable[[], object], runs: int) -> list[float]:
+    for _ in range(min(20, runs)):
+        call()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def p(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--versions", type=int, default=500)
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="cmr-bench-server-"))
+    url = args.database_url or f"sqlite:///{workdir / 'registry.db'}"
+    local = Registry.from_url(url)
+    local.migrate()
+    for n in range(args.versions):
+        local.register(
+            model_name="m",
+            recipe="sft",
+            base_model="base",
+            training_config={"seed": n},
+            metrics={"accuracy": (n % 100) / 100},
+            tags=["nightly"] if n % 3 == 0 else [],
+        )
+    local.promote(f"m@{args.versions // 2}", "production")
+    server = start_registry_server(url, workdir / "server")
+    remote = RemoteRegistry(server.url)
+    counter = itertools.count(args.versions)
+    query = cmr.Query().where_tag("nightly").where_metric("accuracy", ">=", 0.5).limit(10)
+
+    def ops(registry: Registry) -> dict[str, Callable[[], object]]:
+        return {
+            'get_version("m@production")': lambda: registry.get_version("m@production"),
+            "register": lambda: registry.register(
+                model_name="m",
+                recipe="sft",
+                base_model="base",
+                training_config={"seed": next(counter)},
+            ),
+            "query(tag+metric, limit=10)": lambda: registry.query(query),
+        }
+
+    try:
+        rows = []
+        for (name, in_process), remote_call in zip(
+            ops(local).items(), ops(remote).values(), strict=True
+        ):
+            a = timings(in_process, args.runs)
+            b = timings(remote_call, args.runs)
+            rows.append((name, p(a, 0.5), p(a, 0.95), p(b, 0.5), p(b, 0.95)))
+    finally:
+        remote.close()
+        server.stop()
+        local.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"database: {'PostgreSQL' if args.database_url else 'SQLite'}, runs={args.runs}")
+    header = f"{'operation':<30} {'in-proc p50':>11} {'p95':>7} {'remote p50':>10} {'p95':>7}"
+    print(header + f" {'ratio p50':>9} {'overhead p50':>12}")
+    for name, a50, a95, b50, b95 in rows:
+        print(
+            f"{name:<30} {a50:>11.2f} {a95:>7.2f} {b50:>10.2f} {b95:>7.2f} "
+            f"{b50 / a50:>8.1f}x {b50 - a50:>10.2f}ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
