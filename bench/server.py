@@ -1,7 +1,8 @@
 """The cost of the HTTP hop: RemoteRegistry through ``cmr serve`` against the same calls in-process.
 
 One ``cmr serve`` (one worker, uvicorn, loopback) and an in-process ``Registry`` share one
-database: SQLite in a temporary directory, or PostgreSQL with ``--database-url``. Each
+database: SQLite in a temporary directory, or with ``--postgres SERVER_URL`` a throwaway
+database created on that PostgreSQL server and dropped afterwards. Each
 operation runs ``--runs`` times after a warm-up; the table shows p50 and p95 in
 milliseconds and the remote/in-process ratio of the p50s, measured in the same run:
 
@@ -11,13 +12,15 @@ milliseconds and the remote/in-process ratio of the p50s, measured in the same r
 
 The machine is shared: read the ratios, not the absolute numbers.
 
-    .venv/bin/python bench/server.py [--runs 300] [--versions 500] [--database-url URL]
+    .venv/bin/python bench/server.py [--runs 300] [--versions 500]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import shutil
 import sys
 import tempfile
@@ -49,15 +52,39 @@ def p(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _throwaway_database(server_url: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"cmr_bench_{os.getpid()}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(server_url: str, url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--versions", type=int, default=500)
-    parser.add_argument("--database-url")
+    parser.add_argument("--postgres", help="a PostgreSQL server URL to make a database on")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="cmr-bench-server-"))
-    url = args.database_url or f"sqlite:///{workdir / 'registry.db'}"
+    url = f"sqlite:///{workdir / 'registry.db'}"
+    if args.postgres:
+        url = _throwaway_database(args.postgres)
     local = Registry.from_url(url)
     local.migrate()
     for n in range(args.versions):
@@ -100,8 +127,10 @@ def main() -> None:
         server.stop()
         local.close()
         shutil.rmtree(workdir, ignore_errors=True)
+        if args.postgres:
+            _drop_database(args.postgres, url)
 
-    print(f"database: {'PostgreSQL' if args.database_url else 'SQLite'}, runs={args.runs}")
+    print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}, runs={args.runs}")
     header = f"{'operation':<30} {'in-proc p50':>11} {'p95':>7} {'remote p50':>10} {'p95':>7}"
     print(header + f" {'ratio p50':>9} {'overhead p50':>12}")
     for name, a50, a95, b50, b95 in rows:
