@@ -298,3 +298,20 @@ def test_a_corrupt_download_is_refused_by_the_client(
     assert info.value.expected == artifact.checksum
     assert dest.read_bytes() == b"before"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest.bin", "m.bin"]
+
+
+def test_artifact_uploads_stream_past_the_body_limit(
+    server: RegistryServer, remote: RemoteRegistry, tmp_path: Path
+) -> None:
+    data = b"\x5a" * (17 * 1024 * 1024)
+    (tmp_path / "big.bin").write_bytes(data)
+    v = remote.register(FIELDS)
+    artifact = remote.upload_artifact(v, "checkpoint", tmp_path / "big.bin")
+    assert artifact.size_bytes == len(data)
+    response = httpx2.put(
+        f"{server.url}/api/v1/models/m/policy",
+        json={"policy": {"allowed": {}, "pad": "x" * (17 * 1024 * 1024)}},
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert remote.get_promotion_policy("m") is None

@@ -39,3 +39,20 @@ def test_parameters_match(name: str) -> None:
         return [shape(f) for f in typing.get_overloads(fn)] or [shape(fn)]  # type: ignore[arg-type]
 
     assert shapes(getattr(RegistryAPI, name)) == shapes(getattr(Registry, name))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["upload_artifact", "download_artifact", "artifact_url", "verify_artifact", "delete_artifact"],
+)
+def test_the_remote_registry_overrides_keep_the_parameters(name: str) -> None:
+    from crucible_model_registry.registry import RemoteRegistry
+
+    def shape(fn: object) -> list[tuple[str, object, object]]:
+        return [
+            (p.name, p.kind, p.default)
+            for p in inspect.signature(fn).parameters.values()  # type: ignore[arg-type]
+        ]
+
+    assert getattr(RemoteRegistry, name) is not getattr(Registry, name)
+    assert shape(getattr(RemoteRegistry, name)) == shape(getattr(Registry, name))

@@ -32,6 +32,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID_HEADER = "x-request-id"
 ACTOR_HEADER = "x-cmr-actor"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_UPLOAD_PATH = re.compile(r"/api/v1/versions/.+/artifacts/[^/]+")  # streams: no body limit
 _access = logging.getLogger("crucible_model_registry.server.access")
 
 
@@ -93,7 +94,7 @@ class Edge:
         started = time.perf_counter()
         status = [500]
         method = scope["method"]
-        is_upload = method == "PUT" and "/artifacts/" in scope["path"]
+        is_upload = method == "PUT" and _UPLOAD_PATH.fullmatch(scope["path"]) is not None
 
         exceeded = [False]  # the body outgrew the limit: the app's answer is replaced by 413
 
