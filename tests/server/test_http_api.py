@@ -315,3 +315,27 @@ def test_artifact_uploads_stream_past_the_body_limit(
     )
     assert response.status_code == 413
     assert remote.get_promotion_policy("m") is None
+
+
+def test_cmr_server_url_makes_the_module_functions_remote(
+    server: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import crucible_model_registry as cmr
+
+    monkeypatch.setenv("CMR_SERVER_URL", server.url)
+    monkeypatch.setenv("CMR_TOKEN", "cmr_not_a_real_token")
+    cmr.configure(None)
+    made = cmr.register(FIELDS)
+    registry = cmr.get_registry()
+    assert isinstance(registry, RemoteRegistry)
+    assert "cmr_not_a_real_token" not in repr(registry)
+    assert [v.id for v in cmr.query({"model_name": "m"})] == [made.id]
+    assert rows(server)["cmr_model_versions"] == 1
+    registry.close()
+
+
+def test_create_app_refuses_to_serve_a_remote_registry() -> None:
+    from crucible_model_registry.server import create_app
+
+    with pytest.raises(errors.ConfigurationError):
+        create_app(RemoteRegistry("http://127.0.0.1:9"))

@@ -11,7 +11,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from crucible_model_registry.errors import NotFoundError, RegistryError, ValidationError
+from crucible_model_registry.backends.http import HttpBackend
+from crucible_model_registry.errors import (
+    ConfigurationError,
+    NotFoundError,
+    RegistryError,
+    ValidationError,
+)
 from crucible_model_registry.server._edge import Edge, Metrics
 from crucible_model_registry.server.errors import error_response, registry_error_handler
 
@@ -64,6 +70,8 @@ def create_app(
 
     if registry is None:
         registry = _registry_from_settings(threads)
+    elif isinstance(registry.backend, HttpBackend):
+        raise ConfigurationError("serve a registry on a database, not a remote registry")
     metrics = Metrics()
 
     async def startup() -> None:
@@ -109,7 +117,7 @@ def _registry_from_settings(threads: int) -> Registry:
 
     settings = load_settings()
     if settings.server_url:
-        raise RegistryError(
+        raise ConfigurationError(
             "the server serves a database, not another server: unset CMR_SERVER_URL"
         )
     url = settings.resolved_database_url
