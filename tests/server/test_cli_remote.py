@@ -51,3 +51,15 @@ def test_serve_stops_gracefully_on_sigterm(sqlite_template, tmp_path) -> None:
     log = server.log.read_text()
     assert "Application shutdown complete" in log
     assert "Finished server process" in log
+
+
+def test_upload_and_download_through_the_server(server: RegistryServer, tmp_path) -> None:
+    env = {"CMR_SERVER_URL": server.url}
+    run_cmr("register", "m", "-r", "sft", "-b", "base", env=env)
+    (tmp_path / "model.bin").write_bytes(b"weights" * 1000)
+    up = run_cmr("--json", "upload", "m@1", "checkpoint", str(tmp_path / "model.bin"), env=env)
+    assert up.code == 0, up.stderr
+    down = run_cmr("download", "m@1", str(tmp_path / "out.bin"), env=env)
+    assert down.code == 0, down.stderr
+    assert (tmp_path / "out.bin").read_bytes() == b"weights" * 1000
+    assert [p.name for p in server.storage_dir.rglob("model.bin")] == ["model.bin"]
