@@ -230,6 +230,9 @@ def test_request_ids_health_metrics_and_openapi(server: RegistryServer) -> None:
     metrics = httpx2.get(f"{server.url}/metrics").text
     assert 'route="/api/v1/versions/{version:path}",status="404"' in metrics
     assert "cmr_http_request_duration_seconds_bucket" in metrics
+    httpx2.post(f"{server.url}/api/v1/versions", json=FIELDS)
+    metrics = httpx2.get(f"{server.url}/metrics").text
+    assert 'cmr_registry_operations_total{operation="register",outcome="ok"}' in metrics
     spec = httpx2.get(f"{server.url}/api/v1/openapi.json").json()
     assert "/api/v1/versions" in spec["paths"]
     assert httpx2.get(f"{server.url}/api/v1/docs").status_code == 200
@@ -315,6 +318,20 @@ def test_artifact_uploads_stream_past_the_body_limit(
     )
     assert response.status_code == 413
     assert remote.get_promotion_policy("m") is None
+
+
+def test_lineage_renders_as_json_dot_and_mermaid(
+    server: RegistryServer, remote: RemoteRegistry
+) -> None:
+    a = remote.register(FIELDS)
+    remote.register({**FIELDS, "training_config": {"lr": 2}, "parents": [a.id]})
+    base = f"{server.url}/api/v1/versions/m@1/lineage"
+    graph = httpx2.get(base).json()
+    assert set(graph) == {"focus", "ancestors", "descendants", "edges"}
+    assert len(graph["edges"]) == 1
+    assert httpx2.get(base, params={"format": "dot"}).text.startswith("digraph")
+    assert httpx2.get(base, params={"format": "mermaid"}).text.startswith("flowchart")
+    assert httpx2.get(base, params={"format": "svg"}).status_code == 422
 
 
 def test_cmr_server_url_makes_the_module_functions_remote(

@@ -55,6 +55,18 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.operations = Counter(
+            "cmr_registry_operations_total",
+            "Registry operations (register, promote, upload, download) by outcome",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+
+    def count_operation(
+        self, event: tuple[str, ...], measurements: dict[str, float], metadata: dict[str, object]
+    ) -> None:
+        """A telemetry handler: one more ``event`` with its outcome."""
+        self.operations.labels(event[1], str(metadata.get("outcome", "ok"))).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text (all workers' when ``PROMETHEUS_MULTIPROC_DIR`` is set)."""

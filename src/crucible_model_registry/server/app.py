@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from crucible_model_registry import telemetry
 from crucible_model_registry.backends.http import HttpBackend
 from crucible_model_registry.errors import (
     ConfigurationError,
@@ -73,11 +74,17 @@ def create_app(
     elif isinstance(registry.backend, HttpBackend):
         raise ConfigurationError("serve a registry on a database, not a remote registry")
     metrics = Metrics()
+    handler_id = f"cmr-server-metrics-{id(metrics)}"
 
     async def startup() -> None:
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        telemetry.attach(handler_id, telemetry.EVENTS, metrics.count_operation)
+
+    def shutdown() -> None:
+        telemetry.detach(handler_id)
+        registry.close()
 
     app = FastAPI(
         title="crucible-model-registry",
@@ -86,7 +93,7 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
         on_startup=[startup],
-        on_shutdown=[registry.close],
+        on_shutdown=[shutdown],
     )
     app.state.registry = registry
     app.state.auth = auth
