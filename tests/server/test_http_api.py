@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import httpx2
@@ -244,8 +245,11 @@ def test_the_access_log_names_the_request_id_and_never_a_token(server: RegistryS
         f"{server.url}/api/v1/models", headers={"authorization": f"Bearer {secret}"}
     )
     request_id = response.headers["x-request-id"]
-    log = server.log.read_text()
-    assert f"request_id={request_id}" in log
+    deadline = time.monotonic() + 10
+    # The line is written after the answer is sent: wait for it.
+    while f"request_id={request_id}" not in (log := server.log.read_text()):
+        assert time.monotonic() < deadline, log[-2000:]
+        time.sleep(0.05)
     assert secret not in log
 
 
