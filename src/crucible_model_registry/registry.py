@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from crucible_model_registry.domain.records import (
 from crucible_model_registry.domain.rules import (
     check_alias_name,
     check_config_hash,
+    check_local_path,
     check_long_text,
     check_metrics,
     check_model_name,
@@ -41,13 +43,14 @@ from crucible_model_registry.domain.specs import (
     new_version_from_input,
     ref_of,
 )
+from crucible_model_registry.domain.storage_reports import ArtifactDeletion, GarbageReport
 from crucible_model_registry.errors import (
     ConfigurationError,
     PromotionDeniedError,
     ValidationError,
 )
-from crucible_model_registry.storage.base import check_artifact_name
-from crucible_model_registry.storage.manifest import is_directory_path
+from crucible_model_registry.storage.base import TransferResult, check_artifact_name
+from crucible_model_registry.storage.manifest import download_artifact_files, download_target
 
 if TYPE_CHECKING:
     from crucible_model_registry.settings import Settings
@@ -485,22 +488,104 @@ class RemoteRegistry(Registry):
         artifact: Artifact | int,
         dest: str | os.PathLike[str],
         *,
+        overwrite: bool = False,
+        parents: bool = False,
         progress: ProgressCallback | None = None,
     ) -> Path:
+        # The same placement as Registry's (staging, collisions, verification per file),
+        # with each stored file streamed from the server and hashed here.
         record = self._artifact(artifact)
-        target = Path(dest)
-        if target.is_dir() and not is_directory_path(record.storage_path):
-            target = target / record.storage_path.rsplit("/", 1)[-1]
-        self._http.download_artifact(record, target, progress=progress)
+        target = download_target(record.storage_path, check_local_path(dest, field="dest"))
+        download_artifact_files(
+            _ServerFiles(self._http, record),
+            record.storage_path,
+            target,
+            expected_sha256=record.checksum,
+            progress=progress,
+            overwrite=overwrite,
+            parents=parents,
+        )
         return target
 
-    def artifact_url(self, artifact: Artifact | int, *, expires_in: int = 3600) -> str:
+    def artifact_url(
+        self, artifact: Artifact | int, *, expires_in: int = 3600, file: str | None = None
+    ) -> str:
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
             raise ValidationError.single("expires_in", "must be a whole number of seconds >= 1")
-        return self._http.artifact_url(self._artifact(artifact).id, expires_in=expires_in)
+        record = self._artifact(artifact)
+        return self._http.artifact_url(record.id, expires_in=expires_in, file=file)
 
-    def verify_artifact(self, artifact: Artifact | int) -> bool:
+    def verify_artifact(
+        self, artifact: Artifact | int, *, progress: ProgressCallback | None = None
+    ) -> bool:
+        # The server reads the bytes back; no byte comes here, so progress is not called.
         return self._http.verify_artifact(self._artifact(artifact).id)
 
-    def delete_artifact(self, artifact: Artifact | int, *, keep_bytes: bool = False) -> None:
-        self._http.delete_artifact(self._artifact(artifact).id, keep_bytes=keep_bytes)
+    def delete_artifact(
+        self, artifact: Artifact | int, *, keep_bytes: bool = False
+    ) -> ArtifactDeletion:
+        return self._http.delete_artifact(self._artifact(artifact).id, keep_bytes=keep_bytes)
+
+    def collect_garbage(
+        self,
+        *,
+        dry_run: bool = False,
+        older_than: timedelta = timedelta(hours=24),
+        storage: str | None = None,
+    ) -> GarbageReport:
+        # The server's storages are the ones to clean, by the server's registry.
+        if not isinstance(older_than, timedelta):
+            raise ValidationError.single("older_than", "must be a timedelta")
+        return self._http.collect_garbage(
+            dry_run=dry_run, older_than_seconds=older_than.total_seconds(), storage=storage
+        )
+
+
+class _ServerFiles:
+    """One artifact's stored files as a read-only StorageBackend, streamed from a server."""
+
+    def __init__(self, http: HttpBackend, record: Artifact) -> None:
+        self._http = http
+        self._record = record
+
+    @property
+    def name(self) -> str:
+        return self._record.storage_backend
+
+    def download(
+        self,
+        remote_path: str,
+        local_path: str | os.PathLike[str],
+        *,
+        expected_sha256: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransferResult:
+        root = self._record.storage_path
+        file = remote_path[len(root) :] if remote_path.startswith(root) else remote_path
+        local = Path(local_path)
+        digest = self._http.fetch_file(
+            self._record,
+            file or None,
+            local,
+            expected_sha256=expected_sha256,
+            progress=progress,
+        )
+        return TransferResult(remote_path, local.stat().st_size, digest)
+
+    def upload(
+        self,
+        local_path: str | os.PathLike[str],
+        remote_path: str,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> TransferResult:
+        raise ConfigurationError("a download source cannot store bytes")
+
+    def delete(self, remote_path: str) -> None:
+        raise ConfigurationError("a download source cannot delete bytes")
+
+    def exists(self, remote_path: str) -> bool:
+        raise ConfigurationError("a download source cannot list bytes")
+
+    def url(self, remote_path: str, *, expires_in: int = 3600) -> str:
+        raise ConfigurationError("ask the server for URLs: artifact_url")

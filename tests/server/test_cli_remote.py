@@ -15,7 +15,7 @@ def test_register_query_and_show_through_the_server(server: RegistryServer) -> N
     assert made.json()["version"] == "1"
     shown = run_cmr("--server", server.url, "--json", "show", "m@1")
     assert shown.code == 0, shown.stderr
-    assert shown.json()["version"]["metrics"] == {"accuracy": 0.9}
+    assert shown.json()["metrics"] == {"accuracy": 0.9}
     found = run_cmr("--json", "query", "--model", "m", env={"CMR_SERVER_URL": server.url})
     assert found.code == 0, found.stderr
     assert [v["id"] for v in found.json()] == [made.json()["id"]]

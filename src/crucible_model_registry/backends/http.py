@@ -20,9 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +43,7 @@ from crucible_model_registry.domain.records import (
     PromotionResult,
     StageTransition,
 )
+from crucible_model_registry.domain.storage_reports import ArtifactDeletion, GarbageReport
 from crucible_model_registry.errors import (
     AuthenticationError,
     ChecksumMismatchError,
@@ -65,6 +64,7 @@ if TYPE_CHECKING:
     from crucible_model_registry.domain.query_spec import QuerySpec
     from crucible_model_registry.domain.refs import VersionRef
     from crucible_model_registry.domain.specs import ArtifactSpec, NewVersion
+    from crucible_model_registry.domain.storage_reports import BackendRecords
     from crucible_model_registry.storage.base import ProgressCallback
 
 __all__ = ["ACTOR_HEADER", "HttpBackend", "is_server_url"]
@@ -444,6 +444,14 @@ class HttpBackend:
     ) -> Artifact:
         _server_side("add_artifact")
 
+    def artifacts_sharing(
+        self, backend: str, remote: str, *, excluding: int
+    ) -> list[tuple[int, str]]:
+        _server_side("artifacts_sharing")
+
+    def backend_records(self, backend: str) -> BackendRecords:
+        _server_side("backend_records")
+
     def remove_artifact(self, artifact_id: int, *, claim: UploadClaim | None = None) -> Artifact:
         record = self.get_artifact(artifact_id)
         self._send("DELETE", f"/artifacts/{artifact_id}", params={"keep_bytes": True}, retry=False)
@@ -481,52 +489,56 @@ class HttpBackend:
         )
         return from_json(Artifact, response)
 
-    def download_artifact(
-        self, record: Artifact, target: Path, *, progress: ProgressCallback | None
-    ) -> None:
-        """Stream the artifact from the server and move it to ``target`` once verified here.
+    def fetch_file(
+        self,
+        record: Artifact,
+        file: str | None,
+        local: Path,
+        *,
+        expected_sha256: str | None,
+        progress: ProgressCallback | None,
+    ) -> str:
+        """Stream one stored file of ``record`` (a folder's ``file``, or its manifest) to
+        ``local``, verified here against ``expected_sha256``; its SHA-256.
 
         Raises:
-            ChecksumMismatchError: the bytes received do not match the recorded SHA-256;
-                ``target`` is untouched.
+            ChecksumMismatchError: the bytes do not match; nothing is left at ``local``.
         """
-        target = target.absolute()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{target.name[:64]}.", suffix=".cmr-tmp", dir=target.parent)
-        )
+        local.parent.mkdir(parents=True, exist_ok=True)
+        partial = local.with_name(f".{local.name[:64]}.{os.getpid()}.cmr-tmp")
         try:
-            received = staging / "body"
-            layout, digest = self._fetch(record, received, progress)
-            if layout == "tar":
-                tree = staging / "tree"
-                _extract(received, tree)
-                _verify_tree(record, tree)
-                _replace(tree, target, aside=staging / "previous")
-            else:
-                if record.checksum is not None and digest != record.checksum:
-                    raise ChecksumMismatchError(
-                        backend=record.storage_backend,
-                        path=record.storage_path,
-                        expected=record.checksum,
-                        actual=digest,
-                    )
-                # Rename only after the hash matches, so readers never see a wrong file.
-                os.replace(received, target)
+            digest = self._fetch(record, file, partial, progress)
+            if expected_sha256 is not None and digest != expected_sha256:
+                raise ChecksumMismatchError(
+                    backend=record.storage_backend,
+                    path=record.storage_path + (file or ""),
+                    expected=expected_sha256,
+                    actual=digest,
+                )
+            # Rename only after the hash matches, so readers never see a wrong file.
+            os.replace(partial, local)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            partial.unlink(missing_ok=True)
+        return digest
 
-    def artifact_url(self, artifact_id: int, *, expires_in: int) -> str:
-        data = self._send("GET", f"/artifacts/{artifact_id}/url", params={"expires_in": expires_in})
-        return str(data["url"])
+    def artifact_url(self, artifact_id: int, *, expires_in: int, file: str | None) -> str:
+        params = {"expires_in": expires_in, "file": file}
+        return str(self._send("GET", f"/artifacts/{artifact_id}/url", params=params)["url"])
 
     def verify_artifact(self, artifact_id: int) -> bool:
         return bool(self._send("POST", f"/artifacts/{artifact_id}/verify")["ok"])
 
-    def delete_artifact(self, artifact_id: int, *, keep_bytes: bool) -> None:
-        self._send(
+    def delete_artifact(self, artifact_id: int, *, keep_bytes: bool) -> ArtifactDeletion:
+        data = self._send(
             "DELETE", f"/artifacts/{artifact_id}", params={"keep_bytes": keep_bytes}, retry=False
         )
+        return from_json(ArtifactDeletion, data)
+
+    def collect_garbage(
+        self, *, dry_run: bool, older_than_seconds: float, storage: str | None
+    ) -> GarbageReport:
+        body = {"dry_run": dry_run, "older_than_seconds": older_than_seconds, "storage": storage}
+        return from_json(GarbageReport, self._send("POST", "/gc", json=body, retry=False))
 
     def _stream_request(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx2
@@ -550,21 +562,22 @@ class HttpBackend:
         return self._answer(response)
 
     def _fetch(
-        self, record: Artifact, dest: Path, progress: ProgressCallback | None
-    ) -> tuple[str, str]:
+        self, record: Artifact, file: str | None, dest: Path, progress: ProgressCallback | None
+    ) -> str:
         import httpx2
 
         digest = hashlib.sha256()
+        params = {} if file is None else {"file": file}
         try:
             with self._http().stream(
                 "GET",
                 f"/api/v1/artifacts/{record.id}/content",
+                params=params,
                 timeout=httpx2.Timeout(self._timeout, read=None),
             ) as response:
                 if not response.is_success:
                     response.read()
                     _raise_for(response, self._url)
-                layout = response.headers.get("x-cmr-layout", "file")
                 with dest.open("wb") as sink:
                     for chunk in response.iter_bytes(_CHUNK):
                         sink.write(chunk)
@@ -576,7 +589,7 @@ class HttpBackend:
                 f"the download of artifact {record.id} from {self._url} broke off: "
                 f"{type(exc).__name__}; nothing was written at the destination"
             ) from exc
-        return layout, digest.hexdigest()
+        return digest.hexdigest()
 
     # ------------------------------------------------------------------ queries
 
@@ -704,48 +717,6 @@ def _counted(chunks: Iterator[bytes], progress: ProgressCallback | None) -> Iter
         if progress is not None:
             progress(len(chunk))
         yield chunk
-
-
-def _extract(archive: Path, dest: Path) -> None:
-    dest.mkdir()
-    with tarfile.open(archive, "r:") as tar:
-        tar.extractall(dest, filter="data")
-
-
-def _verify_tree(record: Artifact, tree: Path) -> None:
-    """Every file of the record's manifest is there with its SHA-256, and nothing else."""
-    expected = {str(e["path"]): str(e["sha256"]) for e in record.manifest or []}
-    present = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file()}
-    for path in sorted(present | set(expected)):
-        want = expected.get(path, "")
-        got = _sha256(tree / path) if path in present else ""
-        if got != want:
-            raise ChecksumMismatchError(
-                backend=record.storage_backend,
-                path=record.storage_path + path,
-                expected=want or "(not in the manifest)",
-                actual=got or "(missing)",
-            )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _replace(new: Path, dest: Path, *, aside: Path) -> None:
-    had_previous = dest.exists() or dest.is_symlink()
-    if had_previous:
-        os.replace(dest, aside)
-    try:
-        os.replace(new, dest)
-    except BaseException:
-        if had_previous:
-            os.replace(aside, dest)
-        raise
 
 
 if TYPE_CHECKING:

@@ -12,20 +12,26 @@ from __future__ import annotations
 import shutil
 import tarfile
 import tempfile
+from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from crucible_model_registry.domain.records import Artifact
 from crucible_model_registry.errors import RegistryError, ValidationError
-from crucible_model_registry.server.routes._common import ref, registry_of, reply
+from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
 from crucible_model_registry.storage.base import check_artifact_name
-from crucible_model_registry.storage.manifest import is_directory_path
+from crucible_model_registry.storage.manifest import (
+    MANIFEST_NAME,
+    file_storage_path,
+    is_directory_path,
+)
 
 __all__ = ["LAYOUT_HEADER", "router"]
 
@@ -96,37 +102,67 @@ async def upload(
 
 
 @router.get("/artifacts/{artifact_id}/content")
-def download(request: Request, artifact_id: int) -> Response:
-    """The artifact's bytes (a tar for a directory), verified; ETag is the SHA-256."""
+def download(request: Request, artifact_id: int, file: str | None = None) -> Response:
+    """The artifact's bytes, verified; the ETag is their SHA-256; ``Range`` is served.
+
+    A folder artifact: ``file`` is one of its files (as its manifest lists them), or
+    ``cmr-manifest.json`` for the manifest; without ``file``, a tar of the whole tree.
+    """
     registry = registry_of(request)
     record = registry.backend.get_artifact(artifact_id)
     scratch = Path(tempfile.mkdtemp(prefix="cmr-download-"))
     cleanup = BackgroundTask(shutil.rmtree, scratch, True)
+    etag = record.checksum
     try:
-        if is_directory_path(record.storage_path):
+        if file is not None and is_directory_path(record.storage_path):
+            expected = _expected_sha256(record, file)
+            path = (
+                record.storage_path + MANIFEST_NAME
+                if file == MANIFEST_NAME
+                else file_storage_path(record, file)
+            )
+            served = scratch / "file"
+            registry.storage_backend(record.storage_backend).download(
+                path, served, expected_sha256=expected
+            )
+            layout, media, etag = "file", "application/octet-stream", expected
+        elif is_directory_path(record.storage_path):
             tree = registry.download_artifact(record, scratch / "tree")
             served = scratch / "artifact.tar"
             with tarfile.open(served, "w") as archive:
-                for path in sorted(tree.rglob("*")):
-                    archive.add(path, arcname=path.relative_to(tree).as_posix(), recursive=False)
+                for item in sorted(tree.rglob("*")):
+                    archive.add(item, arcname=item.relative_to(tree).as_posix(), recursive=False)
             layout, media = "tar", "application/x-tar"
         else:
+            file_storage_path(record, file)  # refuses file= for a single-file artifact
             served = registry.download_artifact(record, scratch / "artifact")
             layout, media = "file", "application/octet-stream"
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     response = FileResponse(served, media_type=media, background=cleanup)
-    if record.checksum:
-        response.headers["etag"] = f'"{record.checksum}"'
+    if etag:
+        response.headers["etag"] = f'"{etag}"'
     response.headers[LAYOUT_HEADER] = layout
     return response
 
 
+def _expected_sha256(record: Artifact, file: str) -> str | None:
+    if file == MANIFEST_NAME:
+        return record.checksum
+    for entry in record.manifest or []:
+        if entry.get("path") == file:
+            return str(entry["sha256"])
+    return None
+
+
 @router.get("/artifacts/{artifact_id}/url")
-def artifact_url(request: Request, artifact_id: int, expires_in: int = 3600) -> JSONResponse:
-    """``{"url"}``: where the artifact can be fetched from (presigned where supported)."""
-    return reply({"url": registry_of(request).artifact_url(artifact_id, expires_in=expires_in)})
+def artifact_url(
+    request: Request, artifact_id: int, expires_in: int = 3600, file: str | None = None
+) -> JSONResponse:
+    """``{"url"}``: where the artifact (or ``file`` of a folder) can be fetched from."""
+    url = registry_of(request).artifact_url(artifact_id, expires_in=expires_in, file=file)
+    return reply({"url": url})
 
 
 @router.post("/artifacts/{artifact_id}/verify")
@@ -135,11 +171,25 @@ def verify(request: Request, artifact_id: int) -> JSONResponse:
     return reply({"ok": registry_of(request).verify_artifact(artifact_id)})
 
 
-@router.delete("/artifacts/{artifact_id}", status_code=204)
-def delete(request: Request, artifact_id: int, keep_bytes: bool = False) -> Response:
-    """Delete the record, then (unless ``keep_bytes``) the stored bytes."""
-    registry_of(request).delete_artifact(artifact_id, keep_bytes=keep_bytes)
-    return Response(status_code=204)
+@router.delete("/artifacts/{artifact_id}")
+def delete(request: Request, artifact_id: int, keep_bytes: bool = False) -> JSONResponse:
+    """Delete the record, then its bytes unless kept; the answer says which (ArtifactDeletion)."""
+    return reply(registry_of(request).delete_artifact(artifact_id, keep_bytes=keep_bytes))
+
+
+@router.post("/gc")
+def collect_garbage(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
+    """Remove stored bytes no record references (``dry_run``: only report them)."""
+    fields = fields_of(body, allowed=("dry_run", "older_than_seconds", "storage"))
+    seconds = fields.get("older_than_seconds", 24 * 3600)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ValidationError.single("older_than_seconds", "must be a number >= 0")
+    report = registry_of(request).collect_garbage(
+        dry_run=fields.get("dry_run", False),
+        older_than=timedelta(seconds=seconds),
+        storage=fields.get("storage"),
+    )
+    return reply(report)
 
 
 def _untar(archive: Path, dest: Path) -> None:
