@@ -30,6 +30,7 @@ from crucible_model_registry.domain.records import (
     StageTransition,
 )
 from crucible_model_registry.domain.rules import (
+    MAX_STORAGE_BACKEND,
     check_alias_name,
     check_config_hash,
     check_local_path,
@@ -37,6 +38,7 @@ from crucible_model_registry.domain.rules import (
     check_metrics,
     check_model_name,
     check_tags,
+    check_text,
 )
 from crucible_model_registry.domain.specs import (
     OnDuplicate,
@@ -468,12 +470,16 @@ class RemoteRegistry(Registry):
         storage: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> Artifact:
+        # Registry's checks, made here too so that bad input is refused before a byte is sent.
         kind = parse_enum(ArtifactType, artifact_type, field="type")
-        local = Path(path)
+        local = check_local_path(path, field="path")
         if not local.exists():
             raise ValidationError.single("path", f"{str(local)!r} does not exist")
-        # Checked here too, so that a bad name refuses the upload before a byte is sent.
-        stored_name = check_artifact_name(name or local.resolve().name)
+        if storage is not None:
+            storage = check_text(storage, field="storage", limit=MAX_STORAGE_BACKEND)
+        stored_name = check_artifact_name(
+            check_text(name or local.resolve().name, field="name", normalize=False)
+        )
         return self._http.upload_artifact(
             ref_of(version, field="version"),
             kind,
