@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from crucible_model_registry._context import current_actor
 from crucible_model_registry.domain.enums import Stage, parse_enum
-from crucible_model_registry.domain.specs import ref_of
+from crucible_model_registry.domain.specs import REGISTER_FIELDS, ref_of
 from crucible_model_registry.errors import ValidationError
 from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
 
@@ -23,7 +23,7 @@ router = APIRouter(tags=["versions"])
 @router.post("/versions", status_code=201)
 def register(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Register a version: the fields of ``Registry.register``; every rule runs here."""
-    fields = fields_of(body, allowed=_REGISTER_KEYS)
+    fields = fields_of(body, allowed=REGISTER_FIELDS)
     return reply(registry_of(request).register(fields), status=201)
 
 
@@ -104,20 +104,3 @@ def get_version(request: Request, version: str, at: str | None = None) -> JSONRe
     except ValueError:
         raise ValidationError.single("at", "must be an ISO 8601 time with an offset") from None
     return reply(registry.get_version(ref(version), at=moment))
-
-
-_REGISTER_KEYS = (
-    "model_name",
-    "version",
-    "recipe",
-    "base_model",
-    "training_config",
-    "metrics",
-    "tags",
-    "description",
-    "artifacts",
-    "parents",
-    "parent_version_id",
-    "lineage_type",
-    "on_duplicate",
-)
