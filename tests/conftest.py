@@ -23,12 +23,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from tests.db_reset import empty_registry_tables
 from tests.pg_names import database_name
 
 from crucible_model_registry import Registry, configure
 from crucible_model_registry.storage.local import LocalStorage
-from crucible_model_registry.store.tables import metadata
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_HOW_TO = (
@@ -168,23 +167,6 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _truncate_postgres(url: str) -> None:
-    # DELETE, not TRUNCATE: on these small tables TRUNCATE's new files cost ~0.3 s a test.
-    engine = create_engine(url, poolclass=NullPool)
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            conn.execute(table.delete())
-        sequences = conn.execute(
-            text(
-                "SELECT sequence_name FROM information_schema.sequences "
-                "WHERE sequence_name LIKE 'cmr\\_%'"
-            )
-        ).scalars()
-        for sequence in list(sequences):
-            conn.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
-    engine.dispose()
-
-
 # --------------------------------------------------------------------------- SQLite
 
 
@@ -216,7 +198,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     url = str(request.getfixturevalue("postgres_url"))
-    _truncate_postgres(url)
+    empty_registry_tables(url)
     return url
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.cli.runner import Runner, assert_user_error
-from tests.conftest import _truncate_postgres
+from tests.db_reset import empty_registry_tables
 from tests.move.conftest import read_export, seed
 from tests.move.test_import_hf import _publish
 from tests.servers.hub import HubDouble
@@ -110,7 +110,7 @@ def test_import_help_lists_the_hub_importer(cmr: Runner, home: Path):
 def test_db_copy_embedded_to_postgresql_with_bytes(
     cmr: Runner, seeded_cli: Path, postgres_url: str, tmp_path: Path
 ):
-    _truncate_postgres(postgres_url)
+    empty_registry_tables(postgres_url)
     team_storage = json.dumps({"base_path": str(tmp_path / "team")})
     copied = cmr(
         "db",

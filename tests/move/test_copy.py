@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import _truncate_postgres
+from tests.db_reset import empty_registry_tables
 from tests.move.conftest import read_export
 from tests.servers.s3 import MotoServer, s3_bucket, s3_server
 from tests.storage.test_s3 import make_storage
@@ -22,7 +22,7 @@ __all__ = ["s3_bucket", "s3_server"]
 def test_sqlite_to_postgresql_to_sqlite_gives_identical_exports(
     seeded: Registry, make_registry: Any, postgres_url: str, tmp_path: Path
 ):
-    _truncate_postgres(postgres_url)
+    empty_registry_tables(postgres_url)
     team = Registry.from_url(postgres_url, storage=LocalStorage(tmp_path / "team-artifacts"))
     try:
         first = seeded.copy_to(team, with_artifacts=True)
@@ -48,7 +48,7 @@ def test_sqlite_to_postgresql_to_sqlite_gives_identical_exports(
 def test_copy_to_postgresql_and_s3_moves_verified_bytes(
     seeded: Registry, postgres_url: str, s3_server: MotoServer, s3_bucket: str, tmp_path: Path
 ):
-    _truncate_postgres(postgres_url)
+    empty_registry_tables(postgres_url)
     team = Registry.from_url(postgres_url, storage=make_storage(s3_server.endpoint_url, s3_bucket))
     try:
         report = seeded.copy_to(team, with_artifacts=True)

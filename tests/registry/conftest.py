@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
-from tests.conftest import _truncate_postgres
+from tests.db_reset import empty_registry_tables
 from tests.servers.hub import hub_repo, hub_server
 from tests.servers.registry_server import (
     RegistryServer,
@@ -69,7 +69,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
         return str(request.getfixturevalue("sqlite_url"))
     if request.param == "postgresql":
         url = str(request.getfixturevalue("postgres_url"))
-        _truncate_postgres(url)
+        empty_registry_tables(url)
         return url
     marker = request.node.get_closest_marker("in_process")
     if marker is not None:

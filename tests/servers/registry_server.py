@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
-
-from crucible_model_registry.store.tables import metadata
+from tests.db_reset import empty_registry_tables
 
 __all__ = ["RegistryServer", "free_port", "start_registry_server"]
 
@@ -64,22 +61,7 @@ class RegistryServer:
 
     def reset(self) -> None:
         """Delete every row of the registry's tables and every stored artifact byte."""
-        engine = create_engine(self.database_url, poolclass=NullPool)
-        with engine.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                conn.execute(table.delete())
-            if engine.dialect.name == "sqlite":
-                conn.execute(text("DELETE FROM sqlite_sequence"))
-            else:
-                sequences = conn.execute(
-                    text(
-                        "SELECT sequence_name FROM information_schema.sequences "
-                        "WHERE sequence_name LIKE 'cmr\\_%'"
-                    )
-                ).scalars()
-                for sequence in list(sequences):
-                    conn.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
-        engine.dispose()
+        empty_registry_tables(self.database_url)
         shutil.rmtree(self.storage_dir, ignore_errors=True)
         self.storage_dir.mkdir(parents=True)
 
