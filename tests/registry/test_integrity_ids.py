@@ -227,7 +227,7 @@ def test_migration_0003_keeps_a_0002_databases_rows_and_never_reuses_ids(
 ):
     registry, ids = _migrated_from_0002(blank_db_url, tmp_path)
     try:
-        assert schema.current_revision(registry.engine) == "0003"
+        assert schema.current_revision(registry.engine) == schema.HEAD_REVISION
         v2 = registry.get_version(ids["v2"])
         assert (v2.stage, v2.metrics, v2.tags) == (
             Stage.PRODUCTION,

@@ -30,6 +30,7 @@ __all__ = [
     "ALIASES",
     "ALIAS_CHANGES",
     "ARTIFACTS",
+    "AUDIT_LOG",
     "EDGES",
     "METRICS",
     "MODELS",
@@ -161,6 +162,8 @@ VERSIONS = Table(
     Column("description", Text),
     _when("created_at"),
     _when("updated_at"),
+    # The principal that registered it (four-eyes, issue 16); NULL before migration 0004.
+    Column("registered_by", String(255)),
     UniqueConstraint("model_id", "version"),
     # One training run, one version: the dedup rule is a constraint, so it holds under races.
     UniqueConstraint("base_model", "recipe", "config_hash"),
@@ -305,5 +308,23 @@ POLICY_CHANGES = Table(
     Column("actor", String(255)),
     _when("at"),
     Index(None, "model_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+# Append-only: every write (library and server) and every denied attempt at the server.
+AUDIT_LOG = Table(
+    "cmr_audit_log",
+    metadata,
+    _id(),
+    _when("at"),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("request_id", String(64)),
+    Column("outcome", String(16), nullable=False),  # "ok" or "denied"
+    Index(None, "at", "id"),
+    Index(None, "actor", "id"),
+    Index(None, "action", "id"),
     sqlite_autoincrement=True,
 )
