@@ -16,9 +16,10 @@ from contextvars import ContextVar
 from crucible_model_registry.domain.rules import MAX_ACTOR, check_text, nfc, text_problem
 from crucible_model_registry.errors import ConfigurationError
 
-__all__ = ["acting_as", "current_actor", "default_actor"]
+__all__ = ["acting_as", "current_actor", "current_request_id", "default_actor", "handling_request"]
 
 _actor: ContextVar[str | None] = ContextVar("crucible_model_registry_actor", default=None)
+_request_id: ContextVar[str | None] = ContextVar("crucible_model_registry_request", default=None)
 
 
 @contextlib.contextmanager
@@ -68,3 +69,18 @@ def default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+@contextlib.contextmanager
+def handling_request(request_id: str) -> Iterator[str]:
+    """Mark the block as handling the server request ``request_id`` (for the audit log)."""
+    token = _request_id.set(request_id)
+    try:
+        yield request_id
+    finally:
+        _request_id.reset(token)
+
+
+def current_request_id() -> str | None:
+    """The id of the server request being handled, or None outside the server."""
+    return _request_id.get()

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:
+    from crucible_model_registry.domain.audit import AuditEntry
     from crucible_model_registry.domain.enums import Relationship, Stage
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
@@ -76,6 +77,25 @@ class MetadataBackend(Protocol):
 
     def check(self) -> IntegrityReport:
         """Verify the stored invariants (``cmr db check``); writes nothing."""
+        ...
+
+    # ------------------------------------------------------------------ audit
+
+    def record_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        details: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        outcome: Literal["ok", "denied"] = "ok",
+    ) -> AuditEntry:
+        """Append one audit entry in a transaction of its own (denied attempts, tokens).
+
+        Writes append their own entry in their own transaction; this is for events with
+        no write of their own. A remote backend refuses: only the server writes the log.
+        """
         ...
 
     # ------------------------------------------------------------------ models and versions

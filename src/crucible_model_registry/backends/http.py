@@ -233,6 +233,11 @@ class HttpBackend:
     def check(self) -> IntegrityReport:
         return self._get(IntegrityReport, "/check")
 
+    def record_audit(self, **fields: Any) -> NoReturn:
+        raise ConfigurationError(
+            "the audit log is written by the registry server, not by its clients"
+        )
+
     # ------------------------------------------------------------------ models and versions
 
     def register(self, spec: NewVersion) -> ModelVersion:

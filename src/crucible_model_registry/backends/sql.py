@@ -10,7 +10,7 @@ import threading
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from crucible_model_registry import store
 from crucible_model_registry.backends.base import KEEP, Keep, UploadClaim
@@ -18,6 +18,7 @@ from crucible_model_registry.backends.base import KEEP, Keep, UploadClaim
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from crucible_model_registry.domain.audit import AuditEntry
     from crucible_model_registry.domain.enums import Relationship, Stage
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
@@ -115,6 +116,28 @@ class SqlBackend:
         return store.integrity.check(self._db)
 
     # ------------------------------------------------------------------ models and versions
+
+    # ------------------------------------------------------------------ audit
+
+    def record_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        details: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        outcome: Literal["ok", "denied"] = "ok",
+    ) -> AuditEntry:
+        return store.audit.record(
+            self._db,
+            actor=actor,
+            action=action,
+            target=target,
+            details=details,
+            request_id=request_id,
+            outcome=outcome,
+        )
 
     def register(self, spec: NewVersion) -> ModelVersion:
         return store.registration.register(self._db, spec)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from crucible_model_registry.store import (
         artifacts,
+        audit,
         engine,
         exchange,
         exchange_import,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "artifacts",
+    "audit",
     "engine",
     "exchange",
     "exchange_import",
