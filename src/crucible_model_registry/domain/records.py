@@ -92,6 +92,9 @@ class ModelVersion(_Record):
     artifacts: list[Artifact]
     created_at: datetime
     updated_at: datetime
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What another registry knows of this version (``metadata["mlflow"]`` after an
+    MLflow import: its tags, source, run id, status and user)."""
 
     @property
     def ref(self) -> str:

@@ -68,6 +68,7 @@ class NewVersion:
     relationship: Relationship = Relationship.FINE_TUNED_FROM
     on_duplicate: OnDuplicate = "raise"
     actor: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 REGISTER_FIELDS = frozenset(
@@ -85,6 +86,7 @@ REGISTER_FIELDS = frozenset(
         "parent_version_id",
         "lineage_type",
         "on_duplicate",
+        "metadata",
     }
 )
 _HEX64 = frozenset("0123456789abcdef")
@@ -137,6 +139,7 @@ def new_version_from_input(fields: Mapping[str, Any], *, actor: str | None) -> N
     description = check(
         "description", lambda: check_long_text(fields.get("description"), field="description")
     )
+    metadata = check("metadata", lambda: check_metadata(fields.get("metadata")))
     artifacts = check("artifacts", lambda: _artifact_specs(fields.get("artifacts")))
     parents = check("parents", lambda: _parent_refs(fields))
     relationship = check("lineage_type", lambda: _relationship(fields, parents or []))
@@ -166,7 +169,23 @@ def new_version_from_input(fields: Mapping[str, Any], *, actor: str | None) -> N
         relationship=relationship or Relationship.FINE_TUNED_FROM,
         on_duplicate=on_duplicate,
         actor=actor,
+        metadata=metadata or {},
     )
+
+
+def check_metadata(value: object, *, field: str = "metadata") -> dict[str, Any]:
+    """A metadata mapping as JSON values (None is ``{}``).
+
+    Raises:
+        ValidationError: not a mapping, or a value with no JSON form.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError.single(field, "must be a mapping (JSON object)")
+    normalised = normalize_config(dict(value), path=field)
+    assert isinstance(normalised, dict)
+    return normalised
 
 
 _T = TypeVar("_T")

@@ -169,7 +169,8 @@ def versions_from_rows(conn: Connection, rows: Iterable[Row[Any]]) -> list[Model
 
 
 # The columns of version_columns that make a ModelVersion, in the order of its fields
-# (``artifacts``, loaded separately, goes between ``description`` and ``created_at``).
+# (``artifacts``, loaded separately, goes between ``description`` and ``created_at``;
+# ``metadata`` comes last).
 _VERSION_FIELDS = (
     "id",
     "model_id",
@@ -185,6 +186,7 @@ _VERSION_FIELDS = (
     "description",
     "created_at",
     "updated_at",
+    "metadata",
 )
 
 
@@ -204,7 +206,7 @@ class _VersionMaker:
         # Positional: keyword arguments cost a third more on a thousand rows.
         return ModelVersion(
             v[0], v[1], v[2], v[3], enum_of(Stage, v[4]), v[5], v[6], v[7], v[8], v[9],
-            v[10], v[11], artifacts, v[12], v[13],
+            v[10], v[11], artifacts, v[12], v[13], v[14] or {},
         )  # fmt: skip
 
 

@@ -190,6 +190,7 @@ def _line(kind: str, model: str, row: Any) -> dict[str, Any]:
             "metrics": row.metrics,
             "tags": row.tags,
             "description": row.description,
+            "metadata": row.metadata,
             "created_at": _time(row.created_at),
             "updated_at": _time(row.updated_at),
         }

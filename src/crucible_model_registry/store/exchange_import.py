@@ -323,6 +323,7 @@ class _Importer:
             "metrics": check_metrics(line.get("metrics") or {}, field=f"{version}.metrics"),
             "tags": list(dict.fromkeys(line.get("tags") or [])),
             "description": line.get("description"),
+            "metadata": dict(line.get("metadata") or {}),
             "created_at": parse_time(line["created_at"]),
             "updated_at": parse_time(line["updated_at"]),
         }

@@ -182,6 +182,7 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
             "metrics": spec.metrics,
             "tags": spec.tags,
             "description": spec.description,
+            "metadata": spec.metadata,
             "created_at": at,
             "updated_at": at,
         }
@@ -277,10 +278,10 @@ WITH m AS (
     RETURNING id, version_seq
 ), v AS (
     INSERT INTO cmr_model_versions (model_id, version, stage, recipe, base_model, config_hash,
-        training_config, metrics, tags, description, created_at, updated_at)
+        training_config, metrics, tags, description, metadata, created_at, updated_at)
     SELECT m.id, m.version_seq::text, %(stage)s, %(recipe)s, %(base_model)s, %(config_hash)s,
         %(training_config)s::json, %(metrics)s::json, %(tags)s::json, %(description)s,
-        %(at)s, %(at)s
+        %(metadata)s::json, %(at)s, %(at)s
     FROM m
     ON CONFLICT (model_id, version) DO NOTHING
     RETURNING id, model_id
@@ -331,6 +332,7 @@ def _insert_in_one_statement(db: Database, spec: NewVersion) -> ModelVersion | N
         "metrics": _dumps(spec.metrics),
         "tags": _dumps(spec.tags),
         "description": spec.description,
+        "metadata": _dumps(spec.metadata),
         "at": at,
         "metric_names": list(spec.metrics),
         "metric_values": [float(v) for v in spec.metrics.values()],
@@ -399,6 +401,7 @@ def _new_record(
         ],
         created_at=at,
         updated_at=at,
+        metadata=spec.metadata,
     )
 
 

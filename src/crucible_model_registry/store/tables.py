@@ -164,6 +164,10 @@ VERSIONS = Table(
     _when("updated_at"),
     # The principal that registered it (four-eyes, issue 16); NULL before migration 0004.
     Column("registered_by", String(255)),
+    # What another registry knows of the version (an MLflow client's tags, source, run id);
+    # NULL (rows from before migration 0005, raw inserts) reads as {}. No server default:
+    # PostgreSQL cannot compare JSON defaults, which the schema-drift test needs.
+    Column("metadata", JSON),
     UniqueConstraint("model_id", "version"),
     # One training run, one version: the dedup rule is a constraint, so it holds under races.
     UniqueConstraint("base_model", "recipe", "config_hash"),
