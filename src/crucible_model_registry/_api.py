@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from crucible_model_registry._context import acting_as
 from crucible_model_registry._default import configure, delegate, get_registry
+from crucible_model_registry.domain.access import NewToken, TokenInfo
 from crucible_model_registry.domain.config_hash import hash_config
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
 from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
@@ -60,6 +61,7 @@ __all__ = [
     "LineageHit",
     "Model",
     "ModelVersion",
+    "NewToken",
     "NotFoundError",
     "Page",
     "PermissionDeniedError",
@@ -75,6 +77,7 @@ __all__ = [
     "StageFailedError",
     "StageTransition",
     "StorageError",
+    "TokenInfo",
     "ValidationError",
     "acting_as",
     "add_lineage",

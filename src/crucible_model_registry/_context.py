@@ -1,4 +1,4 @@
-"""Who is acting, for the histories: ``acting_as(actor)`` in this context, else the default.
+"""Who is acting: the actor in the histories and, at the server, the principal and its rights.
 
 A context variable, so each thread and each asyncio task has its own: the server sets the
 token's principal per request, a script may set a name for a block. Outside any
@@ -13,13 +13,25 @@ import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from crucible_model_registry.domain.access import Principal
 from crucible_model_registry.domain.rules import MAX_ACTOR, check_text, nfc, text_problem
 from crucible_model_registry.errors import ConfigurationError
 
-__all__ = ["acting_as", "current_actor", "current_request_id", "default_actor", "handling_request"]
+__all__ = [
+    "acting_as",
+    "as_principal",
+    "current_actor",
+    "current_principal",
+    "current_request_id",
+    "default_actor",
+    "handling_request",
+]
 
 _actor: ContextVar[str | None] = ContextVar("crucible_model_registry_actor", default=None)
 _request_id: ContextVar[str | None] = ContextVar("crucible_model_registry_request", default=None)
+_principal: ContextVar[Principal | None] = ContextVar(
+    "crucible_model_registry_principal", default=None
+)
 
 
 @contextlib.contextmanager
@@ -45,7 +57,11 @@ def acting_as(actor: str) -> Iterator[str]:
 
 
 def current_actor() -> str:
-    """The actor of the innermost ``acting_as`` block, else :func:`default_actor`."""
+    """The principal's name in an :func:`as_principal` block (whatever ``acting_as`` says),
+    else the actor of the innermost ``acting_as`` block, else :func:`default_actor`."""
+    principal = _principal.get()
+    if principal is not None:
+        return principal.name
     actor = _actor.get()
     return actor if actor is not None else default_actor()
 
@@ -84,3 +100,23 @@ def handling_request(request_id: str) -> Iterator[str]:
 def current_request_id() -> str | None:
     """The id of the server request being handled, or None outside the server."""
     return _request_id.get()
+
+
+@contextlib.contextmanager
+def as_principal(principal: Principal) -> Iterator[Principal]:
+    """Act as an authenticated ``principal`` inside the block: its role and grants apply.
+
+    The server sets the token's principal per request; its name is also the actor. Outside
+    any such block there is no principal and access control does not apply (whoever holds
+    the database holds every right).
+    """
+    token = _principal.set(principal)
+    try:
+        yield principal
+    finally:
+        _principal.reset(token)
+
+
+def current_principal() -> Principal | None:
+    """The principal of the innermost :func:`as_principal` block, or None."""
+    return _principal.get()

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crucible_model_registry import _transfers
+from crucible_model_registry._context import current_principal
 from crucible_model_registry._registry_base import RegistryBase, VersionLike
+from crucible_model_registry.domain.access import Role
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, parse_enum
 from crucible_model_registry.domain.records import Artifact, ModelVersion
+from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import (
     MAX_STORAGE_BACKEND,
     check_id,
@@ -80,6 +83,7 @@ class ArtifactMethods(RegistryBase):
         if not local.exists():
             raise ValidationError.single("path", f"{str(local)!r} does not exist")
         record = self.get_version(version)
+        self._authorize(Role.WRITE, record.model_name, action="upload_artifact", target=record.ref)
         backend = self.storage_backend(storage)
         remote = artifact_remote_path(
             record.model_name,
@@ -152,7 +156,7 @@ class ArtifactMethods(RegistryBase):
             ChecksumMismatchError: the stored bytes are corrupt; ``dest`` is untouched.
             StorageError: the backend failed or the bytes are gone.
         """
-        record = self._artifact(artifact)
+        record = self._artifact(artifact, Role.READ, action="download_artifact")
         backend = self.storage_backend(record.storage_backend)
         version = self.get_version(record.model_version_id)
         target = download_target(record.storage_path, check_local_path(dest, field="dest"))
@@ -185,7 +189,7 @@ class ArtifactMethods(RegistryBase):
         """
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
             raise ValidationError.single("expires_in", "must be a whole number of seconds >= 1")
-        record = self._artifact(artifact)
+        record = self._artifact(artifact, Role.READ, action="artifact_url")
         return self.storage_backend(record.storage_backend).url(
             file_storage_path(record, file), expires_in=expires_in
         )
@@ -202,7 +206,7 @@ class ArtifactMethods(RegistryBase):
             ValidationError: the artifact has no recorded checksum.
             StorageError: the bytes cannot be read.
         """
-        record = self._artifact(artifact)
+        record = self._artifact(artifact, Role.READ, action="verify_artifact")
         if record.checksum is None:
             raise ValidationError.single(
                 "artifact", f"artifact {record.id} has no recorded checksum to verify against"
@@ -234,7 +238,7 @@ class ArtifactMethods(RegistryBase):
             ConfigurationError: this registry lacks the artifact's backend.
             StorageError: the backend failed.
         """
-        record = self._artifact(artifact)
+        record = self._artifact(artifact, Role.ADMIN, action="delete_artifact")
         if keep_bytes:
             return _transfers.forget(self._backend, record)
         backend = self.storage_backend(record.storage_backend)
@@ -268,13 +272,22 @@ class ArtifactMethods(RegistryBase):
         """
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise ValidationError.single("older_than", "must be a timedelta of 0 or more")
+        self._authorize(Role.ADMIN, None, action="collect_garbage")
         backends = [self.storage_backend(storage)] if storage else self._storages.all()
         return _transfers.collect_garbage(
             self._backend, backends, dry_run=bool(dry_run), older_than=older_than
         )
 
-    def _artifact(self, artifact: Artifact | int) -> Artifact:
+    def _artifact(
+        self, artifact: Artifact | int, needed: Role = Role.READ, *, action: str = "get_artifact"
+    ) -> Artifact:
         artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
         if isinstance(artifact_id, bool) or not isinstance(artifact_id, int):
             raise ValidationError.single("artifact", "pass an Artifact or an artifact id")
-        return self._backend.get_artifact(check_id(artifact_id, field="artifact"))
+        record = self._backend.get_artifact(check_id(artifact_id, field="artifact"))
+        if current_principal() is not None:
+            version = self._backend.get_version(VersionRef(id=record.model_version_id))
+            self._authorize(
+                needed, version.model_name, action=action, target=f"artifact {record.id}"
+            )
+        return record

@@ -6,20 +6,31 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
+from crucible_model_registry._context import current_principal, current_request_id
 from crucible_model_registry._storages import StorageSet
 from crucible_model_registry.backends.sql import SqlBackend
+from crucible_model_registry.domain.access import Principal, Role
+from crucible_model_registry.domain.query_conditions import AnyOf, FieldEquals
 from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.domain.specs import ref_of
-from crucible_model_registry.errors import ConfigurationError, ValidationError
+from crucible_model_registry.errors import (
+    ConfigurationError,
+    PermissionDeniedError,
+    RegistryError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from crucible_model_registry.backends.base import MetadataBackend
+    from crucible_model_registry.domain.query_spec import QuerySpec
+    from crucible_model_registry.domain.refs import VersionRef
     from crucible_model_registry.settings import Settings
     from crucible_model_registry.storage.base import StorageBackend
     from crucible_model_registry.store.engine import Database
@@ -115,6 +126,7 @@ class RegistryBase:
 
     def migrate(self) -> None:
         """Create or upgrade the registry's tables (and only those) to this release's schema."""
+        self._authorize(Role.ADMIN, None, action="migrate")
         self._backend.migrate()
 
     def close(self) -> None:
@@ -135,8 +147,73 @@ class RegistryBase:
             NotFoundError: nothing matches it (then), or the version that did is deleted.
         """
         if at is None:
-            return self._backend.get_version(ref_of(ref))
-        return self._backend.get_version(ref_of(ref), at=_aware(at, field="at"))
+            found = self._backend.get_version(ref_of(ref))
+        else:
+            found = self._backend.get_version(ref_of(ref), at=_aware(at, field="at"))
+        self._authorize(Role.READ, found.model_name, action="get_version", target=found.ref)
+        return found
+
+    # ----------------------------------------------------------------- access control
+
+    def _authorize(
+        self, needed: Role, model_name: str | None, *, action: str, target: str | None = None
+    ) -> None:
+        """Refuse unless the acting principal (if any) holds ``needed`` on ``model_name``.
+
+        With no principal (library use: whoever holds the database) everything is allowed.
+        ``model_name`` None: the operation spans every model. A refusal is audited.
+
+        Raises:
+            PermissionDeniedError: naming the role needed and the model.
+        """
+        principal = current_principal()
+        if principal is None or principal.may(needed, model_name):
+            return
+        raise self._denied(principal, needed, model_name, action=action, target=target)
+
+    def _authorize_ref(self, needed: Role, ref: VersionRef, *, action: str) -> None:
+        """:meth:`_authorize` on the model of ``ref`` (read first only for an id ref)."""
+        if current_principal() is None:
+            return
+        model = ref.model_name
+        if model is None:
+            model = self._backend.get_version(ref).model_name
+        self._authorize(needed, model, action=action, target=str(ref))
+
+    def _denied(
+        self,
+        principal: Principal,
+        needed: Role,
+        model_name: str | None,
+        *,
+        action: str,
+        target: str | None,
+    ) -> PermissionDeniedError:
+        error = PermissionDeniedError(needed.value, model_name, principal=principal.name)
+        # The refusal stands even if the log cannot be written.
+        with contextlib.suppress(RegistryError):
+            self._backend.record_audit(
+                actor=principal.name,
+                action=action,
+                target=target or model_name or "*",
+                details={"needed": needed.value, "role": principal.role.value},
+                request_id=current_request_id(),
+                outcome="denied",
+            )
+        return error
+
+    def _visible(self, model_name: str) -> bool:
+        """May the acting principal (if any) read this model?"""
+        principal = current_principal()
+        return principal is None or principal.sees(model_name)
+
+    def _scoped_spec(self, spec: QuerySpec) -> QuerySpec:
+        """``spec`` limited to the models the acting principal may read."""
+        principal = current_principal()
+        if principal is None or principal.all_models:
+            return spec
+        names = [m.name for m in self._backend.list_models() if principal.sees(m.name)]
+        return spec.and_where(AnyOf(tuple(FieldEquals("model_name", n) for n in names)))
 
 
 def _aware(value: object, *, field: str) -> datetime:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal, overload
 
+from crucible_model_registry._context import current_principal
 from crucible_model_registry._registry_base import RegistryBase, VersionLike
+from crucible_model_registry.domain.access import Role
 from crucible_model_registry.domain.enums import Relationship, parse_enum
 from crucible_model_registry.domain.lineage import (
     Direction,
@@ -47,9 +50,12 @@ class LineageMethods(RegistryBase):
                 linked already (field ``edge``).
         """
         label = parse_enum(Relationship, relationship, field="relationship")
+        parent_ref, child_ref = ref_of(parent, field="parent"), ref_of(child, field="child")
+        self._authorize_ref(Role.READ, parent_ref, action="add_lineage")
+        self._authorize_ref(Role.WRITE, child_ref, action="add_lineage")
         return self._backend.add_edge(
-            ref_of(parent, field="parent"),
-            ref_of(child, field="child"),
+            parent_ref,
+            child_ref,
             relationship=label,
             metadata=check_edge_metadata(metadata),
         )
@@ -83,7 +89,9 @@ class LineageMethods(RegistryBase):
             ValidationError: ``max_depth`` is not None or a whole number >= 1.
         """
         depth = check_max_depth(max_depth)
-        hits = self._backend.ancestors(ref_of(version, field="version"), depth)
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.READ, ref, action="get_ancestors")
+        hits = self._visible_hits(self._backend.ancestors(ref, depth))
         return hits if with_distance else [h.version for h in hits]
 
     @overload
@@ -114,7 +122,9 @@ class LineageMethods(RegistryBase):
             ValidationError: ``max_depth`` is not None or a whole number >= 1.
         """
         depth = check_max_depth(max_depth)
-        hits = self._backend.descendants(ref_of(version, field="version"), depth)
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.READ, ref, action="get_descendants")
+        hits = self._visible_hits(self._backend.descendants(ref, depth))
         return hits if with_distance else [h.version for h in hits]
 
     def get_lineage(
@@ -134,11 +144,20 @@ class LineageMethods(RegistryBase):
             NotFoundError: the version does not exist.
             ValidationError: bad ``direction`` or ``max_depth``.
         """
-        return self._backend.lineage(
-            ref_of(version, field="version"),
-            direction=check_direction(direction),
-            max_depth=check_max_depth(max_depth),
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.READ, ref, action="get_lineage")
+        graph = self._backend.lineage(
+            ref, direction=check_direction(direction), max_depth=check_max_depth(max_depth)
         )
+        if current_principal() is None:
+            return graph
+        ancestors = tuple(self._visible_hits(list(graph.ancestors)))
+        descendants = tuple(self._visible_hits(list(graph.descendants)))
+        kept = {graph.focus.id, *(h.version.id for h in (*ancestors, *descendants))}
+        edges = tuple(
+            e for e in graph.edges if e.source_version_id in kept and e.target_version_id in kept
+        )
+        return dataclasses.replace(graph, ancestors=ancestors, descendants=descendants, edges=edges)
 
     def would_create_cycle(self, parent: VersionLike, child: VersionLike) -> bool:
         """Would :meth:`add_lineage` of ``parent -> child`` be refused as a cycle?
@@ -146,6 +165,13 @@ class LineageMethods(RegistryBase):
         Raises:
             NotFoundError: either version does not exist.
         """
-        return self._backend.would_create_cycle(
-            ref_of(parent, field="parent"), ref_of(child, field="child")
-        )
+        parent_ref, child_ref = ref_of(parent, field="parent"), ref_of(child, field="child")
+        self._authorize_ref(Role.READ, parent_ref, action="would_create_cycle")
+        self._authorize_ref(Role.READ, child_ref, action="would_create_cycle")
+        return self._backend.would_create_cycle(parent_ref, child_ref)
+
+    def _visible_hits(self, hits: list[LineageHit]) -> list[LineageHit]:
+        """The hits on models the acting principal may read (all, with no principal)."""
+        if current_principal() is None:
+            return hits
+        return [h for h in hits if self._visible(h.version.model_name)]

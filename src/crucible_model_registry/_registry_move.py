@@ -20,6 +20,7 @@ from typing import Any
 from crucible_model_registry import _move_files, _transfers, store, telemetry
 from crucible_model_registry._context import current_actor
 from crucible_model_registry._registry_base import RegistryBase
+from crucible_model_registry.domain.access import Role
 from crucible_model_registry.domain.exchange import (
     ARTIFACTS_DIR,
     ExportResult,
@@ -96,6 +97,7 @@ class MoveMethods(RegistryBase):
             ChecksumMismatchError: stored artifact bytes are corrupt; nothing is written.
             StorageError: a backend failed; nothing is written.
         """
+        self._authorize(Role.READ, None, action="export_to")
         target = Path(dest)
         extras = [store.exchange.extra_kind(t) for t in store.exchange.extra_tables()]
         kinds = _move_files.export_kinds(extras)
@@ -167,6 +169,7 @@ class MoveMethods(RegistryBase):
             ChecksumMismatchError: a file of the export differs from its manifest;
                 nothing is imported.
         """
+        self._authorize(Role.ADMIN, None, action="import_from")
         root = Path(src)
         manifest = _move_files.read_manifest(root)
         _move_files.verify_files(root, manifest)
@@ -208,6 +211,7 @@ class MoveMethods(RegistryBase):
         Returns:
             ``target``'s import report.
         """
+        self._authorize(Role.READ, None, action="copy_to")
         extras = [store.exchange.extra_kind(t) for t in store.exchange.extra_tables()]
 
         def from_source(line: dict[str, Any], tmp: Path) -> Path | None:
@@ -377,6 +381,7 @@ class MoveMethods(RegistryBase):
             NotFoundError: no such repository or revision.
             StorageError: the Hub failed or the card cannot be parsed.
         """
+        self._authorize(Role.ADMIN, None, action="import_hf")
         hub = read_hub_model(repo_id, revision=revision, token=token, endpoint=endpoint)
         bases = base_models(hub.card)
         parents: list[ModelVersion] = []

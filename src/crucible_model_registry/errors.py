@@ -15,7 +15,7 @@ RegistryError
 │   └── ConstraintViolationError  a uniqueness or foreign-key rule refused a write
 ├── StageFailedError       .stage, .index, .error: a pipeline stage raised
 ├── AuthenticationError    no valid credentials (a server's 401)
-└── PermissionDeniedError  the principal may not do this (a server's 403)
+└── PermissionDeniedError  .permission, .model: the principal may not do this (403)
 ```
 
 Identifiers travel as attributes so that nobody has to parse a message; the message says
@@ -310,6 +310,23 @@ class AuthenticationError(RegistryError):
 
 
 class PermissionDeniedError(RegistryError):
-    """The authenticated principal's role or model scope does not allow this operation."""
+    """The authenticated principal's role or model grants do not allow this operation.
+
+    Attributes:
+        permission: the role the operation needs (``read``, ``write``, ``promote``,
+            ``admin``).
+        model: the model it was on, or None for an operation spanning every model.
+    """
 
     code = "permission_denied"
+    detail_fields = ("permission", "model")
+
+    def __init__(self, permission: str, model: str | None, *, principal: str | None = None) -> None:
+        self.permission = permission
+        self.model = model
+        who = f"{principal!r} " if principal else ""
+        where = f"on model {model!r}" if model is not None else "on every model"
+        super().__init__(
+            f"permission denied: {who}needs the {permission} role {where}; "
+            "ask an admin for a token that grants it"
+        )

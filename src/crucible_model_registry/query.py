@@ -43,6 +43,10 @@ class QueryRunner(Protocol):
     @property
     def backend(self) -> MetadataBackend: ...
 
+    def _scoped_spec(self, spec: QuerySpec) -> QuerySpec:
+        """The spec limited to what the acting principal may read (unchanged without one)."""
+        ...
+
 
 class Query:
     """An immutable query over versions: every method returns a new Query.
@@ -196,11 +200,18 @@ class Query:
 
     # ------------------------------------------------------------------ running
 
-    def _backend(self) -> MetadataBackend:
+    def _runner(self) -> QueryRunner:
         if self._registry is not None:
-            return self._registry.backend
+            return self._registry
         # Registry is a sibling: the package root lends the default registry's lookup.
-        return cast("QueryRunner", _hooks.default_registry[0]()).backend
+        return cast("QueryRunner", _hooks.default_registry[0]())
+
+    def _backend(self) -> MetadataBackend:
+        return self._runner().backend
+
+    def _run_spec(self) -> QuerySpec:
+        # At a server, the models the token may not read are left out of every answer.
+        return self._runner()._scoped_spec(self._spec)
 
     def execute(self) -> list[ModelVersion]:
         """The matching versions, in order, with their artifacts and model names.
@@ -208,15 +219,15 @@ class Query:
         Raises:
             NotFoundError: a lineage predicate names a version that does not exist.
         """
-        return self._backend().find_versions(self._spec)
+        return self._backend().find_versions(self._run_spec())
 
     def count(self) -> int:
         """How many versions match (ordering, limit and offset are ignored)."""
-        return self._backend().count_versions(self._spec)
+        return self._backend().count_versions(self._run_spec())
 
     def first(self) -> ModelVersion | None:
         """The first matching version in order, or None."""
-        return self._backend().first_version(self._spec)
+        return self._backend().first_version(self._run_spec())
 
     def page(self, size: int, cursor: str | None = None) -> Page:
         """One page of results by keyset: stays fast at any depth, ignores limit and offset.
@@ -232,4 +243,4 @@ class Query:
         checked = check_count(size, field="size")
         if not checked:
             raise ValidationError.single("size", f"{size!r} must be at least 1")
-        return self._backend().page_versions(self._spec, size=checked, cursor=cursor)
+        return self._backend().page_versions(self._run_spec(), size=checked, cursor=cursor)

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crucible_model_registry import telemetry
-from crucible_model_registry._context import current_actor
+from crucible_model_registry._context import current_actor, current_principal
+from crucible_model_registry._registry_access import AccessMethods
 from crucible_model_registry._registry_artifacts import ArtifactMethods
 from crucible_model_registry._registry_base import VersionLike
 from crucible_model_registry._registry_lineage import LineageMethods
 from crucible_model_registry._registry_move import MoveMethods
 from crucible_model_registry.backends.base import KEEP
 from crucible_model_registry.backends.http import HttpBackend, is_server_url
+from crucible_model_registry.domain.access import DEFAULT_PROTECTED, Role
 from crucible_model_registry.domain.config_hash import hash_config, normalize_config
 from crucible_model_registry.domain.diff import VersionDiff, diff_versions
 from crucible_model_registry.domain.enums import ArtifactType, Stage, parse_enum
@@ -29,6 +31,7 @@ from crucible_model_registry.domain.records import (
     ModelVersion,
     StageTransition,
 )
+from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import (
     MAX_STORAGE_BACKEND,
     check_alias_name,
@@ -48,6 +51,7 @@ from crucible_model_registry.domain.specs import (
 from crucible_model_registry.domain.storage_reports import ArtifactDeletion, GarbageReport
 from crucible_model_registry.errors import (
     ConfigurationError,
+    NotFoundError,
     PromotionDeniedError,
     ValidationError,
 )
@@ -63,7 +67,7 @@ __all__ = ["Registry", "RemoteRegistry", "VersionLike"]
 _UNSET: Any = object()
 
 
-class Registry(ArtifactMethods, LineageMethods, MoveMethods):
+class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
     """The model registry on one database and one default artifact store.
 
     Safe to share between threads; every public call is one transaction.
@@ -167,6 +171,9 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         given = {k: v for k, v in locals().items() if k not in ("self", "data") and v is not _UNSET}
         fields = {**(dict(data) if data is not None else {}), **given}
         spec = new_version_from_input(fields, actor=current_actor())
+        self._authorize(Role.WRITE, spec.model_name, action="register", target=spec.model_name)
+        for parent in spec.parents:
+            self._authorize_ref(Role.READ, parent, action="register")
         with telemetry.operation("register", model=spec.model_name) as op:
             result = self._backend.register(spec)
             op.metadata.update(version=result.version, stage=result.stage.value)
@@ -178,7 +185,9 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: there is no such model.
         """
-        return self._backend.get_model(check_model_name(name, field="name"))
+        name = check_model_name(name, field="name")
+        self._authorize(Role.READ, name, action="get_model")
+        return self._backend.get_model(name)
 
     def update_model(
         self,
@@ -196,6 +205,8 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
             NotFoundError: there is no such model.
             ValidationError: a bad tag, description or metadata (nothing is changed).
         """
+        name = check_model_name(name, field="name")
+        self._authorize(Role.WRITE, name, action="update_model")
         checked_tags = None if tags is None else check_tags(tags)
         if description is not _UNSET:
             description = check_long_text(description, field="description")
@@ -214,16 +225,19 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         )
 
     def list_models(self) -> list[Model]:
-        """Every model, by name."""
-        return self._backend.list_models()
+        """Every model, by name (at a server: those the token may read)."""
+        return [m for m in self._backend.list_models() if self._visible(m.name)]
 
     def find_by_config_hash(self, config_hash: str) -> ModelVersion | None:
         """The earliest version registered with this config hash, if any."""
-        return self._backend.find_by_config_hash(check_config_hash(config_hash))
+        found = self._backend.find_by_config_hash(check_config_hash(config_hash))
+        return found if found is None or self._visible(found.model_name) else None
 
     def stage_history(self, version: VersionLike) -> list[StageTransition]:
         """Every stage change of a version, oldest first (registration included)."""
-        return self._backend.stage_history(ref_of(version))
+        ref = ref_of(version)
+        self._authorize_ref(Role.READ, ref, action="stage_history")
+        return self._backend.stage_history(ref)
 
     def diff(self, left: VersionLike, right: VersionLike) -> VersionDiff:
         """How ``right`` differs from ``left``: config, metrics, stage, tags, artifacts, lineage.
@@ -265,6 +279,10 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         """
         target = parse_enum(Stage, stage, field="stage")
         ref = ref_of(version, field="version")
+        self._authorize_ref(Role.WRITE, ref, action="promote")
+        if self._needs_promote_role(ref):
+            current = self._backend.get_version(ref)
+            self._authorize_stages(current.model_name, (current.stage, target), "promote", ref)
         actor = current_actor()
         with telemetry.operation("promote", to_stage=target.value, actor=actor) as op:
             try:
@@ -292,15 +310,21 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
     def update_metrics(self, version: VersionLike, metrics: Mapping[str, float]) -> ModelVersion:
         """Merge metrics into a version (metrics often arrive after registration)."""
         checked = check_metrics(metrics)
-        return self._backend.update_metrics(ref_of(version, field="version"), checked)
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.WRITE, ref, action="update_metrics")
+        return self._backend.update_metrics(ref, checked)
 
     def add_tags(self, version: VersionLike, tags: list[str]) -> ModelVersion:
         """Add tags to a version (ones it has already are ignored)."""
-        return self._backend.add_tags(ref_of(version, field="version"), check_tags(tags))
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.WRITE, ref, action="add_tags")
+        return self._backend.add_tags(ref, check_tags(tags))
 
     def remove_tags(self, version: VersionLike, tags: list[str]) -> ModelVersion:
         """Remove tags from a version (ones it lacks are ignored)."""
-        return self._backend.remove_tags(ref_of(version, field="version"), check_tags(tags))
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.WRITE, ref, action="remove_tags")
+        return self._backend.remove_tags(ref, check_tags(tags))
 
     def delete_version(self, version: VersionLike, *, force: bool = False) -> None:
         """Delete a version's records, keeping its stage history as the audit trail.
@@ -312,9 +336,9 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
             ValidationError: it is in production or has descendants and ``force`` is False,
                 or an upload to it is under way (even with ``force``: wait for it).
         """
-        self._backend.delete_version(
-            ref_of(version, field="version"), force=force, actor=current_actor()
-        )
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.ADMIN, ref, action="delete_version")
+        self._backend.delete_version(ref, force=force, actor=current_actor())
 
     # ----------------------------------------------------------------- query
 
@@ -331,7 +355,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
             ValidationError: an unknown key, operator or order field, or a bad value.
             NotFoundError: a lineage predicate names a version that does not exist.
         """
-        return self._backend.find_versions(spec_of(filters))
+        return self._backend.find_versions(self._scoped_spec(spec_of(filters)))
 
     # ----------------------------------------------------------------- aliases and policy
 
@@ -348,9 +372,16 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
                 ``development``, ``latest`` (any case) or a version string of the model.
             NotFoundError: unknown version.
         """
+        ref = ref_of(version, field="version")
+        name = check_alias_name(alias)
+        self._authorize_ref(Role.WRITE, ref, action="set_alias")
+        if self._needs_promote_role(ref):
+            new = self._backend.get_version(ref)
+            stages = [new.stage, *self._alias_stage(new.model_name, name)]
+            self._authorize_stages(new.model_name, stages, "set_alias", ref)
         return self._backend.set_alias(
-            ref_of(version, field="version"),
-            check_alias_name(alias),
+            ref,
+            name,
             reason=check_long_text(reason, field="reason"),
             actor=current_actor(),
         )
@@ -361,9 +392,16 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: the model has no such alias (or there is no such model).
         """
+        model_name = check_model_name(model_name)
+        alias = check_alias_name(alias)
+        self._authorize(Role.WRITE, model_name, action="delete_alias", target=model_name)
+        principal = current_principal()
+        if principal is not None and not principal.may(Role.PROMOTE, model_name):
+            stages = self._alias_stage(model_name, alias)
+            self._authorize_stages(model_name, stages, "delete_alias", f"{model_name}@{alias}")
         self._backend.delete_alias(
-            check_model_name(model_name),
-            check_alias_name(alias),
+            model_name,
+            alias,
             reason=check_long_text(reason, field="reason"),
             actor=current_actor(),
         )
@@ -374,7 +412,9 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: there is no such model.
         """
-        return self._backend.alias_history(check_model_name(model_name))
+        model_name = check_model_name(model_name)
+        self._authorize(Role.READ, model_name, action="alias_history")
+        return self._backend.alias_history(model_name)
 
     def set_promotion_policy(
         self, model_name: str, policy: PromotionPolicy | Mapping[str, Any] | None
@@ -395,7 +435,9 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
             if policy is None or isinstance(policy, PromotionPolicy)
             else PromotionPolicy.from_dict(policy)
         )
-        self._backend.set_policy(check_model_name(model_name), checked, actor=current_actor())
+        model_name = check_model_name(model_name)
+        self._authorize(Role.ADMIN, model_name, action="set_promotion_policy")
+        self._backend.set_policy(model_name, checked, actor=current_actor())
 
     def policy_history(self, model_name: str) -> list[PolicyChange]:
         """Every change of the model's promotion policy (old, new, actor, time), oldest first.
@@ -403,7 +445,9 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: there is no such model.
         """
-        return self._backend.policy_history(check_model_name(model_name))
+        model_name = check_model_name(model_name)
+        self._authorize(Role.READ, model_name, action="policy_history")
+        return self._backend.policy_history(model_name)
 
     def check(self) -> IntegrityReport:
         """Verify the database's invariants (what ``cmr db check`` runs); writes nothing.
@@ -411,6 +455,7 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Returns:
             A frozen report: ``.ok``, and ``.violations`` naming each broken invariant.
         """
+        self._authorize(Role.READ, None, action="check")
         return self._backend.check()
 
     def get_promotion_policy(self, model_name: str) -> PromotionPolicy | None:
@@ -419,11 +464,41 @@ class Registry(ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             NotFoundError: there is no such model.
         """
-        return self._backend.get_policy(check_model_name(model_name))
+        model_name = check_model_name(model_name)
+        self._authorize(Role.READ, model_name, action="get_promotion_policy")
+        return self._backend.get_policy(model_name)
 
     def hash_config(self, training_config: object) -> str:
         """The config hash :meth:`register` would compute for ``training_config``."""
         return hash_config(training_config)
+
+    # ----------------------------------------------------------------- protected stages
+
+    def _needs_promote_role(self, ref: VersionRef) -> bool:
+        """Is a principal acting that may write but not promote on the model of ``ref``?"""
+        principal = current_principal()
+        if principal is None:
+            return False
+        model = ref.model_name or self._backend.get_version(ref).model_name
+        return not principal.may(Role.PROMOTE, model)
+
+    def _authorize_stages(
+        self, model_name: str, stages: Sequence[Stage], action: str, target: object
+    ) -> None:
+        """Require ``promote`` when any of ``stages`` is protected on the model."""
+        policy = self._backend.get_policy(model_name)
+        protected = DEFAULT_PROTECTED if policy is None else policy.protected
+        if any(stage in protected for stage in stages):
+            self._authorize(Role.PROMOTE, model_name, action=action, target=str(target))
+
+    def _alias_stage(self, model_name: str, alias: str) -> list[Stage]:
+        """The stage of the version ``model_name@alias`` points at now (none: [])."""
+        try:
+            return [
+                self._backend.get_version(VersionRef(model_name=model_name, selector=alias)).stage
+            ]
+        except NotFoundError:
+            return []
 
 
 class RemoteRegistry(Registry):

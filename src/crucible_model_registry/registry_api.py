@@ -9,7 +9,7 @@ with any registry can be typed with it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 if TYPE_CHECKING:
     from crucible_model_registry._registry_move import MoveMethods, MoveProgress
     from crucible_model_registry.backends.base import MetadataBackend
+    from crucible_model_registry.domain.access import NewToken, Role, TokenInfo
     from crucible_model_registry.domain.diff import VersionDiff
     from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
     from crucible_model_registry.domain.exchange import ExportResult, ImportReport
@@ -263,6 +264,21 @@ class RegistryAPI(Protocol):
         older_than: timedelta = ...,
         storage: str | None = None,
     ) -> GarbageReport: ...
+
+    # ------------------------------------------------------------------ access control
+
+    def create_token(
+        self,
+        name: str,
+        *,
+        role: Role | str,
+        models: Iterable[str] | None = None,
+        expires_in: timedelta | str | int | None = None,
+    ) -> NewToken: ...
+
+    def list_tokens(self) -> list[TokenInfo]: ...
+
+    def revoke_token(self, name: str) -> None: ...
 
     # ------------------------------------------------------------------ moving registries
 

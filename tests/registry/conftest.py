@@ -6,7 +6,8 @@ server's database (so a second, in-process client of it can still be made). The 
 registry's ``engine`` is an engine on the server's database, for the tests that check with
 raw SQL what was (not) written; every registry call still goes over HTTP. Tests marked
 ``@pytest.mark.in_process`` and tests that build their own registry from ``db_url`` (with
-storage backends of their own) skip the remote run, saying why.
+storage backends of their own) skip the remote run, saying why. The server runs with access
+control on; the remote registry sends its admin token.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class InspectableRemoteRegistry(RemoteRegistry):
     """A RemoteRegistry whose ``engine`` reaches the server's database, for assertions only."""
 
     def __init__(self, server: RegistryServer) -> None:
-        super().__init__(server.url)
+        super().__init__(server.url, token=server.token)
         self._inspection = create_engine(server.database_url, poolclass=NullPool)
 
     @property

@@ -9,6 +9,10 @@ import pytest
 import crucible_model_registry as cmr
 from crucible_model_registry import Registry, ValidationError
 
+# At a server the actor is the token's principal, whatever a client's acting_as says
+# (tests/server/test_access.py checks that).
+pytestmark = pytest.mark.in_process("the server records the token's principal as the actor")
+
 
 def _version(registry: Registry, i: int) -> cmr.ModelVersion:
     return registry.register(

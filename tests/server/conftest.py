@@ -27,6 +27,6 @@ def server(request: pytest.FixtureRequest) -> RegistryServer:
 @pytest.fixture
 def remote(server: RegistryServer) -> Iterator[RemoteRegistry]:
     """A RemoteRegistry on ``server``."""
-    registry = RemoteRegistry(server.url)
+    registry = RemoteRegistry(server.url, token=server.token)
     yield registry
     registry.close()

@@ -8,21 +8,27 @@ from tests.servers.registry_server import RegistryServer
 
 def test_register_query_and_show_through_the_server(server: RegistryServer) -> None:
     made = run_cmr(
-        "--server", server.url, "--json", "register", "m", "-r", "sft", "-b", "base",
+        "--server", server.url, "--token", server.token, "--json", "register", "m", "-r", "sft", "-b", "base",
         "-s", "lr=0.1", "-m", "accuracy=0.9",
     )  # fmt: skip
     assert made.code == 0, made.stderr
     assert made.json()["version"] == "1"
-    shown = run_cmr("--server", server.url, "--json", "show", "m@1")
+    shown = run_cmr("--server", server.url, "--token", server.token, "--json", "show", "m@1")
     assert shown.code == 0, shown.stderr
     assert shown.json()["metrics"] == {"accuracy": 0.9}
-    found = run_cmr("--json", "query", "--model", "m", env={"CMR_SERVER_URL": server.url})
+    found = run_cmr(
+        "--json",
+        "query",
+        "--model",
+        "m",
+        env={"CMR_SERVER_URL": server.url, "CMR_TOKEN": server.token},
+    )
     assert found.code == 0, found.stderr
     assert [v["id"] for v in found.json()] == [made.json()["id"]]
 
 
 def test_a_server_error_is_a_user_error_at_the_cli(server: RegistryServer) -> None:
-    result = run_cmr("--server", server.url, "show", "nope@1")
+    result = run_cmr("--server", server.url, "--token", server.token, "show", "nope@1")
     assert_user_error(result)
     assert "nope" in result.stderr
 
@@ -54,7 +60,7 @@ def test_serve_stops_gracefully_on_sigterm(sqlite_template, tmp_path) -> None:
 
 
 def test_upload_and_download_through_the_server(server: RegistryServer, tmp_path) -> None:
-    env = {"CMR_SERVER_URL": server.url}
+    env = {"CMR_SERVER_URL": server.url, "CMR_TOKEN": server.token}
     run_cmr("register", "m", "-r", "sft", "-b", "base", env=env)
     (tmp_path / "model.bin").write_bytes(b"weights" * 1000)
     up = run_cmr("--json", "upload", "m@1", "checkpoint", str(tmp_path / "model.bin"), env=env)

@@ -17,8 +17,8 @@ FIELDS = {"model_name": "m", "recipe": "sft", "base_model": "base", "training_co
 
 
 @pytest.fixture
-def client(fault_proxy: FaultProxy) -> Iterator[RemoteRegistry]:
-    registry = RemoteRegistry(fault_proxy.url, retries=3)
+def client(server: RegistryServer, fault_proxy: FaultProxy) -> Iterator[RemoteRegistry]:
+    registry = RemoteRegistry(fault_proxy.url, retries=3, token=server.token)
     registry._http._backoff = 0.01  # the tests wait for retries, not for realism
     yield registry
     registry.close()
@@ -31,7 +31,7 @@ def test_a_registration_whose_answer_is_lost_is_not_made_twice(
     fault_proxy.inject("POST", "/api/v1/versions", kind)
     version = client.register(FIELDS)
     assert fault_proxy.forwarded.count("POST /api/v1/versions") == 1
-    direct = RemoteRegistry(server.url)
+    direct = RemoteRegistry(server.url, token=server.token)
     assert [v.id for v in direct.query({"model_name": "m"})] == [version.id]
     direct.close()
 

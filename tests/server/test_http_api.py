@@ -82,7 +82,9 @@ def test_the_contract_statuses() -> None:
 def test_validation_error_is_422_and_raised_with_its_fields(
     server: RegistryServer, remote: RemoteRegistry
 ) -> None:
-    response = httpx2.post(f"{server.url}/api/v1/versions", json={**FIELDS, "model_name": ""})
+    response = httpx2.post(
+        f"{server.url}/api/v1/versions", json={**FIELDS, "model_name": ""}, headers=server.auth
+    )
     assert response.status_code == 422
     assert error_of(response)["type"] == "ValidationError"
     with pytest.raises(errors.ValidationError) as info:
@@ -92,7 +94,7 @@ def test_validation_error_is_422_and_raised_with_its_fields(
 
 
 def test_not_found_is_404_with_kind_and_ref(server: RegistryServer, remote: RemoteRegistry) -> None:
-    response = httpx2.get(f"{server.url}/api/v1/versions/nope@1")
+    response = httpx2.get(f"{server.url}/api/v1/versions/nope@1", headers=server.auth)
     assert response.status_code == 404
     with pytest.raises(errors.NotFoundError) as info:
         remote.get_version("nope@1")
@@ -109,7 +111,9 @@ def test_duplicates_are_409_with_their_attributes(
     with pytest.raises(errors.DuplicateVersionError) as version:
         remote.register({**FIELDS, "version": "1.0", "training_config": {"lr": 2}})
     assert (version.value.model_name, version.value.version) == ("m", "1.0")
-    response = httpx2.post(f"{server.url}/api/v1/versions", json={**FIELDS, "version": "3.0"})
+    response = httpx2.post(
+        f"{server.url}/api/v1/versions", json={**FIELDS, "version": "3.0"}, headers=server.auth
+    )
     assert response.status_code == 409
     assert rows(server)["cmr_model_versions"] == 1
 
@@ -134,7 +138,9 @@ def test_promotion_denied_is_403_with_every_unmet_condition(
     assert info.value.unmet
     assert remote.get_version(v.id).stage.value == "experiment"
     response = httpx2.post(
-        f"{server.url}/api/v1/versions/m@1/promote", json={"stage": "production"}
+        f"{server.url}/api/v1/versions/m@1/promote",
+        json={"stage": "production"},
+        headers=server.auth,
     )
     assert response.status_code == 403
 
@@ -150,7 +156,7 @@ def test_a_server_over_an_unmigrated_database_is_not_ready(tmp_path: Path) -> No
         status, body = server.get("/readyz")
         assert status == 503
         assert json.loads(body)["error"]["type"] == "SchemaNotReadyError"
-        remote = RemoteRegistry(server.url)
+        remote = RemoteRegistry(server.url, token=server.token)
         with pytest.raises(errors.SchemaNotReadyError) as info:
             remote.list_models()
         assert info.value.command.startswith("cmr ")
@@ -166,7 +172,7 @@ def test_malformed_json_is_400_and_writes_nothing(server: RegistryServer) -> Non
     response = httpx2.post(
         f"{server.url}/api/v1/versions",
         content=b'{"model_name": "m",',
-        headers={"content-type": "application/json"},
+        headers={**server.auth, "content-type": "application/json"},
     )
     assert response.status_code == 400
     assert error_of(response)["type"] == "ValidationError"
@@ -174,10 +180,14 @@ def test_malformed_json_is_400_and_writes_nothing(server: RegistryServer) -> Non
 
 
 def test_an_unknown_key_is_refused_not_ignored(server: RegistryServer) -> None:
-    response = httpx2.post(f"{server.url}/api/v1/versions", json={**FIELDS, "colour": "red"})
+    response = httpx2.post(
+        f"{server.url}/api/v1/versions", json={**FIELDS, "colour": "red"}, headers=server.auth
+    )
     assert response.status_code == 422
     response = httpx2.post(
-        f"{server.url}/api/v1/query", json={"filters": {"stage": "production"}, "limit": 3}
+        f"{server.url}/api/v1/query",
+        json={"filters": {"stage": "production"}, "limit": 3},
+        headers=server.auth,
     )
     assert response.status_code == 422
     assert rows(server)["cmr_models"] == 0
@@ -185,7 +195,9 @@ def test_an_unknown_key_is_refused_not_ignored(server: RegistryServer) -> None:
 
 def test_an_oversized_body_is_413_and_writes_nothing(server: RegistryServer) -> None:
     big = {**FIELDS, "description": "x" * (17 * 1024 * 1024)}
-    response = httpx2.post(f"{server.url}/api/v1/versions", json=big, timeout=60)
+    response = httpx2.post(
+        f"{server.url}/api/v1/versions", json=big, timeout=60, headers=server.auth
+    )
     assert response.status_code == 413
     assert error_of(response)["type"] == "ValidationError"
     assert rows(server)["cmr_model_versions"] == 0
@@ -201,7 +213,7 @@ def test_an_oversized_chunked_body_is_413(server: RegistryServer) -> None:
     response = httpx2.post(
         f"{server.url}/api/v1/versions",
         content=chunks(),
-        headers={"content-type": "application/json"},
+        headers={**server.auth, "content-type": "application/json"},
         timeout=60,
     )
     assert response.status_code == 413
@@ -209,10 +221,10 @@ def test_an_oversized_chunked_body_is_413(server: RegistryServer) -> None:
 
 
 def test_unknown_routes_and_wrong_methods_are_clear_4xx(server: RegistryServer) -> None:
-    missing = httpx2.get(f"{server.url}/api/v1/nothing-here")
+    missing = httpx2.get(f"{server.url}/api/v1/nothing-here", headers=server.auth)
     assert missing.status_code == 404
     assert error_of(missing)["type"] == "NotFoundError"
-    wrong = httpx2.delete(f"{server.url}/api/v1/query")
+    wrong = httpx2.delete(f"{server.url}/api/v1/query", headers=server.auth)
     assert wrong.status_code == 405
     assert "POST" in wrong.headers["allow"]
     assert error_of(wrong)["type"] == "ValidationError"
@@ -222,21 +234,21 @@ def test_unknown_routes_and_wrong_methods_are_clear_4xx(server: RegistryServer) 
 
 
 def test_request_ids_health_metrics_and_openapi(server: RegistryServer) -> None:
-    given = httpx2.get(f"{server.url}/healthz", headers={"x-request-id": "abc-123"})
+    given = httpx2.get(f"{server.url}/healthz", headers={**server.auth, "x-request-id": "abc-123"})
     assert (given.status_code, given.headers["x-request-id"]) == (200, "abc-123")
-    fresh = httpx2.get(f"{server.url}/readyz")
+    fresh = httpx2.get(f"{server.url}/readyz", headers=server.auth)
     assert fresh.status_code == 200
     assert len(fresh.headers["x-request-id"]) == 32
-    httpx2.get(f"{server.url}/api/v1/versions/m@1")
-    metrics = httpx2.get(f"{server.url}/metrics").text
+    httpx2.get(f"{server.url}/api/v1/versions/m@1", headers=server.auth)
+    metrics = httpx2.get(f"{server.url}/metrics", headers=server.auth).text
     assert 'route="/api/v1/versions/{version:path}",status="404"' in metrics
     assert "cmr_http_request_duration_seconds_bucket" in metrics
-    httpx2.post(f"{server.url}/api/v1/versions", json=FIELDS)
-    metrics = httpx2.get(f"{server.url}/metrics").text
+    httpx2.post(f"{server.url}/api/v1/versions", json=FIELDS, headers=server.auth)
+    metrics = httpx2.get(f"{server.url}/metrics", headers=server.auth).text
     assert 'cmr_registry_operations_total{operation="register",outcome="ok"}' in metrics
-    spec = httpx2.get(f"{server.url}/api/v1/openapi.json").json()
+    spec = httpx2.get(f"{server.url}/api/v1/openapi.json", headers=server.auth).json()
     assert "/api/v1/versions" in spec["paths"]
-    assert httpx2.get(f"{server.url}/api/v1/docs").status_code == 200
+    assert httpx2.get(f"{server.url}/api/v1/docs", headers=server.auth).status_code == 200
 
 
 def test_the_access_log_names_the_request_id_and_never_a_token(server: RegistryServer) -> None:
@@ -265,10 +277,10 @@ def test_a_download_has_its_sha256_as_etag_and_serves_ranges(
     artifact = remote.upload_artifact(v, "checkpoint", tmp_path / "model.bin")
     assert artifact.checksum == hashlib.sha256(data).hexdigest()
     url = f"{server.url}/api/v1/artifacts/{artifact.id}/content"
-    whole = httpx2.get(url)
+    whole = httpx2.get(url, headers=server.auth)
     assert whole.headers["etag"] == f'"{artifact.checksum}"'
     assert whole.content == data
-    part = httpx2.get(url, headers={"range": "bytes=1000-1999"})
+    part = httpx2.get(url, headers={**server.auth, "range": "bytes=1000-1999"})
     assert part.status_code == 206
     assert part.content == data[1000:2000]
 
@@ -319,6 +331,7 @@ def test_artifact_uploads_stream_past_the_body_limit(
         f"{server.url}/api/v1/models/m/policy",
         json={"policy": {"allowed": {}, "pad": "x" * (17 * 1024 * 1024)}},
         timeout=60,
+        headers=server.auth,
     )
     assert response.status_code == 413
     assert remote.get_promotion_policy("m") is None
@@ -330,12 +343,16 @@ def test_lineage_renders_as_json_dot_and_mermaid(
     a = remote.register(FIELDS)
     remote.register({**FIELDS, "training_config": {"lr": 2}, "parents": [a.id]})
     base = f"{server.url}/api/v1/versions/m@1/lineage"
-    graph = httpx2.get(base).json()
+    graph = httpx2.get(base, headers=server.auth).json()
     assert set(graph) == {"focus", "ancestors", "descendants", "edges"}
     assert len(graph["edges"]) == 1
-    assert httpx2.get(base, params={"format": "dot"}).text.startswith("digraph")
-    assert httpx2.get(base, params={"format": "mermaid"}).text.startswith("flowchart")
-    assert httpx2.get(base, params={"format": "svg"}).status_code == 422
+    assert httpx2.get(base, params={"format": "dot"}, headers=server.auth).text.startswith(
+        "digraph"
+    )
+    assert httpx2.get(base, params={"format": "mermaid"}, headers=server.auth).text.startswith(
+        "flowchart"
+    )
+    assert httpx2.get(base, params={"format": "svg"}, headers=server.auth).status_code == 422
 
 
 def test_cmr_server_url_makes_the_module_functions_remote(
@@ -344,12 +361,12 @@ def test_cmr_server_url_makes_the_module_functions_remote(
     import crucible_model_registry as cmr
 
     monkeypatch.setenv("CMR_SERVER_URL", server.url)
-    monkeypatch.setenv("CMR_TOKEN", "cmr_not_a_real_token")
+    monkeypatch.setenv("CMR_TOKEN", server.token)
     cmr.configure(None)
     made = cmr.register(FIELDS)
     registry = cmr.get_registry()
     assert isinstance(registry, RemoteRegistry)
-    assert "cmr_not_a_real_token" not in repr(registry)
+    assert server.token not in repr(registry)
     assert [v.id for v in cmr.query({"model_name": "m"})] == [made.id]
     assert rows(server)["cmr_model_versions"] == 1
     registry.close()

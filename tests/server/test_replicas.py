@@ -35,6 +35,7 @@ def replicas(
         remote_server_postgres.database_url,
         tmp_path / "second",
         storage_dir=remote_server_postgres.storage_dir,
+        token=remote_server_postgres.token,
     )
     yield [remote_server_postgres, second]
     second.stop()
@@ -46,7 +47,10 @@ def clients() -> Iterator[Callable[[list[RegistryServer], int], list[RemoteRegis
     made: list[RemoteRegistry] = []
 
     def spread(servers: list[RegistryServer], n: int) -> list[RemoteRegistry]:
-        made.extend(RemoteRegistry(s.url) for s in itertools.islice(itertools.cycle(servers), n))
+        made.extend(
+            RemoteRegistry(s.url, token=s.token)
+            for s in itertools.islice(itertools.cycle(servers), n)
+        )
         return made[-n:]
 
     yield spread

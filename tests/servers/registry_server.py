@@ -4,6 +4,9 @@
 local artifact storage in a directory of the test's, on a free port, and waits until
 ``/readyz`` answers 200. :meth:`RegistryServer.reset` empties the database and the storage
 between tests, so one process serves a whole session.
+
+Access control is on, as ``cmr serve`` runs by default: the database holds an admin token
+(``RegistryServer.token``, recreated by every reset) that the test clients send.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,9 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, insert
+from sqlalchemy.pool import NullPool
 from tests.db_reset import empty_registry_tables
 
-__all__ = ["RegistryServer", "free_port", "start_registry_server"]
+from crucible_model_registry.domain.access import hash_token, new_token_secret
+from crucible_model_registry.errors import SchemaNotReadyError
+from crucible_model_registry.store.schema import check_schema
+from crucible_model_registry.store.tables import TOKENS
+
+__all__ = ["ADMIN", "RegistryServer", "free_port", "install_admin_token", "start_registry_server"]
+
+ADMIN = "test-admin"
+"""The name of the admin token every test server's database holds."""
 
 CMR = str(Path(sys.executable).with_name("cmr"))
 
@@ -47,6 +61,12 @@ class RegistryServer:
     process: subprocess.Popen[bytes]
     log: Path
     env: dict[str, str] = field(repr=False, default_factory=dict)
+    token: str = field(repr=False, default="")
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The headers that authenticate a request as the admin token."""
+        return {"authorization": f"Bearer {self.token}"}
 
     def stop(self, timeout: float = 15.0) -> int:
         """Stop gracefully (SIGTERM), killing it if it does not exit in ``timeout`` s."""
@@ -62,16 +82,43 @@ class RegistryServer:
     def reset(self) -> None:
         """Delete every row of the registry's tables and every stored artifact byte."""
         empty_registry_tables(self.database_url)
+        install_admin_token(self.database_url, self.token)
         shutil.rmtree(self.storage_dir, ignore_errors=True)
         self.storage_dir.mkdir(parents=True)
 
     def get(self, path: str) -> tuple[int, bytes]:
         """A plain GET on the server (no client of ours in between)."""
+        request = urllib.request.Request(self.url + path, headers=self.auth)
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
+
+
+def install_admin_token(database_url: str, token: str, name: str = ADMIN) -> bool:
+    """Store ``token`` as an admin token in the database (False: no schema there yet)."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        try:
+            check_schema(engine)
+        except SchemaNotReadyError:
+            return False
+        with engine.begin() as conn:
+            conn.execute(TOKENS.delete().where(TOKENS.c.name == name))
+            conn.execute(
+                insert(TOKENS).values(
+                    name=name,
+                    token_hash=hash_token(token),
+                    role="admin",
+                    models=[],
+                    created_at=datetime.now(UTC),
+                    created_by="tests",
+                )
+            )
+        return True
+    finally:
+        engine.dispose()
 
 
 def start_registry_server(
@@ -83,6 +130,8 @@ def start_registry_server(
     storage_dir: Path | None = None,
     wait_for: str = "/readyz",
     ready_timeout: float = 30.0,
+    extra_env: dict[str, str] | None = None,
+    token: str | None = None,
 ) -> RegistryServer:
     """Start ``cmr serve`` over ``database_url`` on a free loopback port and wait until ready."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -97,6 +146,10 @@ def start_registry_server(
         "CMR_ACTOR": "server",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(extra_env or {})
+    if token is None:
+        token = new_token_secret()
+        install_admin_token(database_url, token)
     for _attempt in range(3):  # a free port may be taken between the check and the bind
         port = free_port()
         log = workdir / f"server-{port}.log"
@@ -114,6 +167,7 @@ def start_registry_server(
             process=process,
             log=log,
             env=env,
+            token=token,
         )
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline and process.poll() is None:

@@ -209,7 +209,7 @@ SAMPLES: dict[type[cmr.RegistryError], cmr.RegistryError] = {
         "model_register", 1, errors.DuplicateVersionError("m", "2")
     ),
     errors.AuthenticationError: errors.AuthenticationError("token expired"),
-    errors.PermissionDeniedError: errors.PermissionDeniedError("role read may not promote"),
+    errors.PermissionDeniedError: errors.PermissionDeniedError("promote", "resnet", principal="ci"),
 }
 
 

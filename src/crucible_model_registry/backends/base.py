@@ -18,6 +18,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from crucible_model_registry.domain.access import NewToken, Role, TokenInfo
     from crucible_model_registry.domain.audit import AuditEntry
     from crucible_model_registry.domain.enums import Relationship, Stage
     from crucible_model_registry.domain.integrity import IntegrityReport
@@ -96,6 +99,33 @@ class MetadataBackend(Protocol):
         Writes append their own entry in their own transaction; this is for events with
         no write of their own. A remote backend refuses: only the server writes the log.
         """
+        ...
+
+    # ------------------------------------------------------------------ tokens
+
+    def create_token(
+        self,
+        name: str,
+        *,
+        role: Role,
+        models: tuple[str, ...],
+        expires_in: timedelta | None,
+        actor: str,
+        request_id: str | None,
+    ) -> NewToken:
+        """Make a token with a fresh secret; store only its hash; audit the creation.
+
+        Raises:
+            ValidationError: a token of that name exists.
+        """
+        ...
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every token, by name, without secrets."""
+        ...
+
+    def revoke_token(self, name: str, *, actor: str, request_id: str | None) -> None:
+        """Delete the token named ``name`` and audit it; NotFoundError if there is none."""
         ...
 
     # ------------------------------------------------------------------ models and versions

@@ -24,12 +24,13 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from crucible_model_registry.backends.base import KEEP, Keep, UploadClaim
+from crucible_model_registry.domain.access import NewToken, Role, TokenInfo
 from crucible_model_registry.domain.integrity import IntegrityReport
 from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
 from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
@@ -237,6 +238,33 @@ class HttpBackend:
         raise ConfigurationError(
             "the audit log is written by the registry server, not by its clients"
         )
+
+    # ------------------------------------------------------------------ tokens
+
+    def create_token(
+        self,
+        name: str,
+        *,
+        role: Role,
+        models: tuple[str, ...],
+        expires_in: timedelta | None,
+        actor: str,
+        request_id: str | None,
+    ) -> NewToken:
+        body = {
+            "name": name,
+            "role": role.value,
+            "models": list(models),
+            "expires_in": None if expires_in is None else int(expires_in.total_seconds()),
+        }
+        # Not resent: a second attempt would find the name taken, and the secret is lost.
+        return from_json(NewToken, self._send("POST", "/tokens", json=body, retry=False))
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return self._get(list[TokenInfo], "/tokens")
+
+    def revoke_token(self, name: str, *, actor: str, request_id: str | None) -> None:
+        self._send("DELETE", f"/tokens/{quote(name, safe='')}", retry=False)
 
     # ------------------------------------------------------------------ models and versions
 
@@ -637,7 +665,7 @@ def _raise_for(response: httpx2.Response, url: str) -> NoReturn:
     if status == 401:
         raise AuthenticationError(text + "; pass token= or set CMR_TOKEN")
     if status == 403:
-        raise PermissionDeniedError(text)
+        raise PermissionDeniedError.restore(text, {"permission": "unknown", "model": None})
     if status == 404:
         raise NotFoundError("route", response.request.url.path)
     if status in (400, 413, 422):

@@ -9,15 +9,17 @@ from __future__ import annotations
 import threading
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from crucible_model_registry import store
 from crucible_model_registry.backends.base import KEEP, Keep, UploadClaim
+from crucible_model_registry.domain.access import NewToken, hash_token, new_token_secret
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from crucible_model_registry.domain.access import Role, TokenInfo
     from crucible_model_registry.domain.audit import AuditEntry
     from crucible_model_registry.domain.enums import Relationship, Stage
     from crucible_model_registry.domain.integrity import IntegrityReport
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from crucible_model_registry.domain.storage_reports import BackendRecords
     from crucible_model_registry.store.artifacts import UploadClaim as SqlClaim
     from crucible_model_registry.store.engine import Database
+    from crucible_model_registry.store.tokens import StoredToken
 
 __all__ = ["SqlBackend"]
 
@@ -138,6 +141,52 @@ class SqlBackend:
             request_id=request_id,
             outcome=outcome,
         )
+
+    # ------------------------------------------------------------------ tokens
+
+    def create_token(
+        self,
+        name: str,
+        *,
+        role: Role,
+        models: tuple[str, ...],
+        expires_in: timedelta | None,
+        actor: str,
+        request_id: str | None,
+    ) -> NewToken:
+        secret = new_token_secret()
+        expires_at = None if expires_in is None else datetime.now(UTC) + expires_in
+        info = store.tokens.create_token(
+            self._db,
+            name=name,
+            token_hash=hash_token(secret),
+            role=role,
+            models=models,
+            expires_at=expires_at,
+            actor=actor,
+            request_id=request_id,
+        )
+        return NewToken(info.name, secret, info.role, list(info.models), info.expires_at)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return store.tokens.list_tokens(self._db)
+
+    def revoke_token(self, name: str, *, actor: str, request_id: str | None) -> None:
+        store.tokens.revoke_token(self._db, name, actor=actor, request_id=request_id)
+
+    def find_token(self, token_hash: str) -> StoredToken | None:
+        """The token stored under this hash (the server's authentication; not protocol)."""
+        return store.tokens.find_token(self._db, token_hash)
+
+    def touch_token(self, name: str, *, at: datetime, every: timedelta) -> None:
+        """Record the token's use at ``at``, at most once per ``every``."""
+        store.tokens.touch_token(self._db, name, at=at, every=every)
+
+    def count_tokens(self) -> int:
+        """How many tokens exist."""
+        return store.tokens.count_tokens(self._db)
+
+    # ------------------------------------------------------------------ models and versions
 
     def register(self, spec: NewVersion) -> ModelVersion:
         return store.registration.register(self._db, spec)

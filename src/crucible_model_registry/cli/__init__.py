@@ -34,6 +34,7 @@ _NOUNS: dict[str, tuple[str, ...]] = {
     "artifacts": ("upload", "download", "url", "verify", "artifact", "gc"),
     "aliases": ("alias",),
     "policy": ("policy",),
+    "token": ("token",),
     "move": ("export", "import"),
     "demo": ("demo",),
 }

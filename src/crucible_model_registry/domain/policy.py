@@ -7,14 +7,22 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+from crucible_model_registry.domain.access import DEFAULT_PROTECTED as _DEFAULT_PROTECTED
 from crucible_model_registry.domain.enums import Stage, parse_enum
 from crucible_model_registry.domain.query_conditions import describe
 from crucible_model_registry.domain.query_spec import QuerySpec, spec_of
 from crucible_model_registry.errors import ValidationError
 
-__all__ = ["GateTags", "PolicyChange", "PromotionPolicy", "allowed_sources_unmet"]
+__all__ = [
+    "GateTags",
+    "PolicyChange",
+    "PromotionPolicy",
+    "allowed_sources_unmet",
+    "distinct_promoter_unmet",
+]
 
-_FIELDS = ("allowed", "gates", "exclusive", "gate_tags")
+_FIELDS = ("allowed", "gates", "exclusive", "gate_tags", "protected", "require_distinct_promoter")
+
 
 GateTags = Literal["version", "version_or_model"]
 """Whose tags a gate's tag condition looks at: the version's own, or its model's too."""
@@ -44,12 +52,21 @@ class PromotionPolicy:
         gate_tags: whose tags a gate's tag condition looks at: ``"version"`` (the
             default) the promoted version's own tags only, ``"version_or_model"`` its
             model's tags too (as queries do).
+        protected: stages that only a principal with the ``promote`` role may move a
+            version into or out of, or an alias onto or off a version in (default
+            ``production``; a model with no stored policy has the default too).
+        require_distinct_promoter: stages a version may not be promoted into by the
+            principal that registered it (four eyes). A version whose registrant is not
+            known (registered before the registry recorded it) may not be promoted into
+            them at all.
     """
 
     allowed: dict[Stage, tuple[Stage, ...]]
     gates: dict[Stage, QuerySpec]
     exclusive: tuple[Stage, ...]
     gate_tags: GateTags
+    protected: tuple[Stage, ...]
+    require_distinct_promoter: tuple[Stage, ...]
 
     def __init__(
         self,
@@ -57,6 +74,9 @@ class PromotionPolicy:
         gates: Mapping[Stage | str, Any] | None = None,
         exclusive: Iterable[Stage | str] | None = None,
         gate_tags: GateTags = "version",
+        *,
+        protected: Iterable[Stage | str] | None = None,
+        require_distinct_promoter: Iterable[Stage | str] | None = None,
     ) -> None:
         errors: dict[str, list[str]] = {}
         object.__setattr__(self, "allowed", _allowed(allowed, errors))
@@ -65,6 +85,18 @@ class PromotionPolicy:
         if gate_tags not in _GATE_TAGS:
             errors.setdefault("gate_tags", []).append(f"must be one of {', '.join(_GATE_TAGS)}")
         object.__setattr__(self, "gate_tags", gate_tags)
+        object.__setattr__(
+            self,
+            "protected",
+            _DEFAULT_PROTECTED
+            if protected is None
+            else _stage_list(protected, "protected", errors),
+        )
+        object.__setattr__(
+            self,
+            "require_distinct_promoter",
+            _stage_list(require_distinct_promoter, "require_distinct_promoter", errors),
+        )
         if errors:
             raise ValidationError(errors)
 
@@ -75,6 +107,8 @@ class PromotionPolicy:
                 tuple(self.gates.items()),
                 self.exclusive,
                 self.gate_tags,
+                self.protected,
+                self.require_distinct_promoter,
             )
         )
 
@@ -82,21 +116,31 @@ class PromotionPolicy:
         allowed = {t.value: [s.value for s in sources] for t, sources in self.allowed.items()}
         gates = {t.value: describe(g.where) for t, g in self.gates.items()}
         exclusive = [s.value for s in self.exclusive]
+        protected = [s.value for s in self.protected]
+        distinct = [s.value for s in self.require_distinct_promoter]
         return (
             f"PromotionPolicy(allowed={allowed!r}, gates={gates!r}, exclusive={exclusive!r}, "
-            f"gate_tags={self.gate_tags!r})"
+            f"gate_tags={self.gate_tags!r}, protected={protected!r}, "
+            f"require_distinct_promoter={distinct!r})"
         )
 
     @property
     def is_empty(self) -> bool:
         """Does this policy allow every promotion?"""
-        return not (self.allowed or self.gates or self.exclusive)
+        return not (
+            self.allowed
+            or self.gates
+            or self.exclusive
+            or self.require_distinct_promoter
+            or self.protected != _DEFAULT_PROTECTED
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """This policy as plain JSON values (the form it is stored in).
 
-        ``gate_tags`` appears only when it is not the default, so a policy stored before
-        the option existed reads back as it is written now.
+        ``gate_tags``, ``protected`` and ``require_distinct_promoter`` appear only when
+        they are not the defaults, so a policy stored before they existed reads back as it
+        is written now.
         """
         out: dict[str, Any] = {
             "allowed": {t.value: [s.value for s in sources] for t, sources in self.allowed.items()},
@@ -105,6 +149,10 @@ class PromotionPolicy:
         }
         if self.gate_tags != "version":
             out["gate_tags"] = self.gate_tags
+        if self.protected != _DEFAULT_PROTECTED:
+            out["protected"] = [s.value for s in self.protected]
+        if self.require_distinct_promoter:
+            out["require_distinct_promoter"] = [s.value for s in self.require_distinct_promoter]
         return out
 
     @classmethod
@@ -128,6 +176,8 @@ class PromotionPolicy:
             gates=data.get("gates"),
             exclusive=data.get("exclusive"),
             gate_tags=data.get("gate_tags", "version"),
+            protected=data.get("protected"),
+            require_distinct_promoter=data.get("require_distinct_promoter"),
         )
 
 
@@ -142,6 +192,23 @@ class PolicyChange:
     new: PromotionPolicy | None
     actor: str | None
     at: datetime
+
+
+def distinct_promoter_unmet(
+    policy: PromotionPolicy, target: Stage, *, registered_by: str | None, promoter: str | None
+) -> list[str]:
+    """The unmet four-eyes rule (``require_distinct_promoter``) for this promotion, if any."""
+    if target not in policy.require_distinct_promoter:
+        return []
+    rule = f"require_distinct_promoter: {target.value}"
+    if registered_by is None:
+        return [
+            f"{rule}: the version's registrant is not recorded (registered before the "
+            "registry kept it), so nobody can be shown to be a second pair of eyes"
+        ]
+    if promoter is not None and promoter == registered_by:
+        return [f"{rule}: {promoter!r} registered this version and may not promote it there"]
+    return []
 
 
 def allowed_sources_unmet(policy: PromotionPolicy, source: Stage, target: Stage) -> list[str]:

@@ -95,6 +95,9 @@ class ModelVersion(_Record):
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     """What another registry knows of this version (``metadata["mlflow"]`` after an
     MLflow import: its tags, source, run id, status and user)."""
+    registered_by: str | None = None
+    """The principal (actor) that registered the version; None for versions registered
+    before the registry recorded it."""
 
     @property
     def ref(self) -> str:

@@ -1,7 +1,11 @@
-"""What every request passes through first: request id, actor, body limit, metrics, access log.
+"""What every request passes through first: request id, authentication, body limit, metrics,
+access log.
 
-A plain ASGI middleware (not Starlette's ``BaseHTTPMiddleware``), so the actor's context
-variable is set in the task that runs the route and reaches its thread-pool call.
+A plain ASGI middleware (not Starlette's ``BaseHTTPMiddleware``), so the principal's and
+the request id's context variables are set in the task that runs the route and reach its
+thread-pool call. With access control on, every path but the open probes and the API docs
+needs a token (``server/auth.py``), and the ``X-CMR-Actor`` header is ignored: the actor
+is the token's principal. With ``--no-auth`` (loopback only) that header names the actor.
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
-from crucible_model_registry._context import acting_as
-from crucible_model_registry.errors import RegistryError, ValidationError
+from crucible_model_registry._context import acting_as, as_principal, handling_request
+from crucible_model_registry.domain.access import TOKEN_PREFIX, Principal, contains_token
+from crucible_model_registry.errors import AuthenticationError, RegistryError, ValidationError
+from crucible_model_registry.server.auth import Authenticator, credentials_from_headers
 from crucible_model_registry.server.errors import status_of
 from crucible_model_registry.wire import error_to_json
 
-__all__ = ["ACTOR_HEADER", "REQUEST_ID_HEADER", "Edge", "Metrics"]
+__all__ = ["ACTOR_HEADER", "OPEN_PATHS", "REQUEST_ID_HEADER", "Edge", "Metrics"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,6 +40,11 @@ ACTOR_HEADER = "x-cmr-actor"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _UPLOAD_PATH = re.compile(r"/api/v1/versions/.+/artifacts/[^/]+")  # streams: no body limit
 _access = logging.getLogger("crucible_model_registry.server.access")
+
+OPEN_PATHS: set[str] = {"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"}
+"""Paths served without a token: probes, metrics (no model data) and the API's docs. A UI
+adds its login page here."""
+_TOKEN_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "key", "cmr_token"})
 
 
 class Metrics:
@@ -91,10 +102,18 @@ class Edge:
             uploads (``PUT .../artifacts/...``); larger ones get 413 before any handler runs.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,12 +159,15 @@ class Edge:
 
         declared = headers.get("content-length", "")
         exceeded[0] = not is_upload and declared.isdigit() and int(declared) > self.max_body_bytes
-        given_actor = headers.get(ACTOR_HEADER)
-        actor = None if given_actor is None else unquote(given_actor, errors="replace")
+        principal, refusal = await self._authenticate(scope, headers, request_id)
         try:
+            if refusal is not None:
+                error, code, extra = refusal
+                await _send_error(send_with_id, error, code, extra)
+                return
             try:
                 if not exceeded[0]:
-                    with acting_as(actor) if actor else contextlib.nullcontext():
+                    with handling_request(request_id), self._acting(principal, headers):
                         await self.app(scope, receive_counted, send_unless_exceeded)
             except Exception:
                 if not exceeded[0]:
@@ -160,6 +182,60 @@ class Edge:
             await _send_error(send_with_id, exc, status_of(exc))
         finally:
             self._record(scope, status[0], time.perf_counter() - started, request_id)
+
+    def _acting(
+        self, principal: Principal | None, headers: dict[str, str]
+    ) -> contextlib.AbstractContextManager[object]:
+        if principal is not None:
+            return as_principal(principal)
+        given = headers.get(ACTOR_HEADER) if self.authenticator is None else None
+        actor = None if given is None else unquote(given, errors="replace")
+        return acting_as(actor) if actor else contextlib.nullcontext()
+
+    async def _authenticate(
+        self, scope: Scope, headers: dict[str, str], request_id: str
+    ) -> tuple[Principal | None, tuple[RegistryError, int, list[tuple[bytes, bytes]]] | None]:
+        """The request's principal, or the error to answer instead (and its status)."""
+        import anyio.to_thread
+
+        auth = self.authenticator
+        if auth is None or scope["path"] in OPEN_PATHS:
+            return None, None
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        wait = auth.retry_after(address)
+        if wait is not None:
+            limited = AuthenticationError(
+                f"too many failed authentications from this address; retry in {wait} s"
+            )
+            return None, (limited, 429, [(b"retry-after", str(wait).encode())])
+        challenge = [(b"www-authenticate", b'Bearer realm="crucible-model-registry"')]
+        query = scope.get("query_string", b"").decode("latin-1")
+        if query and _token_in_query(query):
+            auth.failed(address)
+            error = ValidationError.single(
+                "query",
+                "a token may not be sent in a URL (URLs end up in logs and histories): "
+                "send it as 'Authorization: Bearer <token>'",
+            )
+            await _audit_quietly(auth, address, "token in the query string", request_id)
+            return None, (error, 400, [])
+        try:
+            token = credentials_from_headers(headers)
+            principal = None if token is None else auth.cached(token)
+            if principal is None:
+                if token is None:
+                    raise await anyio.to_thread.run_sync(auth.missing)
+                principal = await anyio.to_thread.run_sync(auth.authenticate, token)
+        except AuthenticationError as exc:
+            auth.failed(address)
+            await _audit_quietly(auth, address, str(exc), request_id)
+            return None, (exc, 401, challenge)
+        except RegistryError as exc:  # the database is not ready or not reachable
+            return None, (exc, status_of(exc), [])
+        if auth.needs_touch(principal):
+            await anyio.to_thread.run_sync(auth.touch, principal)
+        return principal, None
 
     def _record(self, scope: Scope, status: int, elapsed: float, request_id: str) -> None:
         method = scope["method"]
@@ -181,7 +257,27 @@ class Edge:
         )
 
 
-async def _send_error(send: Send, error: RegistryError, status: int) -> None:
+def _token_in_query(query: str) -> bool:
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key.lower() in _TOKEN_PARAMS or value.startswith(TOKEN_PREFIX):
+            return True
+    return contains_token(unquote(query))
+
+
+async def _audit_quietly(auth: Authenticator, address: str, reason: str, request_id: str) -> None:
+    import anyio.to_thread
+
+    # The refusal stands even if the database cannot take the entry.
+    with contextlib.suppress(RegistryError):
+        await anyio.to_thread.run_sync(auth.audit_failure, address, reason, request_id)
+
+
+async def _send_error(
+    send: Send,
+    error: RegistryError,
+    status: int,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = json.dumps(error_to_json(error)).encode()
     await send(
         {
@@ -191,6 +287,7 @@ async def _send_error(send: Send, error: RegistryError, status: int) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *(extra or []),
             ],
         }
     )

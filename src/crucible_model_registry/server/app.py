@@ -20,6 +20,7 @@ from crucible_model_registry.errors import (
     ValidationError,
 )
 from crucible_model_registry.server._edge import Edge, Metrics
+from crucible_model_registry.server.auth import Authenticator
 from crucible_model_registry.server.errors import error_response, registry_error_handler
 
 if TYPE_CHECKING:
@@ -42,16 +43,24 @@ def create_app(
     auth: bool = True,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     threads: int = DEFAULT_THREADS,
+    auth_cache_seconds: float = 5.0,
+    max_failed_auth: int = 20,
 ) -> Any:
     """The registry's ASGI app: REST under ``/api/v1``, ``/healthz``, ``/readyz``, ``/metrics``.
 
     Args:
         registry: the registry to serve; None: the one the ``CMR_*`` settings describe
             (its SQL pool sized to ``threads``). It must not be a remote registry.
-        auth: require credentials. Access control is not built yet (a later issue): with
-            no token store configured every request is accepted, and the actor recorded in
-            the histories is the ``X-CMR-Actor`` header a client sends (else the server's).
-            ``cmr serve`` therefore binds loopback only unless ``--no-auth`` is given.
+        auth: require a token (``Authorization: Bearer``, or the UI's ``cmr_session``
+            cookie) on every path but the probes, ``/metrics`` and the API docs; the
+            token's principal is the actor and its role and grants apply (API.md §12).
+            Without it (``cmr serve --no-auth``, loopback only) every request has every
+            right and the actor is the ``X-CMR-Actor`` header a client sends, else the
+            server's.
+        auth_cache_seconds: how long a token's lookup is reused: a revoked token works
+            for at most this long in each server process.
+        max_failed_auth: failed authentications a client address may make per minute
+            (per process) before it gets 429.
         max_body_bytes: the largest request body except streaming artifact uploads (413).
         threads: the size of the thread pool sync handlers run in.
 
@@ -66,6 +75,7 @@ def create_app(
         operations,
         policies,
         query,
+        tokens,
         versions,
     )
 
@@ -95,18 +105,26 @@ def create_app(
         on_startup=[startup],
         on_shutdown=[shutdown],
     )
+    authenticator = (
+        Authenticator(registry, cache_seconds=auth_cache_seconds, max_failures=max_failed_auth)
+        if auth
+        else None
+    )
     app.state.registry = registry
     app.state.auth = auth
+    app.state.authenticator = authenticator
     app.state.metrics = metrics
     app.add_exception_handler(RegistryError, registry_error_handler)
     app.add_exception_handler(RequestValidationError, _request_validation_handler)
     app.add_exception_handler(HTTPException, _http_exception_handler)
     # Specific paths first: a model name or a ref may hold '/', so /models/{name:path}
     # and /versions/{version:path} come last.
-    for module in (lineage, artifacts, aliases, policies, query, models, versions):
+    for module in (lineage, artifacts, aliases, policies, query, tokens, models, versions):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(operations.router)
-    app.add_middleware(Edge, metrics=metrics, max_body_bytes=max_body_bytes)
+    app.add_middleware(
+        Edge, metrics=metrics, max_body_bytes=max_body_bytes, authenticator=authenticator
+    )
     return app
 
 
@@ -114,7 +132,11 @@ def app_from_environment() -> Any:
     """The app ``cmr serve`` runs in each worker: settings from ``CMR_*``, auth from its flag."""
     import os
 
-    return create_app(auth=os.environ.get("CMR_SERVE_AUTH", "1") != "0")
+    return create_app(
+        auth=os.environ.get("CMR_SERVE_AUTH", "1") != "0",
+        auth_cache_seconds=float(os.environ.get("CMR_AUTH_CACHE_SECONDS", "5")),
+        max_failed_auth=int(os.environ.get("CMR_AUTH_MAX_FAILURES", "20")),
+    )
 
 
 def _registry_from_settings(threads: int) -> Registry:

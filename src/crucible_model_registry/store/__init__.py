@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         references,
         registration,
         schema,
+        tokens,
         versions,
     )
 
@@ -44,6 +45,7 @@ __all__ = [
     "references",
     "registration",
     "schema",
+    "tokens",
     "versions",
 ]
 

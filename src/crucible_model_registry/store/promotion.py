@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, update
 
 from crucible_model_registry.domain.enums import Stage
-from crucible_model_registry.domain.policy import PromotionPolicy
+from crucible_model_registry.domain.policy import PromotionPolicy, distinct_promoter_unmet
 from crucible_model_registry.domain.records import PromotionResult
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.errors import NotFoundError, PromotionDeniedError
@@ -152,6 +152,12 @@ def promote(
                 # policy as well (issue 14). An exclusive stage's swap is the policy's own
                 # rule and need not pass `allowed` (API.md).
                 unmet.extend(_incumbents_unmet(conn, policy, model_id, version_id, target))
+            # Four eyes: decided here, under the locks, with the registrant as stored.
+            unmet.extend(
+                distinct_promoter_unmet(
+                    policy, target, registered_by=row.registered_by, promoter=actor
+                )
+            )
             if unmet:
                 raise PromotionDeniedError(f"{row.model_name}@{row.version}", target.value, unmet)
         archived = _move(

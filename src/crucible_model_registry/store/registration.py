@@ -185,6 +185,7 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
             "metadata": spec.metadata,
             "created_at": at,
             "updated_at": at,
+            "registered_by": spec.actor,
         }
         if version is None:
             version, version_id = _insert_numbered(db, conn, spec.model_name, number, row)
@@ -278,10 +279,11 @@ WITH m AS (
     RETURNING id, version_seq
 ), v AS (
     INSERT INTO cmr_model_versions (model_id, version, stage, recipe, base_model, config_hash,
-        training_config, metrics, tags, description, metadata, created_at, updated_at)
+        training_config, metrics, tags, description, metadata, created_at, updated_at,
+        registered_by)
     SELECT m.id, m.version_seq::text, %(stage)s, %(recipe)s, %(base_model)s, %(config_hash)s,
         %(training_config)s::json, %(metrics)s::json, %(tags)s::json, %(description)s,
-        %(metadata)s::json, %(at)s, %(at)s
+        %(metadata)s::json, %(at)s, %(at)s, %(actor)s
     FROM m
     ON CONFLICT (model_id, version) DO NOTHING
     RETURNING id, model_id
@@ -402,6 +404,7 @@ def _new_record(
         created_at=at,
         updated_at=at,
         metadata=spec.metadata,
+        registered_by=spec.actor,
     )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "POLICIES",
     "POLICY_CHANGES",
     "PREFIX",
+    "TOKENS",
     "TRANSITIONS",
     "VERSIONS",
     "VERSION_TABLE",
@@ -331,4 +332,19 @@ AUDIT_LOG = Table(
     Index(None, "actor", "id"),
     Index(None, "action", "id"),
     sqlite_autoincrement=True,
+)
+
+
+TOKENS = Table(
+    "cmr_tokens",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    # SHA-256 hex of the secret: the secret itself is never stored.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("models", JSON, nullable=False),  # glob patterns; [] = every model
+    _when("created_at"),
+    Column("created_by", String(255)),
+    Column("expires_at", UTCDateTime()),
+    Column("last_used_at", UTCDateTime()),
 )
