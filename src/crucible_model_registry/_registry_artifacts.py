@@ -124,6 +124,14 @@ class ArtifactMethods(RegistryBase):
         except RegistryError as exc:
             _log.warning("artifact stored, but the model card was not updated: %s", exc)
 
+    def get_artifact(self, artifact: Artifact | int) -> Artifact:
+        """The artifact record with this id (at a server, if the token may read its model).
+
+        Raises:
+            NotFoundError: there is no such artifact.
+        """
+        return self._artifact(artifact, Role.READ, action="get_artifact")
+
     def download_artifact(
         self,
         artifact: Artifact | int,

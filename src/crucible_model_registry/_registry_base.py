@@ -175,10 +175,11 @@ class RegistryBase:
         """:meth:`_authorize` on the model of ``ref`` (read first only for an id ref)."""
         if current_principal() is None:
             return
-        model = ref.model_name
+        model, target = ref.model_name, str(ref)
         if model is None:
-            model = self._backend.get_version(ref).model_name
-        self._authorize(needed, model, action=action, target=str(ref))
+            found = self._backend.get_version(ref)
+            model, target = found.model_name, found.ref
+        self._authorize(needed, model, action=action, target=target)
 
     def _denied(
         self,

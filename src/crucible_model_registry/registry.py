@@ -29,6 +29,7 @@ from crucible_model_registry.domain.records import (
     Artifact,
     Model,
     ModelVersion,
+    PromotionResult,
     StageTransition,
 )
 from crucible_model_registry.domain.refs import VersionRef
@@ -276,7 +277,22 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             NotFoundError: unknown version.
             PromotionDeniedError: the model's promotion policy forbids it; ``.unmet``
                 lists every failed condition and nothing was changed.
+            PermissionDeniedError: (at a server) the token may not write to the model, or
+                the change touches a protected stage and it may not promote.
         """
+        return self._promote(
+            version, stage, reason=reason, archive_existing=archive_existing
+        ).version
+
+    def _promote(
+        self,
+        version: VersionLike,
+        stage: Stage | str,
+        *,
+        reason: str | None = None,
+        archive_existing: bool = False,
+    ) -> PromotionResult:
+        """:meth:`promote`, answering what changed (the server's promote route sends it)."""
         target = parse_enum(Stage, stage, field="stage")
         ref = ref_of(version, field="version")
         self._authorize_ref(Role.WRITE, ref, action="promote")
@@ -305,7 +321,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
                 from_stage=result.from_stage.value,
                 archived=len(result.archived_ids),
             )
-        return result.version
+        return result
 
     def update_metrics(self, version: VersionLike, metrics: Mapping[str, float]) -> ModelVersion:
         """Merge metrics into a version (metrics often arrive after registration)."""

@@ -235,6 +235,8 @@ class RegistryAPI(Protocol):
         progress: ProgressCallback | None = None,
     ) -> Artifact: ...
 
+    def get_artifact(self, artifact: Artifact | int) -> Artifact: ...
+
     def download_artifact(
         self,
         artifact: Artifact | int,

@@ -38,8 +38,9 @@ from crucible_model_registry.store.tables import TOKENS
 
 __all__ = ["ADMIN", "RegistryServer", "free_port", "install_admin_token", "start_registry_server"]
 
-ADMIN = "test-admin"
-"""The name of the admin token every test server's database holds."""
+ADMIN = "tester"
+"""The name of the admin token every test server's database holds: the tests' CMR_ACTOR, so
+that the histories name the same actor whether a test runs in process or through a server."""
 
 CMR = str(Path(sys.executable).with_name("cmr"))
 

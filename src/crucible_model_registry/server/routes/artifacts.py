@@ -44,7 +44,7 @@ LAYOUT_HEADER = "x-cmr-layout"
 @router.get("/artifacts/{artifact_id}")
 def get_artifact(request: Request, artifact_id: int) -> JSONResponse:
     """The artifact record."""
-    return reply(registry_of(request).backend.get_artifact(artifact_id))
+    return reply(registry_of(request).get_artifact(artifact_id))
 
 
 @router.put(
@@ -109,7 +109,7 @@ def download(request: Request, artifact_id: int, file: str | None = None) -> Res
     ``cmr-manifest.json`` for the manifest; without ``file``, a tar of the whole tree.
     """
     registry = registry_of(request)
-    record = registry.backend.get_artifact(artifact_id)
+    record = registry.get_artifact(artifact_id)
     scratch = Path(tempfile.mkdtemp(prefix="cmr-download-"))
     cleanup = BackgroundTask(shutil.rmtree, scratch, True)
     etag = record.checksum

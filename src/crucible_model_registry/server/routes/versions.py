@@ -9,9 +9,7 @@ from fastapi import APIRouter, Body
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from crucible_model_registry._context import current_actor
-from crucible_model_registry.domain.enums import Stage, parse_enum
-from crucible_model_registry.domain.specs import REGISTER_FIELDS, ref_of
+from crucible_model_registry.domain.specs import REGISTER_FIELDS
 from crucible_model_registry.errors import ValidationError
 from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
 
@@ -51,13 +49,9 @@ def promote(request: Request, version: str, body: Any = Body(...)) -> JSONRespon
     if not isinstance(archive, bool):
         raise ValidationError.single("archive_existing", "must be true or false")
     # Registry.promote answers the version only; a client's Registry needs the whole result,
-    # so this route makes Registry.promote's three checks and calls its backend itself.
-    result = registry.backend.promote(
-        ref_of(version, field="version"),
-        parse_enum(Stage, fields["stage"], field="stage"),
-        reason=reason,
-        actor=current_actor(),
-        archive_existing=archive,
+    # which Registry._promote (the same checks, access control included) gives.
+    result = registry._promote(
+        ref(version), fields["stage"], reason=reason, archive_existing=archive
     )
     return reply(result)
 
