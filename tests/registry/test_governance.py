@@ -665,6 +665,7 @@ def test_gate_tags_accepts_only_its_two_values() -> None:
         PromotionPolicy.from_dict({"gate_tags": "anything"})
 
 
+@pytest.mark.in_process("at a server the actor is the token's principal, not CMR_ACTOR")
 def test_policy_changes_are_kept_with_old_and_new_policy_actor_and_time(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

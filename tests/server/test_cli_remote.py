@@ -8,8 +8,8 @@ from tests.servers.registry_server import RegistryServer
 
 def test_register_query_and_show_through_the_server(server: RegistryServer) -> None:
     made = run_cmr(
-        "--server", server.url, "--token", server.token, "--json", "register", "m", "-r", "sft", "-b", "base",
-        "-s", "lr=0.1", "-m", "accuracy=0.9",
+        "--server", server.url, "--token", server.token, "--json", "register", "m",
+        "-r", "sft", "-b", "base", "-s", "lr=0.1", "-m", "accuracy=0.9",
     )  # fmt: skip
     assert made.code == 0, made.stderr
     assert made.json()["version"] == "1"

@@ -19,11 +19,11 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,14 @@ from crucible_model_registry.errors import SchemaNotReadyError
 from crucible_model_registry.store.schema import check_schema
 from crucible_model_registry.store.tables import TOKENS
 
-__all__ = ["ADMIN", "RegistryServer", "free_port", "install_admin_token", "start_registry_server"]
+__all__ = [
+    "ADMIN",
+    "RegistryServer",
+    "free_port",
+    "install_admin_token",
+    "install_token",
+    "start_registry_server",
+]
 
 ADMIN = "tester"
 """The name of the admin token every test server's database holds: the tests' CMR_ACTOR, so
@@ -99,6 +106,16 @@ class RegistryServer:
 
 def install_admin_token(database_url: str, token: str, name: str = ADMIN) -> bool:
     """Store ``token`` as an admin token in the database (False: no schema there yet)."""
+    return install_token(database_url, name, token, role="admin")
+
+
+def install_token(
+    database_url: str, name: str, token: str, *, role: str, models: tuple[str, ...] = ()
+) -> bool:
+    """Store ``token`` (its hash) under ``name`` with ``role`` on ``models``, replacing any.
+
+    Returns False when the database has no registry schema yet.
+    """
     engine = create_engine(database_url, poolclass=NullPool)
     try:
         try:
@@ -111,8 +128,8 @@ def install_admin_token(database_url: str, token: str, name: str = ADMIN) -> boo
                 insert(TOKENS).values(
                     name=name,
                     token_hash=hash_token(token),
-                    role="admin",
-                    models=[],
+                    role=role,
+                    models=list(models),
                     created_at=datetime.now(UTC),
                     created_by="tests",
                 )
