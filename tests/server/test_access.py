@@ -489,3 +489,46 @@ def test_permission_denied_travels_to_the_remote_client(access: AccessServer) ->
         reader.promote(f"{GRANTED}@1", "staging")
     assert (caught.value.permission, caught.value.model) == ("write", GRANTED)
     reader.close()
+
+
+def test_the_readme_walkthrough_from_an_empty_database(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """README "Access control": first admin by database URL, a CI token, a release manager."""
+    from tests.cli.runner import assert_user_error, run_cmr
+
+    shutil.copyfile(sqlite_template, tmp_path / "r.db")
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    server = start_registry_server(url, tmp_path / "w")
+    try:
+        engine = create_engine(url, poolclass=NullPool)
+        with engine.begin() as conn:
+            conn.execute(TOKENS.delete())  # an empty database: no token at all
+        engine.dispose()
+        first = run_cmr("token", "create", "admin", "--role", "admin", "--database-url", url,
+                        "--json")  # fmt: skip
+        assert first.code == 0, first.stderr
+        admin = {"CMR_SERVER_URL": server.url, "CMR_TOKEN": first.json()["token"]}
+        tokens = {}
+        for name, role, days in (("ci", "write", "90d"), ("release", "promote", "30d")):
+            made = run_cmr("token", "create", name, "--role", role, "--models", "team-*",
+                           "--expires-in", days, "--json", env=admin)  # fmt: skip
+            assert made.code == 0, made.stderr
+            tokens[name] = {**admin, "CMR_TOKEN": made.json()["token"]}
+        registered = run_cmr("--json", "register", "team-sft", "-r", "sft", "-b", "base",
+                             env=tokens["ci"])  # fmt: skip
+        assert registered.code == 0, registered.stderr
+        assert run_cmr("promote", "team-sft@1", "staging", env=tokens["ci"]).code == 0
+        refused = run_cmr("promote", "team-sft@1", "production", env=tokens["ci"])
+        assert_user_error(refused)
+        assert "promote" in refused.stderr
+        elsewhere = run_cmr("register", "other-model", "-r", "sft", "-b", "base",
+                            env=tokens["ci"])  # fmt: skip
+        assert_user_error(elsewhere)
+        assert run_cmr("promote", "team-sft@1", "production", env=tokens["release"]).code == 0
+        shown = run_cmr("--json", "show", "team-sft@production", env=admin).json()
+        assert shown["registered_by"] == "ci"
+        history = run_cmr("--json", "history", "team-sft@1", env=admin).json()
+        assert [h["actor"] for h in history] == ["ci", "ci", "release"]
+    finally:
+        server.stop()

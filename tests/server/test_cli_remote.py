@@ -38,8 +38,8 @@ def test_an_unreachable_server_is_a_user_error(server: RegistryServer) -> None:
     assert_user_error(result)
 
 
-def test_serve_refuses_a_public_address_without_no_auth() -> None:
-    result = run_cmr("serve", "--host", "0.0.0.0", "--port", "9")
+def test_serve_refuses_no_auth_on_a_public_address() -> None:
+    result = run_cmr("serve", "--host", "0.0.0.0", "--port", "9", "--no-auth")
     assert_user_error(result)
     assert "--no-auth" in result.stderr
 

@@ -385,6 +385,7 @@ def version_detail(
     if v.description:
         summary.add_row("description", Text(v.description))
     summary.add_row("created", fmt_time(v.created_at))
+    summary.add_row("registered by", Text(v.registered_by or "(not recorded)"))
     summary.add_row("updated", fmt_time(v.updated_at))
     console.print(Panel(summary, title=Text(v.ref, style="bold"), title_align="left"))
 

@@ -30,6 +30,8 @@ Model = Annotated[str, typer.Argument(help="Model name.")]
 EXAMPLE_TOML = """\
 exclusive = ["production"]  # at most one version: promoting archives the incumbent
 gate_tags = "version"  # a gate's tag condition reads the version's tags ("version_or_model")
+protected = ["production"]  # only a token with the promote role moves versions in or out
+require_distinct_promoter = ["production"]  # four eyes: not by the version's registrant
 
 [allowed]  # target stage = the stages a version may enter it from
 staging = ["experiment"]
@@ -80,6 +82,10 @@ def _policy_rows(policy: PromotionPolicy) -> list[tuple[str, str]]:
     ]
     if policy.exclusive:
         rows.append(("exclusive", ", ".join(s.value for s in policy.exclusive)))
+    rows.append(("protected", ", ".join(s.value for s in policy.protected) or "(none)"))
+    if policy.require_distinct_promoter:
+        stages = ", ".join(s.value for s in policy.require_distinct_promoter)
+        rows.append(("four eyes", f"{stages}: not by the version's registrant"))
     if policy.gates and policy.gate_tags != "version":
         rows.append(("gate tags", "the version's or its model's"))
     return rows

@@ -35,8 +35,8 @@ def serve(
         bool,
         typer.Option(
             "--no-auth",
-            help="Serve without access control (required to bind a non-loopback address "
-            "until access control is configured).",
+            help="Serve without access control: every request has every right and names "
+            "its own actor (X-CMR-Actor). Loopback addresses only.",
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
@@ -44,13 +44,15 @@ def serve(
     """Serve the registry named by the global options and CMR_* settings over HTTP.
 
     REST under /api/v1 (OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs), /healthz,
-    /readyz and /metrics. Stops gracefully on SIGINT/SIGTERM.
+    /readyz and /metrics. Every request but those probes needs an API token
+    (Authorization: Bearer; create the first with `cmr token create admin --role admin
+    --database-url ...`). Stops gracefully on SIGINT/SIGTERM.
     """
-    if not _is_loopback(host) and not no_auth:
+    if no_auth and not _is_loopback(host):
         raise _session.CommandError(
-            f"refusing to serve on {host}: no access control is configured, so anyone who "
-            "reaches that address could change the registry; bind 127.0.0.1 (the default) "
-            "or pass --no-auth to serve without access control deliberately"
+            f"refusing to serve on {host} without access control: anyone who reaches that "
+            "address could change the registry; drop --no-auth (tokens are required then) "
+            "or bind 127.0.0.1"
         )
     missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if not find_spec(m)]
     if missing:

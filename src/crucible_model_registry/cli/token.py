@@ -11,6 +11,8 @@ from crucible_model_registry.cli import _session
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from crucible_model_registry.registry import Registry
+
 __all__ = ["app"]
 
 app = typer.Typer()
@@ -21,11 +23,27 @@ token_app = typer.Typer(
 app.add_typer(token_app, name="token", rich_help_panel="Governance")
 
 Name = Annotated[str, typer.Argument(help="The token's name: the actor in every history.")]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Work on this database directly (how the first admin token is made); "
+        "the same as the global option.",
+    ),
+]
+
+
+def _registry(database_url: str | None) -> Registry:
+    session = _session.current()
+    if database_url is not None:
+        session.database_url = database_url
+    return session.registry()
 
 
 @token_app.command("create")
 def create(
     name: Name,
+    *,
     role: Annotated[
         str,
         typer.Option(help="read, write, promote or admin (each includes the ones before it)."),
@@ -42,6 +60,7 @@ def create(
         str | None,
         typer.Option("--expires-in", help="Lifetime such as 90d, 12h, 2w. Default: never."),
     ] = None,
+    database_url: DatabaseUrl = None,
     json_flag: _session.JsonFlag = False,
 ) -> None:
     """Create a token and print it once: store it now, it cannot be shown again.
@@ -49,10 +68,8 @@ def create(
     Works on the database (--database-url: how the first admin token is made) or on a
     server (--server with an admin token).
     """
-    created = (
-        _session.current()
-        .registry()
-        .create_token(name, role=role, models=models or None, expires_in=expires_in)
+    created = _registry(database_url).create_token(
+        name, role=role, models=models or None, expires_in=expires_in
     )
 
     def human(console: Console) -> None:
@@ -77,9 +94,9 @@ def create(
 
 
 @token_app.command("list")
-def list_(json_flag: _session.JsonFlag = False) -> None:
+def list_(database_url: DatabaseUrl = None, json_flag: _session.JsonFlag = False) -> None:
     """List the tokens (never their secrets): role, models, expiry, last use."""
-    tokens = _session.current().registry().list_tokens()
+    tokens = _registry(database_url).list_tokens()
 
     def human(console: Console) -> None:
         from rich.table import Table
@@ -100,9 +117,11 @@ def list_(json_flag: _session.JsonFlag = False) -> None:
 
 
 @token_app.command("revoke")
-def revoke(name: Name, json_flag: _session.JsonFlag = False) -> None:
+def revoke(
+    name: Name, database_url: DatabaseUrl = None, json_flag: _session.JsonFlag = False
+) -> None:
     """Revoke a token: a server refuses it within its cache window (5 s by default)."""
-    _session.current().registry().revoke_token(name)
+    _registry(database_url).revoke_token(name)
 
     def human(console: Console) -> None:
         from rich.text import Text
