@@ -20,8 +20,10 @@ from crucible_model_registry.errors import (
     ValidationError,
 )
 from crucible_model_registry.server._edge import Edge, Metrics
+from crucible_model_registry.server._openapi import document
 from crucible_model_registry.server.auth import Authenticator
 from crucible_model_registry.server.errors import error_response, registry_error_handler
+from crucible_model_registry.server.routes._common import RouteTable, allowed_methods
 
 if TYPE_CHECKING:
     from crucible_model_registry.registry import Registry
@@ -119,12 +121,18 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_exception_handler)
     # Specific paths first: a model name or a ref may hold '/', so /models/{name:path}
     # and /versions/{version:path} come last.
-    for module in (lineage, artifacts, aliases, policies, query, tokens, models, versions):
-        app.include_router(module.router, prefix="/api/v1")
-    app.include_router(operations.router)
+    routers = [
+        ("/api/v1", m.router)
+        for m in (lineage, artifacts, aliases, policies, query, tokens, models, versions)
+    ]
+    routers.append(("", operations.router))
+    for prefix, router in routers:
+        app.include_router(router, prefix=prefix)
+    app.state.route_table = RouteTable(routers)
     app.add_middleware(
         Edge, metrics=metrics, max_body_bytes=max_body_bytes, authenticator=authenticator
     )
+    app.openapi = lambda: document(app)  # type: ignore[method-assign]
     return app
 
 
@@ -184,7 +192,8 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
             NotFoundError("route", request.url.path, hint="see /api/v1/openapi.json"), status=404
         )
     if exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
+        # Starlette names the methods of the first route that matched the path only.
+        allowed = ", ".join(allowed_methods(request.app, request.scope["path"]))
         response = error_response(
             ValidationError.single(
                 "method", f"{request.method} is not allowed here; allowed: {allowed}"

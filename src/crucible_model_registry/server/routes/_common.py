@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -15,7 +16,15 @@ from crucible_model_registry.wire import to_json
 if TYPE_CHECKING:
     from crucible_model_registry.registry import Registry
 
-__all__ = ["fields_of", "ref", "registry_of", "reply"]
+__all__ = [
+    "RouteTable",
+    "allowed_methods",
+    "fields_of",
+    "not_a_subresource",
+    "ref",
+    "registry_of",
+    "reply",
+]
 
 
 def registry_of(request: Request) -> Registry:
@@ -58,3 +67,61 @@ def ref(text: str, *, field: str = "version") -> str:
     """
     ref_of(text, field=field)
     return text
+
+
+class RouteTable:
+    """Every route's path pattern and methods, to answer which methods a path allows.
+
+    A model name or a version ref may hold '/', so ``/versions/{version:path}`` also matches
+    ``/versions/3/metrics``: where a route of its own matches a path, only such routes count,
+    as their sub-resource is what the path names.
+    """
+
+    def __init__(self, routers: Iterable[tuple[str, Any]]) -> None:
+        from starlette.routing import compile_path
+
+        self._entries = [
+            (
+                compile_path(prefix + route.path)[0],
+                frozenset(route.methods),
+                route.path.endswith(":path}"),
+            )
+            for prefix, router in routers
+            for route in router.routes
+            if getattr(route, "methods", None)
+        ]
+
+    def allowed(self, path: str) -> list[str]:
+        """The methods answered at ``path``, sorted, HEAD with GET (an ``Allow`` value)."""
+        specific: set[str] = set()
+        catch_all: set[str] = set()
+        for regex, methods, is_catch_all in self._entries:
+            if regex.match(path):
+                (catch_all if is_catch_all else specific).update(methods)
+        found = specific or catch_all
+        if "GET" in found:
+            found.add("HEAD")
+        return sorted(found)
+
+
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """The methods ``app`` (made by ``create_app``) answers at ``path``, sorted."""
+    table: RouteTable = app.state.route_table
+    return table.allowed(path)
+
+
+def not_a_subresource(request: Request) -> None:
+    """A dependency of the ``{...:path}`` routes: 405 where the path names a sub-resource.
+
+    ``GET /versions/3/metrics`` is not version ``3/metrics`` (no ref ends so) but the
+    metrics of version 3, which answer PATCH only: the answer is 405 with their ``Allow``.
+
+    Raises:
+        HTTPException: 405, with the sub-resource's methods in ``Allow``.
+    """
+    path: str = request.scope["path"]
+    if path.count("/") <= 4:  # /api/v1/versions/<ref>: a ref without '/' names no sub-resource
+        return
+    methods = allowed_methods(request.app, path)
+    if request.method not in methods:
+        raise HTTPException(405, headers={"Allow": ", ".join(methods)})

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Body
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from crucible_model_registry.domain.records import AliasChange, ModelVersion
+from crucible_model_registry.server._openapi import returns
 from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
 
 __all__ = ["router"]
@@ -15,7 +17,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["aliases"])
 
 
-@router.post("/aliases")
+@router.post("/aliases", responses=returns(ModelVersion))
 def set_alias(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Point ``alias`` of the version's model at ``version``; the answer is the version."""
     fields = fields_of(body, allowed=("version", "alias", "reason"), required=("version", "alias"))
@@ -26,13 +28,17 @@ def set_alias(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa:
     )
 
 
-@router.get("/models/{name:path}/aliases/history")
+@router.get("/models/{name:path}/aliases/history", responses=returns(list[AliasChange]))
 def alias_history(request: Request, name: str) -> JSONResponse:
     """Every alias move and deletion of the model, oldest first."""
     return reply(registry_of(request).alias_history(name))
 
 
-@router.delete("/models/{name:path}/aliases/{alias}", status_code=204)
+@router.delete(
+    "/models/{name:path}/aliases/{alias}",
+    status_code=204,
+    responses={204: {"description": "Removed"}},
+)
 def delete_alias(request: Request, name: str, alias: str, reason: str | None = None) -> Response:
     """Remove an alias of the model."""
     registry_of(request).delete_alias(name, alias, reason=reason)

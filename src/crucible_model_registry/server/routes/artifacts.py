@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from crucible_model_registry.domain.records import Artifact
+from crucible_model_registry.domain.storage_reports import ArtifactDeletion, GarbageReport
 from crucible_model_registry.errors import RegistryError, ValidationError
+from crucible_model_registry.server._openapi import returns, text_response
 from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
 from crucible_model_registry.storage.base import check_artifact_name
 from crucible_model_registry.storage.manifest import (
@@ -37,11 +40,22 @@ __all__ = ["LAYOUT_HEADER", "router"]
 
 router = APIRouter(tags=["artifacts"])
 
+
+@dataclass(frozen=True)
+class _Url:
+    url: str
+
+
+@dataclass(frozen=True)
+class _Verified:
+    ok: bool
+
+
 LAYOUT_HEADER = "x-cmr-layout"
 """``file`` or ``tar``: how an upload's body or a download's content is laid out."""
 
 
-@router.get("/artifacts/{artifact_id}")
+@router.get("/artifacts/{artifact_id}", responses=returns(Artifact))
 def get_artifact(request: Request, artifact_id: int) -> JSONResponse:
     """The artifact record."""
     return reply(registry_of(request).get_artifact(artifact_id))
@@ -50,6 +64,7 @@ def get_artifact(request: Request, artifact_id: int) -> JSONResponse:
 @router.put(
     "/versions/{version:path}/artifacts/{artifact_type}",
     status_code=201,
+    responses=returns(Artifact, status=201),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -101,7 +116,14 @@ async def upload(
     return reply(artifact, status=201)
 
 
-@router.get("/artifacts/{artifact_id}/content")
+@router.get(
+    "/artifacts/{artifact_id}/content",
+    response_class=Response,
+    responses={
+        **text_response("application/octet-stream", "application/x-tar"),
+        **text_response("application/octet-stream", status=206, description="A byte range"),
+    },
+)
 def download(request: Request, artifact_id: int, file: str | None = None) -> Response:
     """The artifact's bytes, verified; the ETag is their SHA-256; ``Range`` is served.
 
@@ -156,7 +178,7 @@ def _expected_sha256(record: Artifact, file: str) -> str | None:
     return None
 
 
-@router.get("/artifacts/{artifact_id}/url")
+@router.get("/artifacts/{artifact_id}/url", responses=returns(_Url))
 def artifact_url(
     request: Request, artifact_id: int, expires_in: int = 3600, file: str | None = None
 ) -> JSONResponse:
@@ -165,19 +187,19 @@ def artifact_url(
     return reply({"url": url})
 
 
-@router.post("/artifacts/{artifact_id}/verify")
+@router.post("/artifacts/{artifact_id}/verify", responses=returns(_Verified))
 def verify(request: Request, artifact_id: int) -> JSONResponse:
     """``{"ok": bool}``: do the stored bytes still match the recorded SHA-256?"""
     return reply({"ok": registry_of(request).verify_artifact(artifact_id)})
 
 
-@router.delete("/artifacts/{artifact_id}")
+@router.delete("/artifacts/{artifact_id}", responses=returns(ArtifactDeletion))
 def delete(request: Request, artifact_id: int, keep_bytes: bool = False) -> JSONResponse:
     """Delete the record, then its bytes unless kept; the answer says which (ArtifactDeletion)."""
     return reply(registry_of(request).delete_artifact(artifact_id, keep_bytes=keep_bytes))
 
 
-@router.post("/gc")
+@router.post("/gc", responses=returns(GarbageReport))
 def collect_garbage(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Remove stored bytes no record references (``dry_run``: only report them)."""
     fields = fields_of(body, allowed=("dry_run", "older_than_seconds", "storage"))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
+from crucible_model_registry.domain.records import LineageEdge
+from crucible_model_registry.server._openapi import returns
 from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
 
 __all__ = ["router"]
@@ -15,7 +19,17 @@ __all__ = ["router"]
 router = APIRouter(tags=["lineage"])
 
 
-@router.post("/lineage/edges", status_code=201)
+@dataclass(frozen=True)
+class _CycleAnswer:
+    would_create_cycle: bool
+
+
+_GRAPH = returns(LineageGraph)
+_GRAPH[200]["content"]["text/vnd.graphviz"] = {"schema": {"type": "string"}}
+_GRAPH[200]["content"]["text/plain"] = {"schema": {"type": "string"}}
+
+
+@router.post("/lineage/edges", status_code=201, responses=returns(LineageEdge, status=201))
 def add_edge(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Record ``parent -> child`` (cycle-checked in the same transaction)."""
     fields = fields_of(
@@ -29,7 +43,7 @@ def add_edge(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: 
     return reply(edge, status=201)
 
 
-@router.get("/lineage/would-create-cycle")
+@router.get("/lineage/would-create-cycle", responses=returns(_CycleAnswer))
 def would_create_cycle(request: Request, parent: str, child: str) -> JSONResponse:
     """``{"would_create_cycle": bool}`` for an edge ``parent -> child``."""
     answer = registry_of(request).would_create_cycle(
@@ -38,21 +52,21 @@ def would_create_cycle(request: Request, parent: str, child: str) -> JSONRespons
     return reply({"would_create_cycle": answer})
 
 
-@router.get("/versions/{version:path}/ancestors")
+@router.get("/versions/{version:path}/ancestors", responses=returns(list[LineageHit]))
 def ancestors(request: Request, version: str, max_depth: int | None = None) -> JSONResponse:
     """The versions it was made from, nearest first, with distance and relationship."""
     hits = registry_of(request).get_ancestors(ref(version), max_depth, with_distance=True)
     return reply(hits)
 
 
-@router.get("/versions/{version:path}/descendants")
+@router.get("/versions/{version:path}/descendants", responses=returns(list[LineageHit]))
 def descendants(request: Request, version: str, max_depth: int | None = None) -> JSONResponse:
     """The versions made from it, nearest first, with distance and relationship."""
     hits = registry_of(request).get_descendants(ref(version), max_depth, with_distance=True)
     return reply(hits)
 
 
-@router.get("/versions/{version:path}/lineage")
+@router.get("/versions/{version:path}/lineage", responses=_GRAPH)
 def lineage(
     request: Request,
     version: str,

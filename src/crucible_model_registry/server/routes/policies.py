@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Body
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
+from crucible_model_registry.server._openapi import returns
 from crucible_model_registry.server.routes._common import fields_of, registry_of, reply
 
 __all__ = ["router"]
@@ -15,19 +18,24 @@ __all__ = ["router"]
 router = APIRouter(tags=["policies"])
 
 
-@router.get("/models/{name:path}/policy/history")
+@dataclass(frozen=True)
+class _Policy:
+    policy: PromotionPolicy | None
+
+
+@router.get("/models/{name:path}/policy/history", responses=returns(list[PolicyChange]))
 def policy_history(request: Request, name: str) -> JSONResponse:
     """Every change of the model's promotion policy, oldest first."""
     return reply(registry_of(request).policy_history(name))
 
 
-@router.get("/models/{name:path}/policy")
+@router.get("/models/{name:path}/policy", responses=returns(_Policy))
 def get_policy(request: Request, name: str) -> JSONResponse:
     """``{"policy": ...}``: the model's promotion policy, or null."""
     return reply({"policy": registry_of(request).get_promotion_policy(name)})
 
 
-@router.put("/models/{name:path}/policy")
+@router.put("/models/{name:path}/policy", responses=returns(_Policy))
 def set_policy(request: Request, name: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Store ``{"policy": {...}}`` as the model's policy (null removes it)."""
     fields = fields_of(body, allowed=("policy",), required=("policy",))

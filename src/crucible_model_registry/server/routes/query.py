@@ -7,21 +7,29 @@ Every key is read or refused: nothing is silently ignored.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Body
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from crucible_model_registry.domain.query_spec import QuerySpec, spec_of
+from crucible_model_registry.domain.query_spec import Page, QuerySpec, spec_of
+from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.errors import ValidationError
 from crucible_model_registry.query import Query
+from crucible_model_registry.server._openapi import returns
 from crucible_model_registry.server.routes._common import fields_of, registry_of, reply
 from crucible_model_registry.wire import from_json
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["query"])
+
+
+@dataclass(frozen=True)
+class _Count:
+    count: int
 
 
 def _query(
@@ -40,28 +48,28 @@ def _query(
     return Query(registry_of(request), spec=spec), fields
 
 
-@router.post("/query")
+@router.post("/query", responses=returns(list[ModelVersion]))
 def find(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """The matching versions, in the query's order, within its limit and offset."""
     query, _ = _query(request, body)
     return reply(query.execute())
 
 
-@router.post("/query/count")
+@router.post("/query/count", responses=returns(_Count))
 def count(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """``{"count": n}``: how many versions match."""
     query, _ = _query(request, body)
     return reply({"count": query.count()})
 
 
-@router.post("/query/first")
+@router.post("/query/first", responses=returns(ModelVersion | None))
 def first(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """The first matching version, or null."""
     query, _ = _query(request, body)
     return reply(query.first())
 
 
-@router.post("/query/page")
+@router.post("/query/page", responses=returns(Page))
 def page(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """One keyset page: ``{"items", "next_cursor"}``; pass ``size`` and the last ``cursor``."""
     query, fields = _query(request, body, extra=("size", "cursor"))

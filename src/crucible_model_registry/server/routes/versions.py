@@ -5,39 +5,47 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from crucible_model_registry.domain.records import ModelVersion, PromotionResult, StageTransition
 from crucible_model_registry.domain.specs import REGISTER_FIELDS
 from crucible_model_registry.errors import ValidationError
-from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
+from crucible_model_registry.server._openapi import returns
+from crucible_model_registry.server.routes._common import (
+    fields_of,
+    not_a_subresource,
+    ref,
+    registry_of,
+    reply,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["versions"])
 
 
-@router.post("/versions", status_code=201)
+@router.post("/versions", status_code=201, responses=returns(ModelVersion, status=201))
 def register(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Register a version: the fields of ``Registry.register``; every rule runs here."""
     fields = fields_of(body, allowed=REGISTER_FIELDS)
     return reply(registry_of(request).register(fields), status=201)
 
 
-@router.get("/versions/by-config-hash/{config_hash}")
+@router.get("/versions/by-config-hash/{config_hash}", responses=returns(ModelVersion | None))
 def find_by_config_hash(request: Request, config_hash: str) -> JSONResponse:
     """The earliest version with this config hash, or null."""
     return reply(registry_of(request).find_by_config_hash(config_hash))
 
 
-@router.get("/versions/{version:path}/stage-history")
+@router.get("/versions/{version:path}/stage-history", responses=returns(list[StageTransition]))
 def stage_history(request: Request, version: str) -> JSONResponse:
     """Every stage change of the version, oldest first."""
     return reply(registry_of(request).stage_history(ref(version)))
 
 
-@router.post("/versions/{version:path}/promote")
+@router.post("/versions/{version:path}/promote", responses=returns(PromotionResult))
 def promote(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Move the version to ``stage``; the answer says what changed (a PromotionResult)."""
     fields = fields_of(body, allowed=("stage", "reason", "archive_existing"), required=("stage",))
@@ -56,14 +64,14 @@ def promote(request: Request, version: str, body: Any = Body(...)) -> JSONRespon
     return reply(result)
 
 
-@router.patch("/versions/{version:path}/metrics")
+@router.patch("/versions/{version:path}/metrics", responses=returns(ModelVersion))
 def update_metrics(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Merge ``metrics`` into the version."""
     fields = fields_of(body, allowed=("metrics",), required=("metrics",))
     return reply(registry_of(request).update_metrics(ref(version), fields["metrics"]))
 
 
-@router.patch("/versions/{version:path}/tags")
+@router.patch("/versions/{version:path}/tags", responses=returns(ModelVersion))
 def change_tags(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Add the tags in ``add``, then remove those in ``remove``."""
     fields = fields_of(body, allowed=("add", "remove"))
@@ -78,7 +86,11 @@ def change_tags(request: Request, version: str, body: Any = Body(...)) -> JSONRe
     return reply(result)
 
 
-@router.delete("/versions/{version:path}")
+@router.delete(
+    "/versions/{version:path}",
+    responses=returns(ModelVersion),
+    dependencies=[Depends(not_a_subresource)],
+)
 def delete_version(request: Request, version: str, force: bool = False) -> JSONResponse:
     """Delete the version's records (its history stays); the answer is the version as it was."""
     registry = registry_of(request)
@@ -87,7 +99,11 @@ def delete_version(request: Request, version: str, force: bool = False) -> JSONR
     return reply(record)
 
 
-@router.get("/versions/{version:path}")
+@router.get(
+    "/versions/{version:path}",
+    responses=returns(ModelVersion),
+    dependencies=[Depends(not_a_subresource)],
+)
 def get_version(request: Request, version: str, at: str | None = None) -> JSONResponse:
     """The version a ref names now, or (``at``, ISO 8601 with offset) named then."""
     registry = registry_of(request)

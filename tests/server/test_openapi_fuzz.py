@@ -1,0 +1,161 @@
+"""Property-based fuzz of the OpenAPI document (Schemathesis) against a real ``cmr serve``.
+
+Schemathesis reads ``/api/v1/openapi.json`` from a uvicorn process on loopback and sends
+every operation generated requests, valid and invalid (coverage and fuzzing phases, also
+methods a path does not declare). Every answer must be no server error (5xx), have a
+documented status and content type, match its documented schema (records and the one error
+shape), and say the truth in ``Allow``. The server runs with ``--no-auth`` (loopback only):
+the fuzz is about the routes and their declarations, not about tokens.
+
+Left out: Schemathesis' ``positive_data_acceptance`` check. The document declares path
+parameters and bodies loosely (a model name is a string) while the registry's rules (names,
+refs, metric values) live in the registry, not in a second copy in the schema; a generated
+"valid" name such as ``'\\x9cd'`` is refused with 422 by design.
+
+Then regression tests, one per bug the fuzz found, through plain HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from tests.servers.registry_server import RegistryServer, start_registry_server
+
+ST = str(Path(sys.executable).with_name("st"))
+
+MAX_EXAMPLES = 25
+"""Per operation in the fuzzing phase: ~40 operations in well under a minute under load."""
+
+CONFIG = """\
+[generation]
+max-examples = {max_examples}
+
+[phases.stateful]
+enabled = false
+
+[checks.positive_data_acceptance]
+enabled = false
+
+[[operations]]
+include-path = "/api/v1/models/{{name}}/aliases/history"
+# The same path is also DELETE /models/{{name}}/aliases/{{alias}} of the alias "history"
+# (a valid alias name), so Allow rightly lists DELETE, which this template lacks.
+checks.allow_header_conformance.enabled = false
+"""
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[RegistryServer]:
+    """A ``cmr serve --no-auth`` over SQLite for this module, with one registered version."""
+    workdir = tmp_path_factory.mktemp("fuzz")
+    database = workdir / "registry.db"
+    shutil.copyfile(sqlite_template, database)
+    server = start_registry_server(f"sqlite:///{database}", workdir, extra_args=("--no-auth",))
+    version = {"model_name": "m", "recipe": "r", "base_model": "b", "training_config": {}}
+    httpx2.post(f"{server.url}/api/v1/versions", json=version, timeout=10).raise_for_status()
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_every_answer_is_documented_and_no_server_error(
+    fuzz_server: RegistryServer, tmp_path: Path
+) -> None:
+    # Schemathesis' own runner (its pytest plugin does not work with pytest 9): examples,
+    # coverage and fuzzing phases, every check but positive_data_acceptance.
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG.format(max_examples=MAX_EXAMPLES))
+    command = [
+        ST,
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        f"{fuzz_server.url}/api/v1/openapi.json",
+        "--url",
+        fuzz_server.url,
+        "--seed",
+        "15",  # the same cases each run; change it to explore
+        "--report-dir",
+        str(tmp_path / "report"),
+    ]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
+    run = subprocess.run(
+        command, check=False, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path
+    )
+    summary = run.stdout[-6000:]
+    assert run.returncode == 0, f"{summary}\n{run.stderr[-2000:]}"
+    assert " 0 failures" not in summary  # the closing line counts cases, never 0 of them
+    assert "generated" in summary
+
+
+# --------------------------------------------------------------------------- what it found
+
+
+def test_an_artifact_id_beyond_64_bits_is_a_422_not_a_500(fuzz_server: RegistryServer) -> None:
+    huge = 2**100
+    for path in (f"/api/v1/artifacts/{huge}", f"/api/v1/artifacts/{huge}/content"):
+        response = httpx2.get(fuzz_server.url + path, timeout=10)
+        assert response.status_code == 422, path
+        error = response.json()["error"]
+        assert error["type"] == "ValidationError"
+        assert "out of range" in error["message"]
+
+
+def test_a_sub_resource_path_with_an_undeclared_method_is_405_with_its_allow(
+    fuzz_server: RegistryServer,
+) -> None:
+    # GET /versions/1/metrics used to reach GET /versions/{version:path} as the ref
+    # '1/metrics' and answer 422; the metrics of version 1 answer PATCH only.
+    response = httpx2.get(f"{fuzz_server.url}/api/v1/versions/1/metrics", timeout=10)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "PATCH"
+    assert response.json()["error"]["type"] == "ValidationError"
+    response = httpx2.request("DELETE", f"{fuzz_server.url}/api/v1/models/m/policy", timeout=10)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, PUT"
+    # A ref holding '/' still reaches the version route.
+    version = {"model_name": "org/sub", "recipe": "r", "base_model": "b", "training_config": {}}
+    httpx2.post(f"{fuzz_server.url}/api/v1/versions", json=version, timeout=10).raise_for_status()
+    response = httpx2.get(f"{fuzz_server.url}/api/v1/versions/org/sub@1", timeout=10)
+    assert response.status_code == 200
+    assert response.json()["model_name"] == "org/sub"
+
+
+def test_allow_lists_every_method_of_the_path(fuzz_server: RegistryServer) -> None:
+    # Starlette named only the first matching route's methods (GET for /artifacts/{id}).
+    for path, allowed in (
+        ("/api/v1/artifacts/1", "DELETE, GET, HEAD"),
+        ("/api/v1/versions/any@1", "DELETE, GET, HEAD"),
+        ("/api/v1/models/any", "GET, HEAD, PATCH"),
+        ("/api/v1/aliases", "POST"),
+    ):
+        response = httpx2.request("TRACE", fuzz_server.url + path, timeout=10)
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == allowed, path
+
+
+def test_errors_and_records_are_declared_in_the_document(fuzz_server: RegistryServer) -> None:
+    document = httpx2.get(f"{fuzz_server.url}/api/v1/openapi.json", timeout=10).json()
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    get_version = document["paths"]["/api/v1/versions/{version}"]["get"]["responses"]
+    assert get_version["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ModelVersion"
+    }
+    for status in ("404", "422", "503"):
+        error = get_version[status]["content"]["application/json"]["schema"]
+        assert error == {"$ref": "#/components/schemas/Error"}
+    version_schema = document["components"]["schemas"]["ModelVersion"]
+    assert version_schema["additionalProperties"] is False
+    assert "config_hash" in version_schema["required"]
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
