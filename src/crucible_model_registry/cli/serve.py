@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import signal
 import tempfile
 from importlib.util import find_spec
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -71,9 +74,48 @@ def serve(
     if session.storage:
         os.environ["CMR_STORAGE_BACKEND"] = session.storage
     os.environ["CMR_SERVE_AUTH"] = "0" if no_auth else "1"
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # prometheus-client adds up the workers' counters from files in this directory.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cmr-metrics-")
+    own_metrics_dir = _prepare_metrics_dir(workers)
+
+    def remove_metrics_dir() -> None:
+        if own_metrics_dir:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # uvicorn raises the SIGTERM it caught again after a clean shutdown, which ends the
+        # process without running `finally`: remove the directory first, then die of it.
+        remove_metrics_dir()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        _run(uvicorn, host=host, port=port, workers=workers, log_level=log_level)
+    finally:
+        remove_metrics_dir()
+
+
+def _prepare_metrics_dir(workers: int) -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR`` for the workers; the temporary one made here, if any.
+
+    prometheus-client adds up the workers' counters from files in this directory. A given
+    directory is emptied of a previous run's files first (prometheus-client's rule: stale
+    files of dead processes would be added in); with several workers and none given, a
+    temporary one is made and removed when the server stops.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        for stale in Path(given).glob("*.db"):
+            if stale.name.split("_", 1)[0] in ("counter", "gauge", "histogram", "summary"):
+                stale.unlink(missing_ok=True)
+        return None
+    if workers == 1:
+        return None
+    made = tempfile.mkdtemp(prefix="cmr-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
+
+
+def _run(uvicorn: Any, *, host: str, port: int, workers: int, log_level: str) -> None:
     uvicorn.run(
         "crucible_model_registry.server.app:app_from_environment",
         factory=True,
