@@ -77,16 +77,16 @@ class RouteTable:
     as their sub-resource is what the path names.
     """
 
-    def __init__(self, routers: Iterable[tuple[str, Any]]) -> None:
+    def __init__(self, routers: Iterable[Any]) -> None:
         from starlette.routing import compile_path
 
         self._entries = [
             (
-                compile_path(prefix + route.path)[0],
+                compile_path(route.path)[0],
                 frozenset(route.methods),
                 route.path.endswith(":path}"),
             )
-            for prefix, router in routers
+            for router in routers
             for route in router.routes
             if getattr(route, "methods", None)
         ]
@@ -110,7 +110,7 @@ def allowed_methods(app: Any, path: str) -> list[str]:
     return table.allowed(path)
 
 
-def not_a_subresource(request: Request) -> None:
+async def not_a_subresource(request: Request) -> None:
     """A dependency of the ``{...:path}`` routes: 405 where the path names a sub-resource.
 
     ``GET /versions/3/metrics`` is not version ``3/metrics`` (no ref ends so) but the

@@ -14,7 +14,7 @@ from crucible_model_registry.server.routes._common import fields_of, ref, regist
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["aliases"])
+router = APIRouter(prefix="/api/v1", tags=["aliases"])
 
 
 @router.post("/aliases", responses=returns(ModelVersion))

@@ -38,7 +38,7 @@ from crucible_model_registry.storage.manifest import (
 
 __all__ = ["LAYOUT_HEADER", "router"]
 
-router = APIRouter(tags=["artifacts"])
+router = APIRouter(prefix="/api/v1", tags=["artifacts"])
 
 
 @dataclass(frozen=True)

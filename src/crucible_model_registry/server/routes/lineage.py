@@ -16,7 +16,7 @@ from crucible_model_registry.server.routes._common import fields_of, ref, regist
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["lineage"])
+router = APIRouter(prefix="/api/v1", tags=["lineage"])
 
 
 @dataclass(frozen=True)

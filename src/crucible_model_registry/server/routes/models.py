@@ -19,7 +19,7 @@ from crucible_model_registry.server.routes._common import (
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["models"])
+router = APIRouter(prefix="/api/v1", tags=["models"])
 
 
 @router.get("/models", responses=returns(list[Model]))

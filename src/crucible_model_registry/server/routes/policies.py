@@ -15,7 +15,7 @@ from crucible_model_registry.server.routes._common import fields_of, registry_of
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["policies"])
+router = APIRouter(prefix="/api/v1", tags=["policies"])
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from crucible_model_registry.wire import from_json
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["query"])
+router = APIRouter(prefix="/api/v1", tags=["query"])
 
 
 @dataclass(frozen=True)

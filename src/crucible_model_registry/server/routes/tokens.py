@@ -12,7 +12,7 @@ from crucible_model_registry.server.routes._common import fields_of, registry_of
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(prefix="/api/v1", tags=["tokens"])
 
 
 @router.post("/tokens", status_code=201)

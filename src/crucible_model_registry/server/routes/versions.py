@@ -23,7 +23,7 @@ from crucible_model_registry.server.routes._common import (
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["versions"])
+router = APIRouter(prefix="/api/v1", tags=["versions"])
 
 
 @router.post("/versions", status_code=201, responses=returns(ModelVersion, status=201))
