@@ -66,18 +66,20 @@ def main() -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=args.uri, registry_uri=args.uri)
+    if client.search_registered_models("name = 'm'"):
+        client.delete_registered_model("m")  # a previous run's, on a reused database
     client.create_registered_model("m")
     for n in range(args.versions):
         tags = {"seed": str(n), "accuracy": str((n % 100) / 100)}
         if n % 3 == 0:
             tags["nightly"] = "true"
-        client.create_model_version("m", source=f"file:///tmp/m/{n}", tags=tags)
+        client.create_model_version("m", source=f"s3://bench/m/{n}", tags=tags)
     client.set_registered_model_alias("m", "production", str(args.versions // 2 + 1))
     counter = itertools.count(args.versions)
     ops: dict[str, Callable[[], object]] = {
         "get": lambda: client.get_model_version_by_alias("m", "production"),
         "register": lambda: client.create_model_version(
-            "m", source=f"file:///tmp/m/{next(counter)}", tags={"seed": "x"}
+            "m", source=f"s3://bench/m/{next(counter)}", tags={"seed": "x"}
         ),
         "query": lambda: client.search_model_versions(
             "name = 'm' and tags.nightly = 'true'", max_results=10

@@ -34,6 +34,7 @@ MLflow 3.17.2 (``pip install 'crucible-model-registry[bench]'`` or a scratch ven
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -191,7 +192,7 @@ def run_mlflow(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
 
     name = f"mlflow_bench_{os.getpid()}"
     db_url = _throwaway_database(args.postgres, name)
-    mlflow_db = make_url(db_url).set(drivername="postgresql").render_as_string(False)
+    mlflow_db = make_url(db_url).set(drivername="postgresql+psycopg2").render_as_string(False)
     bin_dir = Path(args.mlflow_python).parent
     port = _free_port()
     log = (workdir / "mlflow.log").open("wb")
@@ -225,7 +226,8 @@ def run_mlflow(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: see {workdir / 'mlflow.log'}")
+                tail = (workdir / "mlflow.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"mlflow server did not start:\n{tail}")
             time.sleep(0.5)
         side = subprocess.run(
             [
@@ -254,7 +256,8 @@ def run_mlflow(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         result["rss"] = rss
         return result
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(30)
         except subprocess.TimeoutExpired:
@@ -391,7 +394,11 @@ def main() -> None:
         two.stop()
         print(f"throughput done: {load()}", flush=True)
         if args.mlflow_python:
-            mlflow = run_mlflow(args, workdir)
+            try:
+                mlflow = run_mlflow(args, workdir)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                detail = getattr(exc, "stderr", "") or ""
+                print(f"MLflow left out: {exc}\n{detail[-3000:]}", flush=True)
             print(f"mlflow done: {load()}", flush=True)
     finally:
         for running in servers:
