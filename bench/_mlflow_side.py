@@ -17,6 +17,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def timings(call: Callable[[], object], runs: int) -> list[float]:
@@ -30,28 +31,40 @@ def timings(call: Callable[[], object], runs: int) -> list[float]:
     return samples
 
 
-def _client_loop(uri: str, start_at: float, stop_at: float) -> int:
+def _client(uri: str, ready: Any, go: Any, counts: Any, seconds: float) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.get_model_version_by_alias("m", "production")
-    while time.time() < start_at:
-        time.sleep(0.01)
+    client.get_model_version_by_alias("m", "production")  # imported and connected
+    ready.put(1)
+    go.wait()
+    stop_at = time.perf_counter() + seconds
     done = 0
-    while time.time() < stop_at:
+    while time.perf_counter() < stop_at:
         client.get_model_version_by_alias("m", "production")
         done += 1
-    return done
+    counts.put(done)
 
 
 def throughput(uri: str, clients: int, seconds: float) -> float:
     """Alias reads per second of ``clients`` processes, each one client in a loop."""
     import multiprocessing
 
-    start_at = time.time() + 15  # after every process has imported mlflow
-    with multiprocessing.get_context("spawn").Pool(clients) as pool:
-        counts = pool.starmap(_client_loop, [(uri, start_at, start_at + seconds)] * clients)
-    return sum(counts) / seconds
+    context = multiprocessing.get_context("spawn")
+    ready, counts, go = context.Queue(), context.Queue(), context.Event()
+    processes = [
+        context.Process(target=_client, args=(uri, ready, go, counts, seconds))
+        for _ in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get(timeout=300)  # every client has imported mlflow and connected
+    go.set()
+    total = sum(counts.get(timeout=seconds + 120) for _ in processes)
+    for process in processes:
+        process.join()
+    return total / seconds
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from crucible_model_registry.domain.policy import PromotionPolicy
 
-__all__ = ["ERROR_SCHEMA", "document", "json_schema", "returns", "text_response"]
+__all__ = ["ERROR_SCHEMA", "document", "json_body", "json_schema", "returns", "text_response"]
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -111,6 +111,26 @@ def text_response(
     """A route's ``responses=``: a non-JSON answer in one of ``media_types``."""
     content = {media: {"schema": {"type": "string"}} for media in media_types}
     return {status: {"description": description, "content": content}}
+
+
+STRING = {"type": "string"}
+NULLABLE_STRING = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+STRINGS = {"type": "array", "items": {"type": "string"}}
+OBJECT = {"type": "object"}
+NUMBERS = {"type": "object", "additionalProperties": {"type": "number"}}
+REF = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+"""A version reference: an id, ``model@version``, ``model@stage``, ``model@alias``."""
+
+
+def json_body(
+    properties: dict[str, dict[str, Any]], *, required: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A route's ``openapi_extra``: the JSON object its body must be (no other keys)."""
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def document(app: Any) -> dict[str, Any]:

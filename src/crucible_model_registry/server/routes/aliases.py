@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from crucible_model_registry.domain.records import AliasChange, ModelVersion
-from crucible_model_registry.server._openapi import returns
+from crucible_model_registry.server._openapi import NULLABLE_STRING, REF, STRING, json_body, returns
 from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
 
 __all__ = ["router"]
@@ -17,7 +17,14 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["aliases"])
 
 
-@router.post("/aliases", responses=returns(ModelVersion))
+@router.post(
+    "/aliases",
+    responses=returns(ModelVersion),
+    openapi_extra=json_body(
+        {"version": REF, "alias": STRING, "reason": NULLABLE_STRING},
+        required=("version", "alias"),
+    ),
+)
 def set_alias(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Point ``alias`` of the version's model at ``version``; the answer is the version."""
     fields = fields_of(body, allowed=("version", "alias", "reason"), required=("version", "alias"))

@@ -27,7 +27,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from crucible_model_registry.domain.records import Artifact
 from crucible_model_registry.domain.storage_reports import ArtifactDeletion, GarbageReport
 from crucible_model_registry.errors import RegistryError, ValidationError
-from crucible_model_registry.server._openapi import returns, text_response
+from crucible_model_registry.server._openapi import (
+    NULLABLE_STRING,
+    json_body,
+    returns,
+    text_response,
+)
 from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
 from crucible_model_registry.storage.base import check_artifact_name
 from crucible_model_registry.storage.manifest import (
@@ -199,7 +204,17 @@ def delete(request: Request, artifact_id: int, keep_bytes: bool = False) -> JSON
     return reply(registry_of(request).delete_artifact(artifact_id, keep_bytes=keep_bytes))
 
 
-@router.post("/gc", responses=returns(GarbageReport))
+@router.post(
+    "/gc",
+    responses=returns(GarbageReport),
+    openapi_extra=json_body(
+        {
+            "dry_run": {"type": "boolean"},
+            "older_than_seconds": {"type": "number", "minimum": 0},
+            "storage": NULLABLE_STRING,
+        }
+    ),
+)
 def collect_garbage(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Remove stored bytes no record references (``dry_run``: only report them)."""
     fields = fields_of(body, allowed=("dry_run", "older_than_seconds", "storage"))

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
 from crucible_model_registry.domain.records import LineageEdge
-from crucible_model_registry.server._openapi import returns
+from crucible_model_registry.server._openapi import OBJECT, REF, STRING, json_body, returns
 from crucible_model_registry.server.routes._common import fields_of, ref, registry_of, reply
 
 __all__ = ["router"]
@@ -29,7 +29,15 @@ _GRAPH[200]["content"]["text/vnd.graphviz"] = {"schema": {"type": "string"}}
 _GRAPH[200]["content"]["text/plain"] = {"schema": {"type": "string"}}
 
 
-@router.post("/lineage/edges", status_code=201, responses=returns(LineageEdge, status=201))
+@router.post(
+    "/lineage/edges",
+    status_code=201,
+    responses=returns(LineageEdge, status=201),
+    openapi_extra=json_body(
+        {"parent": REF, "child": REF, "relationship": STRING, "metadata": OBJECT},
+        required=("parent", "child"),
+    ),
+)
 def add_edge(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Record ``parent -> child`` (cycle-checked in the same transaction)."""
     fields = fields_of(

@@ -9,7 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from crucible_model_registry.domain.records import Model
-from crucible_model_registry.server._openapi import returns
+from crucible_model_registry.server._openapi import (
+    NULLABLE_STRING,
+    OBJECT,
+    STRINGS,
+    json_body,
+    returns,
+)
 from crucible_model_registry.server.routes._common import (
     fields_of,
     not_a_subresource,
@@ -32,6 +38,7 @@ def list_models(request: Request) -> JSONResponse:
     "/models/{name:path}",
     responses=returns(Model),
     dependencies=[Depends(not_a_subresource)],
+    openapi_extra=json_body({"description": NULLABLE_STRING, "tags": STRINGS, "metadata": OBJECT}),
 )
 def update_model(request: Request, name: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Change the description, tags (replaced) or metadata: only the keys given."""

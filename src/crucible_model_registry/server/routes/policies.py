@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
-from crucible_model_registry.server._openapi import returns
+from crucible_model_registry.server._openapi import json_body, returns
 from crucible_model_registry.server.routes._common import fields_of, registry_of, reply
 
 __all__ = ["router"]
@@ -35,7 +35,13 @@ def get_policy(request: Request, name: str) -> JSONResponse:
     return reply({"policy": registry_of(request).get_promotion_policy(name)})
 
 
-@router.put("/models/{name:path}/policy", responses=returns(_Policy))
+@router.put(
+    "/models/{name:path}/policy",
+    responses=returns(_Policy),
+    openapi_extra=json_body(
+        {"policy": {"anyOf": [{"type": "object"}, {"type": "null"}]}}, required=("policy",)
+    ),
+)
 def set_policy(request: Request, name: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Store ``{"policy": {...}}`` as the model's policy (null removes it)."""
     fields = fields_of(body, allowed=("policy",), required=("policy",))

@@ -18,7 +18,7 @@ from crucible_model_registry.domain.query_spec import Page, QuerySpec, spec_of
 from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.errors import ValidationError
 from crucible_model_registry.query import Query
-from crucible_model_registry.server._openapi import returns
+from crucible_model_registry.server._openapi import NULLABLE_STRING, OBJECT, json_body, returns
 from crucible_model_registry.server.routes._common import fields_of, registry_of, reply
 from crucible_model_registry.wire import from_json
 
@@ -30,6 +30,10 @@ router = APIRouter(prefix="/api/v1", tags=["query"])
 @dataclass(frozen=True)
 class _Count:
     count: int
+
+
+_BODY = json_body({"filters": OBJECT, "query": OBJECT})
+"""``filters`` (the keys of ``cmr.query``) or ``query`` (``QuerySpec.to_json()``)."""
 
 
 def _query(
@@ -48,28 +52,40 @@ def _query(
     return Query(registry_of(request), spec=spec), fields
 
 
-@router.post("/query", responses=returns(list[ModelVersion]))
+@router.post("/query", responses=returns(list[ModelVersion]), openapi_extra=_BODY)
 def find(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """The matching versions, in the query's order, within its limit and offset."""
     query, _ = _query(request, body)
     return reply(query.execute())
 
 
-@router.post("/query/count", responses=returns(_Count))
+@router.post("/query/count", responses=returns(_Count), openapi_extra=_BODY)
 def count(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """``{"count": n}``: how many versions match."""
     query, _ = _query(request, body)
     return reply({"count": query.count()})
 
 
-@router.post("/query/first", responses=returns(ModelVersion | None))
+@router.post("/query/first", responses=returns(ModelVersion | None), openapi_extra=_BODY)
 def first(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """The first matching version, or null."""
     query, _ = _query(request, body)
     return reply(query.first())
 
 
-@router.post("/query/page", responses=returns(Page))
+@router.post(
+    "/query/page",
+    responses=returns(Page),
+    openapi_extra=json_body(
+        {
+            "filters": OBJECT,
+            "query": OBJECT,
+            "size": {"type": "integer", "minimum": 1},
+            "cursor": NULLABLE_STRING,
+        },
+        required=("size",),
+    ),
+)
 def page(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """One keyset page: ``{"items", "next_cursor"}``; pass ``size`` and the last ``cursor``."""
     query, fields = _query(request, body, extra=("size", "cursor"))

@@ -12,7 +12,16 @@ from starlette.responses import JSONResponse
 from crucible_model_registry.domain.records import ModelVersion, PromotionResult, StageTransition
 from crucible_model_registry.domain.specs import REGISTER_FIELDS
 from crucible_model_registry.errors import ValidationError
-from crucible_model_registry.server._openapi import returns
+from crucible_model_registry.server._openapi import (
+    NULLABLE_STRING,
+    NUMBERS,
+    OBJECT,
+    REF,
+    STRING,
+    STRINGS,
+    json_body,
+    returns,
+)
 from crucible_model_registry.server.routes._common import (
     fields_of,
     not_a_subresource,
@@ -25,8 +34,30 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["versions"])
 
+_REGISTER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "model_name": STRING,
+    "version": NULLABLE_STRING,
+    "recipe": STRING,
+    "base_model": STRING,
+    "training_config": OBJECT,
+    "metrics": NUMBERS,
+    "tags": STRINGS,
+    "description": NULLABLE_STRING,
+    "parents": {"type": "array", "items": REF},
+    "on_duplicate": {"enum": ["raise", "return"]},
+}
+"""The documented types of the register fields (a field not named here: any JSON)."""
 
-@router.post("/versions", status_code=201, responses=returns(ModelVersion, status=201))
+
+@router.post(
+    "/versions",
+    status_code=201,
+    responses=returns(ModelVersion, status=201),
+    openapi_extra=json_body(
+        {field: _REGISTER_SCHEMAS.get(field, {}) for field in sorted(REGISTER_FIELDS)},
+        required=("model_name", "recipe", "base_model", "training_config"),
+    ),
+)
 def register(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Register a version: the fields of ``Registry.register``; every rule runs here."""
     fields = fields_of(body, allowed=REGISTER_FIELDS)
@@ -45,7 +76,14 @@ def stage_history(request: Request, version: str) -> JSONResponse:
     return reply(registry_of(request).stage_history(ref(version)))
 
 
-@router.post("/versions/{version:path}/promote", responses=returns(PromotionResult))
+@router.post(
+    "/versions/{version:path}/promote",
+    responses=returns(PromotionResult),
+    openapi_extra=json_body(
+        {"stage": STRING, "reason": NULLABLE_STRING, "archive_existing": {"type": "boolean"}},
+        required=("stage",),
+    ),
+)
 def promote(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Move the version to ``stage``; the answer says what changed (a PromotionResult)."""
     fields = fields_of(body, allowed=("stage", "reason", "archive_existing"), required=("stage",))
@@ -64,14 +102,22 @@ def promote(request: Request, version: str, body: Any = Body(...)) -> JSONRespon
     return reply(result)
 
 
-@router.patch("/versions/{version:path}/metrics", responses=returns(ModelVersion))
+@router.patch(
+    "/versions/{version:path}/metrics",
+    responses=returns(ModelVersion),
+    openapi_extra=json_body({"metrics": NUMBERS}, required=("metrics",)),
+)
 def update_metrics(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Merge ``metrics`` into the version."""
     fields = fields_of(body, allowed=("metrics",), required=("metrics",))
     return reply(registry_of(request).update_metrics(ref(version), fields["metrics"]))
 
 
-@router.patch("/versions/{version:path}/tags", responses=returns(ModelVersion))
+@router.patch(
+    "/versions/{version:path}/tags",
+    responses=returns(ModelVersion),
+    openapi_extra=json_body({"add": STRINGS, "remove": STRINGS}),
+)
 def change_tags(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Add the tags in ``add``, then remove those in ``remove``."""
     fields = fields_of(body, allowed=("add", "remove"))
