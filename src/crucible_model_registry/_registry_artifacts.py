@@ -280,6 +280,10 @@ class ArtifactMethods(RegistryBase):
         """
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise ValidationError.single("older_than", "must be a timedelta of 0 or more")
+        if not isinstance(dry_run, bool):
+            raise ValidationError.single("dry_run", "must be True or False")
+        if storage is not None and not isinstance(storage, str):
+            raise ValidationError.single("storage", "must be a storage backend's name or None")
         self._authorize(Role.ADMIN, None, action="collect_garbage")
         backends = [self.storage_backend(storage)] if storage else self._storages.all()
         return _transfers.collect_garbage(

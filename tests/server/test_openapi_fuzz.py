@@ -4,8 +4,9 @@ Schemathesis reads ``/api/v1/openapi.json`` from a uvicorn process on loopback a
 every operation generated requests, valid and invalid (coverage and fuzzing phases, also
 methods a path does not declare). Every answer must be no server error (5xx), have a
 documented status and content type, match its documented schema (records and the one error
-shape), and say the truth in ``Allow``. The server runs with ``--no-auth`` (loopback only):
-the fuzz is about the routes and their declarations, not about tokens.
+shape), and say the truth in ``Allow``. The server runs as ``cmr serve`` does by default,
+tokens required; Schemathesis sends the test server's admin token, so requests reach the
+routes (the access matrix of every route is tests/server/test_access*.py's subject).
 
 Left out: Schemathesis' ``positive_data_acceptance`` check. The document declares path
 parameters and bodies loosely (a model name is a string) while the registry's rules (names,
@@ -55,13 +56,16 @@ checks.allow_header_conformance.enabled = false
 def fuzz_server(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
 ) -> Iterator[RegistryServer]:
-    """A ``cmr serve --no-auth`` over SQLite for this module, with one registered version."""
+    """A ``cmr serve`` over SQLite for this module (admin token), one version registered."""
     workdir = tmp_path_factory.mktemp("fuzz")
     database = workdir / "registry.db"
     shutil.copyfile(sqlite_template, database)
-    server = start_registry_server(f"sqlite:///{database}", workdir, extra_args=("--no-auth",))
+    server = start_registry_server(f"sqlite:///{database}", workdir)
     version = {"model_name": "m", "recipe": "r", "base_model": "b", "training_config": {}}
-    httpx2.post(f"{server.url}/api/v1/versions", json=version, timeout=10).raise_for_status()
+    answer = httpx2.post(
+        f"{server.url}/api/v1/versions", json=version, headers=server.auth, timeout=10
+    )
+    answer.raise_for_status()
     yield server
     server.stop()
 
@@ -83,6 +87,8 @@ def test_every_answer_is_documented_and_no_server_error(
         f"{fuzz_server.url}/api/v1/openapi.json",
         "--url",
         fuzz_server.url,
+        "--header",
+        f"Authorization: Bearer {fuzz_server.token}",
         "--seed",
         "15",  # the same cases each run; change it to explore
         "--report-dir",
@@ -104,7 +110,7 @@ def test_every_answer_is_documented_and_no_server_error(
 def test_an_artifact_id_beyond_64_bits_is_a_422_not_a_500(fuzz_server: RegistryServer) -> None:
     huge = 2**100
     for path in (f"/api/v1/artifacts/{huge}", f"/api/v1/artifacts/{huge}/content"):
-        response = httpx2.get(fuzz_server.url + path, timeout=10)
+        response = httpx2.get(fuzz_server.url + path, headers=fuzz_server.auth, timeout=10)
         assert response.status_code == 422, path
         error = response.json()["error"]
         assert error["type"] == "ValidationError"
@@ -116,17 +122,29 @@ def test_a_sub_resource_path_with_an_undeclared_method_is_405_with_its_allow(
 ) -> None:
     # GET /versions/1/metrics used to reach GET /versions/{version:path} as the ref
     # '1/metrics' and answer 422; the metrics of version 1 answer PATCH only.
-    response = httpx2.get(f"{fuzz_server.url}/api/v1/versions/1/metrics", timeout=10)
+    response = httpx2.get(
+        f"{fuzz_server.url}/api/v1/versions/1/metrics", headers=fuzz_server.auth, timeout=10
+    )
     assert response.status_code == 405
     assert response.headers["allow"] == "PATCH"
     assert response.json()["error"]["type"] == "ValidationError"
-    response = httpx2.request("DELETE", f"{fuzz_server.url}/api/v1/models/m/policy", timeout=10)
+    response = httpx2.request(
+        "DELETE",
+        f"{fuzz_server.url}/api/v1/models/m/policy",
+        headers=fuzz_server.auth,
+        timeout=10,
+    )
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD, PUT"
     # A ref holding '/' still reaches the version route.
-    version = {"model_name": "org/sub", "recipe": "r", "base_model": "b", "training_config": {}}
-    httpx2.post(f"{fuzz_server.url}/api/v1/versions", json=version, timeout=10).raise_for_status()
-    response = httpx2.get(f"{fuzz_server.url}/api/v1/versions/org/sub@1", timeout=10)
+    version = {"model_name": "org/sub", "recipe": "r", "base_model": "b"}
+    version["training_config"] = {"test": "org/sub"}
+    httpx2.post(
+        f"{fuzz_server.url}/api/v1/versions", json=version, headers=fuzz_server.auth, timeout=10
+    ).raise_for_status()
+    response = httpx2.get(
+        f"{fuzz_server.url}/api/v1/versions/org/sub@1", headers=fuzz_server.auth, timeout=10
+    )
     assert response.status_code == 200
     assert response.json()["model_name"] == "org/sub"
 
@@ -139,13 +157,17 @@ def test_allow_lists_every_method_of_the_path(fuzz_server: RegistryServer) -> No
         ("/api/v1/models/any", "GET, HEAD, PATCH"),
         ("/api/v1/aliases", "POST"),
     ):
-        response = httpx2.request("TRACE", fuzz_server.url + path, timeout=10)
+        response = httpx2.request(
+            "TRACE", fuzz_server.url + path, headers=fuzz_server.auth, timeout=10
+        )
         assert response.status_code == 405, path
         assert response.headers["allow"] == allowed, path
 
 
 def test_errors_and_records_are_declared_in_the_document(fuzz_server: RegistryServer) -> None:
-    document = httpx2.get(f"{fuzz_server.url}/api/v1/openapi.json", timeout=10).json()
+    document = httpx2.get(
+        f"{fuzz_server.url}/api/v1/openapi.json", headers=fuzz_server.auth, timeout=10
+    ).json()
     assert "HTTPValidationError" not in document["components"]["schemas"]
     get_version = document["paths"]["/api/v1/versions/{version}"]["get"]["responses"]
     assert get_version["200"]["content"]["application/json"]["schema"] == {
@@ -164,7 +186,9 @@ def test_errors_and_records_are_declared_in_the_document(fuzz_server: RegistrySe
 def test_request_bodies_are_declared(fuzz_server: RegistryServer) -> None:
     # Without them the fuzz sent any JSON and nearly every body stopped at "must be a JSON
     # object"; declared, it generates registrations, promotions and queries that get deep.
-    document = httpx2.get(f"{fuzz_server.url}/api/v1/openapi.json", timeout=10).json()
+    document = httpx2.get(
+        f"{fuzz_server.url}/api/v1/openapi.json", headers=fuzz_server.auth, timeout=10
+    ).json()
     register = document["paths"]["/api/v1/versions"]["post"]["requestBody"]
     schema = register["content"]["application/json"]["schema"]
     assert register["required"] is True
@@ -172,3 +196,32 @@ def test_request_bodies_are_declared(fuzz_server: RegistryServer) -> None:
     assert schema["additionalProperties"] is False
     promote = document["paths"]["/api/v1/versions/{version}/promote"]["post"]["requestBody"]
     assert promote["content"]["application/json"]["schema"]["required"] == ["stage"]
+
+
+def test_a_mapping_is_no_tag_list_and_gc_checks_its_fields(fuzz_server: RegistryServer) -> None:
+    # {"remove": {"a": 1}} removed the tag "a" (a mapping iterates over its keys), and
+    # gc took {"storage": {}} for "every backend".
+    version = {"model_name": "tagged", "recipe": "r", "base_model": "b"}
+    version["training_config"] = {"test": "tags"}
+    version["tags"] = ["a"]
+    url = fuzz_server.url
+    made = httpx2.post(f"{url}/api/v1/versions", json=version, headers=fuzz_server.auth, timeout=10)
+    assert made.status_code == 201, made.text
+    response = httpx2.patch(
+        f"{url}/api/v1/versions/tagged@1/tags",
+        json={"remove": {"a": 1}},
+        headers=fuzz_server.auth,
+        timeout=10,
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["errors"] == {"tags": ["must be a list of strings"]}
+    kept = httpx2.get(f"{url}/api/v1/versions/tagged@1", headers=fuzz_server.auth, timeout=10)
+    assert kept.json().get("tags") == ["a"], kept.text
+    for body, field in (
+        ({"storage": {}}, "storage"),
+        ({"dry_run": "yes"}, "dry_run"),
+        ({"older_than_seconds": 1e308}, "older_than_seconds"),  # was a 500: timedelta overflow
+    ):
+        response = httpx2.post(f"{url}/api/v1/gc", json=body, headers=fuzz_server.auth, timeout=10)
+        assert response.status_code == 422, body
+        assert list(response.json()["error"]["details"]["errors"]) == [field]

@@ -83,7 +83,10 @@ def test_sigterm_finishes_an_upload_in_flight(
     two_workers: tuple[RegistryServer, Path], tmp_path: Path
 ) -> None:
     server, _ = two_workers
-    httpx2.post(f"{server.url}/api/v1/versions", json=VERSION, timeout=10).raise_for_status()
+    answer = httpx2.post(
+        f"{server.url}/api/v1/versions", json=VERSION, headers=server.auth, timeout=10
+    )
+    answer.raise_for_status()
     chunk = b"w" * 65536
     chunks = 48  # 3 MiB, sent over ~1.5 s
     halfway = threading.Event()
@@ -104,7 +107,7 @@ def test_sigterm_finishes_an_upload_in_flight(
                     f"{server.url}/api/v1/versions/m@1/artifacts/checkpoint",
                     params={"name": "model.bin"},
                     content=body(),
-                    headers={"content-type": "application/octet-stream"},
+                    headers={"content-type": "application/octet-stream", **server.auth},
                     timeout=60,
                 )
             )

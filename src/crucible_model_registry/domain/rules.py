@@ -297,7 +297,7 @@ def check_tags(tags: object, *, field: str = "tags") -> list[str]:
     """Distinct, non-empty tags of at most 100 characters in NFC, order kept."""
     if tags is None:
         return []
-    if isinstance(tags, str) or not isinstance(tags, Iterable):
+    if isinstance(tags, str | Mapping) or not isinstance(tags, Iterable):
         raise ValidationError.single(field, "must be a list of strings")
     out: list[str] = []
     for tag in tags:

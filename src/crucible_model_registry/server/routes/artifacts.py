@@ -219,8 +219,11 @@ def collect_garbage(request: Request, body: Any = Body(...)) -> JSONResponse:  #
     """Remove stored bytes no record references (``dry_run``: only report them)."""
     fields = fields_of(body, allowed=("dry_run", "older_than_seconds", "storage"))
     seconds = fields.get("older_than_seconds", 24 * 3600)
+    longest = timedelta.max.total_seconds()
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         raise ValidationError.single("older_than_seconds", "must be a number >= 0")
+    if not seconds <= longest:  # also NaN; timedelta() overflows past it
+        raise ValidationError.single("older_than_seconds", f"must be at most {longest:.0f}")
     report = registry_of(request).collect_garbage(
         dry_run=fields.get("dry_run", False),
         older_than=timedelta(seconds=seconds),

@@ -38,7 +38,13 @@ def list_models(request: Request) -> JSONResponse:
     "/models/{name:path}",
     responses=returns(Model),
     dependencies=[Depends(not_a_subresource)],
-    openapi_extra=json_body({"description": NULLABLE_STRING, "tags": STRINGS, "metadata": OBJECT}),
+    openapi_extra=json_body(  # null tags or metadata: unchanged, as in Registry.update_model
+        {
+            "description": NULLABLE_STRING,
+            "tags": {"anyOf": [STRINGS, {"type": "null"}]},
+            "metadata": {"anyOf": [OBJECT, {"type": "null"}]},
+        }
+    ),
 )
 def update_model(request: Request, name: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Change the description, tags (replaced) or metadata: only the keys given."""

@@ -105,7 +105,10 @@ def promote(request: Request, version: str, body: Any = Body(...)) -> JSONRespon
 @router.patch(
     "/versions/{version:path}/metrics",
     responses=returns(ModelVersion),
-    openapi_extra=json_body({"metrics": NUMBERS}, required=("metrics",)),
+    # null merges nothing, as Registry.update_metrics(version, None) does
+    openapi_extra=json_body(
+        {"metrics": {"anyOf": [NUMBERS, {"type": "null"}]}}, required=("metrics",)
+    ),
 )
 def update_metrics(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Merge ``metrics`` into the version."""
@@ -116,7 +119,13 @@ def update_metrics(request: Request, version: str, body: Any = Body(...)) -> JSO
 @router.patch(
     "/versions/{version:path}/tags",
     responses=returns(ModelVersion),
-    openapi_extra=json_body({"add": STRINGS, "remove": STRINGS}),
+    # null: no tags, as Registry.add_tags(version, None) takes it
+    openapi_extra=json_body(
+        {
+            "add": {"anyOf": [STRINGS, {"type": "null"}]},
+            "remove": {"anyOf": [STRINGS, {"type": "null"}]},
+        }
+    ),
 )
 def change_tags(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Add the tags in ``add``, then remove those in ``remove``."""
