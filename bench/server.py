@@ -20,6 +20,11 @@ milliseconds and ratios measured in the same run:
 3. Throughput of ``--clients`` client processes (one RemoteRegistry each) reading
    ``get_version`` and registering, against 1 and 2 workers; MLflow's alias reads at 1.
 4. RSS of each worker after the load (target <= 150 MiB).
+5. The cost of authentication (issue 16): ``get_version`` p50 through the server with its
+   token check and through a second ``cmr serve --no-auth`` on the same database, calls
+   interleaved; the check itself in process (``Authenticator.cached``) and a cache miss.
+   MLflow's basic auth, as issue 16 measured it, is quoted (340-510 ms per request with its
+   default settings, 11-23 ms with its cache on, 6 ms without auth); target <= 0.1 ms added.
 
 The machine is shared: read the ratios, not the absolute numbers, and the load printed.
 
@@ -110,8 +115,10 @@ def _drop_database(server_url: str, url: str) -> None:
 # --------------------------------------------------------------------------- throughput
 
 
-def _client(url: str, op: str, seed: int, ready: Any, go: Any, counts: Any, seconds: float) -> None:
-    remote = RemoteRegistry(url)
+def _client(
+    url: str, token: str, op: str, seed: int, ready: Any, go: Any, counts: Any, seconds: float
+) -> None:
+    remote = RemoteRegistry(url, token=token)
     counter = itertools.count()
     calls: dict[str, Callable[[], object]] = {
         "get": lambda: remote.get_version("m@production"),
@@ -135,13 +142,16 @@ def _client(url: str, op: str, seed: int, ready: Any, go: Any, counts: Any, seco
     remote.close()
 
 
-def throughput(url: str, op: str, clients: int, seconds: float) -> float:
+def throughput(server: RegistryServer, op: str, clients: int, seconds: float) -> float:
     """Calls per second of ``clients`` processes, each one RemoteRegistry in a loop."""
     context = multiprocessing.get_context("spawn")
     ready, counts, go = context.Queue(), context.Queue(), context.Event()
     salt = int(time.time() * 1000)
     processes = [
-        context.Process(target=_client, args=(url, op, salt + n, ready, go, counts, seconds))
+        context.Process(
+            target=_client,
+            args=(server.url, server.token, op, salt + n, ready, go, counts, seconds),
+        )
         for n in range(clients)
     ]
     for process in processes:
@@ -275,6 +285,54 @@ def _descendants(pid: int) -> list[int]:
     return children + [d for c in children for d in _descendants(c)]
 
 
+def _auth_cost(
+    local: Registry,
+    remote: RemoteRegistry,
+    unauthenticated: RemoteRegistry,
+    token: str,
+    runs: int,
+) -> list[tuple[str, float]]:
+    """End-to-end p50s with and without the token check, and the check itself in process."""
+    from crucible_model_registry._context import as_principal, handling_request
+    from crucible_model_registry.server.auth import Authenticator, credentials_from_headers
+
+    with_auth, without = [], []
+    for _ in range(20):
+        remote.get_version("m@production")
+        unauthenticated.get_version("m@production")
+    for _ in range(runs):  # interleaved, so both see the same load
+        start = time.perf_counter()
+        remote.get_version("m@production")
+        with_auth.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        unauthenticated.get_version("m@production")
+        without.append((time.perf_counter() - start) * 1000)
+    hit = Authenticator(local, cache_seconds=3600)
+    hit.authenticate(token)
+    loops = 20_000
+    headers = {"authorization": f"Bearer {token}", "accept": "*/*"}
+    start = time.perf_counter()
+    for _ in range(loops):  # what the Edge middleware does per request on a cache hit
+        principal = hit.cached(credentials_from_headers(headers) or "")
+        assert principal is not None
+        hit.needs_touch(principal)
+        with as_principal(principal), handling_request("r"):
+            pass
+    per_hit = (time.perf_counter() - start) * 1000 / loops
+    miss = Authenticator(local, cache_seconds=0)
+    misses = timings(lambda: miss.authenticate(token), runs)
+    return [
+        ("get_version through the server, token checked", p(with_auth, 0.5)),
+        ("get_version through the server, --no-auth", p(without, 0.5)),
+        (
+            "difference of the two p50s (noise is larger than the check)",
+            p(with_auth, 0.5) - p(without, 0.5),
+        ),
+        ("the check itself, cached (header, hash, lookup, expiry, context)", per_hit),
+        ("a cache miss: the token table's indexed read", p(misses, 0.5)),
+    ]
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -325,10 +383,11 @@ def main() -> None:
     rates: dict[str, float] = {}
     rss: dict[str, list[float]] = {}
     mlflow: dict[str, object] = {}
+    auth_rows: list[tuple[str, float]] = []
     try:
         server = start_registry_server(url, workdir / "server1", storage_dir=storage_dir)
         servers.append(server)
-        remote = RemoteRegistry(server.url)
+        remote = RemoteRegistry(server.url, token=server.token)
         counter = itertools.count(args.versions)
         query = cmr.Query().where_tag("nightly").where_metric("accuracy", ">=", 0.5).limit(10)
 
@@ -381,15 +440,25 @@ def main() -> None:
         plain.close()
         print(f"downloads done: {load()}", flush=True)
 
-        rates["get, 1 worker"] = throughput(server.url, "get", args.clients, args.seconds)
-        rates["register, 1 worker"] = throughput(server.url, "register", args.clients, args.seconds)
+        open_server = start_registry_server(
+            url, workdir / "open", extra_args=("--no-auth",), token=server.token
+        )
+        servers.append(open_server)
+        unauthenticated = RemoteRegistry(open_server.url)
+        auth_rows = _auth_cost(local, remote, unauthenticated, server.token, args.runs)
+        unauthenticated.close()
+        open_server.stop()
+        print(f"authentication done: {load()}", flush=True)
+
+        rates["get, 1 worker"] = throughput(server, "get", args.clients, args.seconds)
+        rates["register, 1 worker"] = throughput(server, "register", args.clients, args.seconds)
         rss["1 worker"] = worker_rss_mib(server)
         remote.close()
         server.stop()
         two = start_registry_server(url, workdir / "server2", workers=2, storage_dir=storage_dir)
         servers.append(two)
-        rates["get, 2 workers"] = throughput(two.url, "get", args.clients, args.seconds)
-        rates["register, 2 workers"] = throughput(two.url, "register", args.clients, args.seconds)
+        rates["get, 2 workers"] = throughput(two, "get", args.clients, args.seconds)
+        rates["register, 2 workers"] = throughput(two, "register", args.clients, args.seconds)
         rss["2 workers"] = worker_rss_mib(two)
         two.stop()
         print(f"throughput done: {load()}", flush=True)
@@ -455,6 +524,15 @@ def main() -> None:
         values = mlflow["rss"]
         assert isinstance(values, list)
         print(f"{'MLflow server procs':<22} " + ", ".join(f"{v:.0f}" for v in values))
+
+    print(f"\n5. Authentication per request (load: {os.getloadavg()[0]:.2f}, 2 cores shared)")
+    print(f"{'measurement':<58} {'p50 ms':>9}")
+    for name, value in auth_rows:
+        print(f"{name:<58} {value:>9.4f}")
+    print(f"{'peer: MLflow basic auth, default settings (issue 16)':<58} {'340-510':>9}")
+    print(f"{'peer: MLflow basic auth, cache on (issue 16)':<58} {'11-23':>9}")
+    print(f"{'peer: MLflow without auth (issue 16)':<58} {'6':>9}")
+    print(f"{'target: added by our check':<58} {'<= 0.1':>9}")
 
 
 if __name__ == "__main__":
