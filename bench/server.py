@@ -412,7 +412,7 @@ def main() -> None:
         # Downloads: interleaved, so a busy moment hits all three ways.
         import httpx2
 
-        plain = httpx2.Client(timeout=httpx2.Timeout(30, read=None))
+        plain = httpx2.Client(timeout=httpx2.Timeout(30, read=None), headers=server.auth)
         content_url = f"{server.url}/api/v1/artifacts/{artifact.id}/content"
         target = workdir / "download.bin"
 
