@@ -46,6 +46,7 @@ from crucible_model_registry.domain.rules import (
 )
 from crucible_model_registry.domain.specs import (
     OnDuplicate,
+    check_metadata,
     new_version_from_input,
     ref_of,
 )
@@ -151,6 +152,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         parent_version_id: int | None = _UNSET,
         lineage_type: str | None = _UNSET,
         on_duplicate: OnDuplicate = _UNSET,
+        metadata: Mapping[str, Any] | None = _UNSET,
     ) -> ModelVersion:
         """Record a trained version; the model is created on first registration.
 
@@ -162,6 +164,8 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             lineage_type: how (``fine_tune``, ``merge``, ...); several parents default
                 to ``merged_from``, one to ``fine_tuned_from``.
             on_duplicate: ``"return"`` gives back the existing version of the same run.
+            metadata: any JSON object kept with the version (not hashed, not deduplicated);
+                an MLflow client's tags, source and run id live under ``metadata["mlflow"]``.
 
         Raises:
             ValidationError: a field is missing or malformed (all are listed).
@@ -189,6 +193,78 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         name = check_model_name(name, field="name")
         self._authorize(Role.READ, name, action="get_model")
         return self._backend.get_model(name)
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Model:
+        """Create a model without versions (:meth:`register` creates one on first use too).
+
+        Raises:
+            DuplicateModelError: a model of that name exists already.
+            ValidationError: a bad name, tag, description or metadata (nothing is written).
+        """
+        return self._backend.create_model(
+            check_model_name(name, field="name"),
+            description=check_long_text(description, field="description"),
+            tags=[] if tags is None else check_tags(tags),
+            metadata=check_metadata(metadata),
+        )
+
+    def rename_model(self, name: str, new_name: str) -> Model:
+        """Give a model another name; versions, aliases, policy and histories go with it.
+
+        Refs such as ``old@production`` stop resolving at once. Artifacts already stored
+        keep their recorded paths (under the old name); new uploads go under the new one.
+
+        Raises:
+            NotFoundError: there is no model called ``name``.
+            DuplicateModelError: a model called ``new_name`` exists already.
+            ValidationError: ``new_name`` breaks the naming rules.
+        """
+        return self._backend.rename_model(
+            check_model_name(name, field="name"), check_model_name(new_name, field="new_name")
+        )
+
+    def delete_model(self, name: str, *, force: bool = False) -> None:
+        """Delete a model with all its versions, aliases, policy and histories.
+
+        The audit log keeps its entries. Artifact bytes stay where they are, as with
+        :meth:`delete_version` (some may be references to storage the registry does not
+        own): remove uploaded ones first with :meth:`delete_artifact`.
+
+        Raises:
+            NotFoundError: there is no such model.
+            ValidationError: without ``force``, one of its versions is in production or a
+                version of another model descends from one of its versions; with or
+                without it, an upload to one of its versions is under way.
+        """
+        self._backend.delete_model(check_model_name(name, field="name"), force=bool(force))
+
+    def update_version(
+        self,
+        version: VersionLike,
+        *,
+        description: str | None = _UNSET,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Change a version's description or metadata (replacing it); only what is given.
+
+        Raises:
+            NotFoundError: there is no such version.
+            ValidationError: a bad description or metadata (nothing is changed).
+        """
+        if description is not _UNSET:
+            description = check_long_text(description, field="description")
+        return self._backend.update_version(
+            ref_of(version, field="version"),
+            description=KEEP if description is _UNSET else description,
+            metadata=None if metadata is None else check_metadata(metadata),
+        )
 
     def update_model(
         self,

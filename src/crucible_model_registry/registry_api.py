@@ -74,6 +74,7 @@ class RegistryAPI(Protocol):
         parent_version_id: int | None = ...,
         lineage_type: str | None = ...,
         on_duplicate: OnDuplicate = ...,
+        metadata: Mapping[str, Any] | None = ...,
     ) -> ModelVersion: ...
 
     def get_version(
@@ -81,6 +82,27 @@ class RegistryAPI(Protocol):
     ) -> ModelVersion: ...
 
     def get_model(self, name: str) -> Model: ...
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Model: ...
+
+    def rename_model(self, name: str, new_name: str) -> Model: ...
+
+    def delete_model(self, name: str, *, force: bool = False) -> None: ...
+
+    def update_version(
+        self,
+        version: ModelVersion | int | str,
+        *,
+        description: str | None = ...,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ModelVersion: ...
 
     def update_model(
         self,

@@ -173,6 +173,41 @@ class MetadataBackend(Protocol):
         """Change what is given (``tags`` replaces them); NotFoundError for no model."""
         ...
 
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        tags: list[str],
+        metadata: dict[str, Any],
+    ) -> Model:
+        """A new model without versions; DuplicateModelError if the name is taken."""
+        ...
+
+    def rename_model(self, name: str, new_name: str) -> Model:
+        """The model under its new name; NotFoundError, or DuplicateModelError if taken."""
+        ...
+
+    def delete_model(self, name: str, *, force: bool) -> Model:
+        """Delete the model and all of it; the model as it was.
+
+        Raises:
+            ValidationError: a version is in production or another model's version
+                descends from one of its versions, and not ``force``; or an upload to it
+                is under way.
+        """
+        ...
+
+    def update_version(
+        self,
+        ref: VersionRef,
+        *,
+        description: str | Keep | None = KEEP,
+        metadata: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Change what is given (``metadata`` replaces it); NotFoundError for no version."""
+        ...
+
     def promote(
         self,
         ref: VersionRef,

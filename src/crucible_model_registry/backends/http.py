@@ -278,6 +278,7 @@ class HttpBackend:
             "metrics": spec.metrics,
             "tags": spec.tags,
             "description": spec.description,
+            "metadata": spec.metadata,
             "artifacts": [_artifact_input(a) for a in spec.artifacts],
             "parents": [str(p) for p in spec.parents],
             "on_duplicate": spec.on_duplicate,
@@ -338,6 +339,45 @@ class HttpBackend:
         if metadata is not None:
             body["metadata"] = metadata
         return from_json(Model, self._send("PATCH", f"/models/{_path(name)}", json=body))
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        tags: list[str],
+        metadata: dict[str, Any],
+    ) -> Model:
+        body = {"name": name, "description": description, "tags": tags, "metadata": metadata}
+        # Not resent: a second POST after a lost answer would report the model existing.
+        return from_json(Model, self._send("POST", "/models", json=body, retry=False))
+
+    def rename_model(self, name: str, new_name: str) -> Model:
+        # Resending is safe only before the first attempt landed; a lost answer is then
+        # told apart by the caller (the new name exists, the old one does not).
+        data = self._send(
+            "POST", f"/models/{_path(name)}/rename", json={"new_name": new_name}, retry=False
+        )
+        return from_json(Model, data)
+
+    def delete_model(self, name: str, *, force: bool) -> Model:
+        # Not resent: a second DELETE after a lost answer would report the model missing.
+        data = self._send("DELETE", f"/models/{_path(name)}", params={"force": force}, retry=False)
+        return from_json(Model, data)
+
+    def update_version(
+        self,
+        ref: VersionRef,
+        *,
+        description: str | Keep | None = KEEP,
+        metadata: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        body: dict[str, object] = {}
+        if description is not KEEP:
+            body["description"] = description
+        if metadata is not None:
+            body["metadata"] = metadata
+        return from_json(ModelVersion, self._send("PATCH", f"/versions/{_ref(ref)}", json=body))
 
     def promote(
         self,

@@ -221,6 +221,38 @@ class SqlBackend:
             metadata=metadata,
         )
 
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        tags: list[str],
+        metadata: dict[str, Any],
+    ) -> Model:
+        return store.models.create_model(
+            self._db, name, description=description, tags=tags, metadata=metadata
+        )
+
+    def rename_model(self, name: str, new_name: str) -> Model:
+        return store.models.rename_model(self._db, name, new_name)
+
+    def delete_model(self, name: str, *, force: bool) -> Model:
+        return store.versions.delete_model(self._db, name, force=force)
+
+    def update_version(
+        self,
+        ref: VersionRef,
+        *,
+        description: str | Keep | None = KEEP,
+        metadata: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        return store.versions.update_version(
+            self._db,
+            ref,
+            description=store.models.KEEP if description is KEEP else description,
+            metadata=metadata,
+        )
+
     def promote(
         self,
         ref: VersionRef,

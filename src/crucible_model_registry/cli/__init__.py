@@ -28,7 +28,7 @@ _NOUNS: dict[str, tuple[str, ...]] = {
     "serve": ("serve",),
     "versions": ("register", "show", "promote", "history", "metrics", "delete", "tag"),
     "diff": ("diff",),
-    "models": ("models",),
+    "models": ("models", "model"),
     "query": ("query", "list"),
     "lineage": ("lineage",),
     "artifacts": ("upload", "download", "url", "verify", "artifact", "gc"),

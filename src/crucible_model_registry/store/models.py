@@ -12,18 +12,21 @@ from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.records import Model
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import is_reserved_ref_word
-from crucible_model_registry.errors import NotFoundError
+from crucible_model_registry.errors import DuplicateModelError, NotFoundError
 from crucible_model_registry.store._records import model_from_row
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.tables import ALIASES, MODEL_TAGS, MODELS, VERSIONS
 
 __all__ = [
     "KEEP",
+    "create_model",
     "get_model",
     "get_or_create_model",
     "list_models",
     "lock_model",
+    "model_id_of",
     "now",
+    "rename_model",
     "resolve_ref",
     "update_model",
 ]
@@ -50,13 +53,14 @@ _VERSION_ID = select(V.id).where(V.id == bindparam("id"))
 _LOCK_MODEL = select(M.id).where(M.id == bindparam("id")).with_for_update()
 
 
-def _model_id(conn: Connection, name: str) -> int | None:
+def model_id_of(conn: Connection, name: str) -> int | None:
+    """The id of the model called ``name``, or None."""
     return conn.execute(_MODEL_ID, {"name": name}).scalar()
 
 
 def get_or_create_model(db: Database, conn: Connection, name: str, at: datetime) -> int:
     """The model's id, creating its row first if need be (racing creators both succeed)."""
-    model_id = _model_id(conn, name)
+    model_id = model_id_of(conn, name)
     if model_id is not None:
         return model_id
     values: dict[str, Any] = {
@@ -83,7 +87,7 @@ def get_or_create_model(db: Database, conn: Connection, name: str, at: datetime)
                 conn.execute(insert(MODELS).values(values))
             except IntegrityError:
                 savepoint.rollback()
-    model_id = _model_id(conn, name)
+    model_id = model_id_of(conn, name)
     assert model_id is not None
     return model_id
 
@@ -108,6 +112,71 @@ def list_models(db: Database) -> list[Model]:
         return [model_from_row(r) for r in conn.execute(select(MODELS).order_by(M.name))]
 
 
+def create_model(
+    db: Database,
+    name: str,
+    *,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Model:
+    """A new model without versions.
+
+    Raises:
+        DuplicateModelError: a model of that name exists (also when a racing call made it).
+    """
+    at = now()
+    values: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "tags": tags or [],
+        "metadata": metadata or {},
+        "version_seq": 0,
+        "created_at": at,
+        "updated_at": at,
+    }
+    with db.write() as conn:
+        if model_id_of(conn, name) is not None:
+            raise DuplicateModelError(name)
+        try:
+            # A savepoint, so that a racing creator's unique violation is ours to report.
+            with conn.begin_nested():
+                model_id = conn.execute(insert(MODELS).values(values).returning(M.id)).scalar_one()
+        except IntegrityError as exc:
+            raise DuplicateModelError(name) from exc
+        if tags:
+            conn.execute(insert(MTAGS), [{"model_id": model_id, "tag": t} for t in tags])
+        row = conn.execute(select(MODELS).where(M.id == model_id)).one()
+    return model_from_row(row)
+
+
+def rename_model(db: Database, old: str, new: str) -> Model:
+    """Give a model another name; its versions, aliases, histories and policy go with it.
+
+    Raises:
+        NotFoundError: there is no model called ``old``.
+        DuplicateModelError: a model called ``new`` exists already.
+    """
+    at = now()
+    with db.write() as conn:
+        model_id = model_id_of(conn, old)
+        if model_id is None:
+            raise NotFoundError("model", old, "list models with `cmr models`")
+        lock_model(db, conn, model_id)
+        if new != old:
+            if model_id_of(conn, new) is not None:
+                raise DuplicateModelError(new)
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        update(MODELS).where(M.id == model_id).values(name=new, updated_at=at)
+                    )
+            except IntegrityError as exc:
+                raise DuplicateModelError(new) from exc
+        row = conn.execute(select(MODELS).where(M.id == model_id)).one()
+    return model_from_row(row)
+
+
 def update_model(
     db: Database,
     name: str,
@@ -119,7 +188,7 @@ def update_model(
     """Change a model's description, tags or metadata (only what is given)."""
     at = now()
     with db.write() as conn:
-        model_id = _model_id(conn, name)
+        model_id = model_id_of(conn, name)
         if model_id is None:
             raise NotFoundError("model", name)
         values: dict[str, Any] = {"updated_at": at}
@@ -152,7 +221,7 @@ def resolve_ref(conn: Connection, ref: VersionRef) -> int:
         return ref.id
     assert ref.model_name is not None
     assert ref.selector is not None
-    model_id = _model_id(conn, ref.model_name)
+    model_id = model_id_of(conn, ref.model_name)
     if model_id is None:
         raise NotFoundError("model", ref.model_name, "list models with `cmr models`")
     selector = ref.selector

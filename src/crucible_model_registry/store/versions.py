@@ -8,24 +8,30 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from crucible_model_registry.domain.enums import Stage
-from crucible_model_registry.domain.records import ModelVersion, StageTransition
+from crucible_model_registry.domain.records import Model, ModelVersion, StageTransition
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.errors import NotFoundError, ValidationError
 from crucible_model_registry.store._records import (
     load_versions,
+    model_from_row,
     version_columns,
     versions_from_rows,
 )
 from crucible_model_registry.store.artifacts import live_claim_problem
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.governance import record_alias_changes
-from crucible_model_registry.store.models import lock_model, now, resolve_ref
+from crucible_model_registry.store.models import KEEP, lock_model, model_id_of, now, resolve_ref
 from crucible_model_registry.store.tables import (
+    ALIAS_CHANGES,
     ALIASES,
     ARTIFACTS,
     EDGES,
     METRICS,
+    MODEL_TAGS,
+    MODELS,
     PENDING_UPLOADS,
+    POLICIES,
+    POLICY_CHANGES,
     TRANSITIONS,
     VERSION_TAGS,
     VERSIONS,
@@ -33,12 +39,14 @@ from crucible_model_registry.store.tables import (
 
 __all__ = [
     "add_tags",
+    "delete_model",
     "delete_version",
     "find_by_config_hash",
     "get_version",
     "remove_tags",
     "stage_history",
     "update_metrics",
+    "update_version",
 ]
 
 VTAGS = VERSION_TAGS
@@ -111,6 +119,27 @@ def update_metrics(db: Database, ref: VersionRef, metrics: dict[str, float]) -> 
         conn.execute(
             update(VERSIONS).where(V.id == version_id).values(metrics=merged, updated_at=at)
         )
+        return load_versions(conn, [version_id])[0]
+
+
+def update_version(
+    db: Database,
+    ref: VersionRef,
+    *,
+    description: str | object | None = KEEP,
+    metadata: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Change a version's description or metadata (replacing it): only what is given."""
+    at = now()
+    with db.write() as conn:
+        version_id = resolve_ref(conn, ref)
+        _lock_version(db, conn, version_id)
+        values: dict[str, Any] = {"updated_at": at}
+        if description is not KEEP:
+            values["description"] = description
+        if metadata is not None:
+            values["metadata"] = metadata
+        conn.execute(update(VERSIONS).where(V.id == version_id).values(values))
         return load_versions(conn, [version_id])[0]
 
 
@@ -226,3 +255,65 @@ def delete_version(
         )
         conn.execute(delete(VERSIONS).where(V.id == version_id))
     return replace(record)
+
+
+def delete_model(db: Database, name: str, *, force: bool) -> Model:
+    """Delete a model with every version, alias, policy and history of it.
+
+    Refused, even with ``force``, while an upload to one of its versions is under way.
+    Without ``force`` also while a version is in production, or a version of another model
+    descends from one of its versions (the lineage of that model would lose its parent).
+    The audit log keeps its entries; artifact bytes stay where they are.
+
+    Returns:
+        The model as it was.
+
+    Raises:
+        NotFoundError: there is no such model.
+        ValidationError: one of the conditions above (nothing is deleted).
+    """
+    with db.write() as conn:
+        model_id = model_id_of(conn, name)
+        if model_id is None:
+            raise NotFoundError("model", name, "list models with `cmr models`")
+        lock_model(db, conn, model_id)
+        model = model_from_row(conn.execute(select(MODELS).where(MODELS.c.id == model_id)).one())
+        rows = conn.execute(select(V.id, V.version, V.stage).where(V.model_id == model_id)).all()
+        ids = [r.id for r in rows]
+        for version_id in ids:
+            busy = live_claim_problem(conn, version_id=version_id)
+            if busy is not None:
+                raise ValidationError.single("model", f"refusing to delete {name!r}: {busy}")
+        if not force and ids:
+            problems = []
+            live = sorted(r.version for r in rows if r.stage == Stage.PRODUCTION.value)
+            if live:
+                problems.append(f"version(s) {', '.join(live)} are in production")
+            outside = conn.execute(
+                select(func.count())
+                .select_from(EDGES.join(VERSIONS, EDGES.c.target_version_id == V.id))
+                .where(EDGES.c.source_version_id.in_(ids), V.model_id != model_id)
+            ).scalar_one()
+            if outside:
+                problems.append(f"{outside} version(s) of other models descend from it")
+            if problems:
+                raise ValidationError.single(
+                    "model",
+                    f"refusing to delete {name!r}: {' and '.join(problems)}; "
+                    "pass force=True to delete it anyway",
+                )
+        # Explicit deletes, as in delete_version: a host-supplied engine may not enforce
+        # ON DELETE CASCADE.
+        if ids:
+            for table in (METRICS, VTAGS, ARTIFACTS, PENDING_UPLOADS, ALIASES):
+                conn.execute(delete(table).where(table.c.version_id.in_(ids)))
+            conn.execute(
+                delete(EDGES).where(
+                    EDGES.c.source_version_id.in_(ids) | EDGES.c.target_version_id.in_(ids)
+                )
+            )
+            conn.execute(delete(VERSIONS).where(V.model_id == model_id))
+        for table in (MODEL_TAGS, POLICIES, POLICY_CHANGES, TRANSITIONS, ALIAS_CHANGES, ALIASES):
+            conn.execute(delete(table).where(table.c.model_id == model_id))
+        conn.execute(delete(MODELS).where(MODELS.c.id == model_id))
+    return model

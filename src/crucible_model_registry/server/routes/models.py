@@ -1,4 +1,4 @@
-"""Models: list, get, update (``/api/v1/models``)."""
+"""Models: create, list, get, update, rename, delete (``/api/v1/models``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,31 @@ router = APIRouter(tags=["models"])
 def list_models(request: Request) -> JSONResponse:
     """Every model, by name."""
     return reply(registry_of(request).list_models())
+
+
+@router.post("/models", status_code=201)
+def create_model(request: Request, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
+    """A new model without versions: ``name``, and optionally description, tags, metadata."""
+    fields = fields_of(
+        body, allowed=("name", "description", "tags", "metadata"), required=("name",)
+    )
+    return reply(registry_of(request).create_model(**fields), status=201)
+
+
+@router.post("/models/{name:path}/rename")
+def rename_model(request: Request, name: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
+    """Give the model the name ``new_name``; the answer is the renamed model."""
+    fields = fields_of(body, allowed=("new_name",), required=("new_name",))
+    return reply(registry_of(request).rename_model(name, fields["new_name"]))
+
+
+@router.delete("/models/{name:path}")
+def delete_model(request: Request, name: str, force: bool = False) -> JSONResponse:
+    """Delete the model and all of it; the answer is the model as it was."""
+    registry = registry_of(request)
+    record = registry.get_model(name)
+    registry.delete_model(name, force=force)
+    return reply(record)
 
 
 @router.patch("/models/{name:path}")

@@ -78,6 +78,13 @@ def change_tags(request: Request, version: str, body: Any = Body(...)) -> JSONRe
     return reply(result)
 
 
+@router.patch("/versions/{version:path}")
+def update_version(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
+    """Change the description or metadata (replaced): only the keys given."""
+    fields = fields_of(body, allowed=("description", "metadata"))
+    return reply(registry_of(request).update_version(ref(version), **fields))
+
+
 @router.delete("/versions/{version:path}")
 def delete_version(request: Request, version: str, force: bool = False) -> JSONResponse:
     """Delete the version's records (its history stays); the answer is the version as it was."""
