@@ -18,7 +18,7 @@ from crucible_model_registry._registry_move import MoveMethods
 from crucible_model_registry.backends.base import KEEP
 from crucible_model_registry.backends.http import HttpBackend, is_server_url
 from crucible_model_registry.domain.access import DEFAULT_PROTECTED, Role
-from crucible_model_registry.domain.config_hash import hash_config, normalize_config
+from crucible_model_registry.domain.config_hash import hash_config
 from crucible_model_registry.domain.diff import VersionDiff, diff_versions
 from crucible_model_registry.domain.enums import ArtifactType, Stage, parse_enum
 from crucible_model_registry.domain.integrity import IntegrityReport
@@ -251,19 +251,28 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         *,
         description: str | None = _UNSET,
         metadata: Mapping[str, Any] | None = None,
+        metadata_patch: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
-        """Change a version's description or metadata (replacing it); only what is given.
+        """Change a version's description or metadata; only what is given.
+
+        Args:
+            metadata: the new metadata, replacing the old.
+            metadata_patch: a JSON merge patch (RFC 7396) of the metadata instead, applied
+                atomically (as in :meth:`update_model`).
 
         Raises:
             NotFoundError: there is no such version.
-            ValidationError: a bad description or metadata (nothing is changed).
+            ValidationError: a bad description or metadata, or both metadata arguments
+                (nothing is changed).
         """
         if description is not _UNSET:
             description = check_long_text(description, field="description")
+        meta, patch = _metadata_change(metadata, metadata_patch)
         return self._backend.update_version(
             ref_of(version, field="version"),
             description=KEEP if description is _UNSET else description,
-            metadata=None if metadata is None else check_metadata(metadata),
+            metadata=meta,
+            metadata_patch=patch,
         )
 
     def update_model(
@@ -273,32 +282,35 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         description: str | None = _UNSET,
         tags: list[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        metadata_patch: Mapping[str, Any] | None = None,
     ) -> Model:
         """Change a model's description, tags (replacing them) or metadata; only what is given.
 
         Model tags match ``Query().where_tag(...)`` for every version of the model.
 
+        Args:
+            metadata: the new metadata, replacing the old.
+            metadata_patch: a JSON merge patch (RFC 7396) of the metadata instead: ``None``
+                values remove keys, mappings merge; applied atomically, so concurrent
+                patches of different keys all land.
+
         Raises:
             NotFoundError: there is no such model.
-            ValidationError: a bad tag, description or metadata (nothing is changed).
+            ValidationError: a bad tag, description or metadata, or both metadata
+                arguments (nothing is changed).
         """
         name = check_model_name(name, field="name")
         self._authorize(Role.WRITE, name, action="update_model")
         checked_tags = None if tags is None else check_tags(tags)
         if description is not _UNSET:
             description = check_long_text(description, field="description")
-        meta = None
-        if metadata is not None:
-            if not isinstance(metadata, Mapping):
-                raise ValidationError.single("metadata", "must be a mapping")
-            normalised = normalize_config(dict(metadata), path="metadata")
-            assert isinstance(normalised, dict)
-            meta = normalised
+        meta, patch = _metadata_change(metadata, metadata_patch)
         return self._backend.update_model(
             check_model_name(name, field="name"),
             description=KEEP if description is _UNSET else description,
             tags=checked_tags,
             metadata=meta,
+            metadata_patch=patch,
         )
 
     def list_models(self) -> list[Model]:
@@ -591,6 +603,17 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             ]
         except NotFoundError:
             return []
+
+
+def _metadata_change(
+    metadata: Mapping[str, Any] | None, patch: Mapping[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    if metadata is not None and patch is not None:
+        raise ValidationError.single("metadata_patch", "give metadata or metadata_patch, not both")
+    return (
+        None if metadata is None else check_metadata(metadata),
+        None if patch is None else check_metadata(patch, field="metadata_patch"),
+    )
 
 
 class RemoteRegistry(Registry):

@@ -102,6 +102,7 @@ class RegistryAPI(Protocol):
         *,
         description: str | None = ...,
         metadata: Mapping[str, Any] | None = None,
+        metadata_patch: Mapping[str, Any] | None = None,
     ) -> ModelVersion: ...
 
     def update_model(
@@ -111,6 +112,7 @@ class RegistryAPI(Protocol):
         description: str | None = ...,
         tags: list[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        metadata_patch: Mapping[str, Any] | None = None,
     ) -> Model: ...
 
     def list_models(self) -> list[Model]: ...

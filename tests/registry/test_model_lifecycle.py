@@ -161,3 +161,17 @@ def test_metadata_at_registration_and_update_version(registry: Registry) -> None
         registry.update_version("m@99", description="x")
     # A version registered without metadata has an empty mapping.
     assert reg(registry).metadata == {}
+
+
+def test_metadata_patch_merges_and_removes(registry: Registry) -> None:
+    v = reg(registry, metadata={"mlflow": {"tags": {"a": "1", "b": "2"}}, "other": True})
+    patched = registry.update_version(v, metadata_patch={"mlflow": {"tags": {"a": None, "c": "3"}}})
+    assert patched.metadata == {"mlflow": {"tags": {"b": "2", "c": "3"}}, "other": True}
+    with pytest.raises(ValidationError):
+        registry.update_version(v, metadata={}, metadata_patch={})
+    registry.create_model("pm", metadata={"keep": 1})
+    model = registry.update_model("pm", metadata_patch={"mlflow": {"tags": {"k": "v"}}})
+    assert model.metadata == {"keep": 1, "mlflow": {"tags": {"k": "v"}}}
+    assert registry.update_model("pm", metadata_patch={"keep": None}).metadata == {
+        "mlflow": {"tags": {"k": "v"}}
+    }

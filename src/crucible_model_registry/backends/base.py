@@ -169,6 +169,7 @@ class MetadataBackend(Protocol):
         description: str | Keep | None = KEEP,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
     ) -> Model:
         """Change what is given (``tags`` replaces them); NotFoundError for no model."""
         ...
@@ -204,6 +205,7 @@ class MetadataBackend(Protocol):
         *,
         description: str | Keep | None = KEEP,
         metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Change what is given (``metadata`` replaces it); NotFoundError for no version."""
         ...

@@ -330,6 +330,7 @@ class HttpBackend:
         description: str | Keep | None = KEEP,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
     ) -> Model:
         body: dict[str, object] = {}
         if description is not KEEP:
@@ -338,6 +339,8 @@ class HttpBackend:
             body["tags"] = tags
         if metadata is not None:
             body["metadata"] = metadata
+        if metadata_patch is not None:
+            body["metadata_patch"] = metadata_patch
         return from_json(Model, self._send("PATCH", f"/models/{_path(name)}", json=body))
 
     def create_model(
@@ -371,12 +374,15 @@ class HttpBackend:
         *,
         description: str | Keep | None = KEEP,
         metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
     ) -> ModelVersion:
         body: dict[str, object] = {}
         if description is not KEEP:
             body["description"] = description
         if metadata is not None:
             body["metadata"] = metadata
+        if metadata_patch is not None:
+            body["metadata_patch"] = metadata_patch
         return from_json(ModelVersion, self._send("PATCH", f"/versions/{_ref(ref)}", json=body))
 
     def promote(

@@ -212,6 +212,7 @@ class SqlBackend:
         description: str | Keep | None = KEEP,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
     ) -> Model:
         return store.models.update_model(
             self._db,
@@ -219,6 +220,7 @@ class SqlBackend:
             description=store.models.KEEP if description is KEEP else description,
             tags=tags,
             metadata=metadata,
+            metadata_patch=metadata_patch,
         )
 
     def create_model(
@@ -245,12 +247,14 @@ class SqlBackend:
         *,
         description: str | Keep | None = KEEP,
         metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
     ) -> ModelVersion:
         return store.versions.update_version(
             self._db,
             ref,
             description=store.models.KEEP if description is KEEP else description,
             metadata=metadata,
+            metadata_patch=metadata_patch,
         )
 
     def promote(

@@ -12,6 +12,7 @@ from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.records import Model
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import is_reserved_ref_word
+from crucible_model_registry.domain.specs import merge_patch
 from crucible_model_registry.errors import DuplicateModelError, NotFoundError
 from crucible_model_registry.store._records import model_from_row
 from crucible_model_registry.store.engine import Database
@@ -184,8 +185,12 @@ def update_model(
     description: str | object | None = KEEP,
     tags: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    metadata_patch: dict[str, Any] | None = None,
 ) -> Model:
-    """Change a model's description, tags or metadata (only what is given)."""
+    """Change a model's description, tags or metadata (only what is given).
+
+    ``metadata_patch`` is a JSON merge patch applied under the model's row lock.
+    """
     at = now()
     with db.write() as conn:
         model_id = model_id_of(conn, name)
@@ -196,6 +201,10 @@ def update_model(
             values["description"] = description
         if metadata is not None:
             values["metadata"] = metadata
+        if metadata_patch is not None:
+            lock_model(db, conn, model_id)
+            current = conn.execute(select(M.metadata).where(M.id == model_id)).scalar()
+            values["metadata"] = merge_patch(current or {}, metadata_patch)
         if tags is not None:
             values["tags"] = tags
             conn.execute(delete(MTAGS).where(MTAGS.c.model_id == model_id))

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.records import Model, ModelVersion, StageTransition
 from crucible_model_registry.domain.refs import VersionRef
+from crucible_model_registry.domain.specs import merge_patch
 from crucible_model_registry.errors import NotFoundError, ValidationError
 from crucible_model_registry.store._records import (
     load_versions,
@@ -128,8 +129,10 @@ def update_version(
     *,
     description: str | object | None = KEEP,
     metadata: dict[str, Any] | None = None,
+    metadata_patch: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Change a version's description or metadata (replacing it): only what is given."""
+    """Change a version's description or metadata (replaced, or merge-patched under the
+    version's row lock, so that concurrent patches of different keys both land)."""
     at = now()
     with db.write() as conn:
         version_id = resolve_ref(conn, ref)
@@ -139,6 +142,9 @@ def update_version(
             values["description"] = description
         if metadata is not None:
             values["metadata"] = metadata
+        if metadata_patch is not None:
+            current = conn.execute(select(V.metadata).where(V.id == version_id)).scalar()
+            values["metadata"] = merge_patch(current or {}, metadata_patch)
         conn.execute(update(VERSIONS).where(V.id == version_id).values(values))
         return load_versions(conn, [version_id])[0]
 

@@ -49,7 +49,7 @@ def delete_model(request: Request, name: str, force: bool = False) -> JSONRespon
 @router.patch("/models/{name:path}")
 def update_model(request: Request, name: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Change the description, tags (replaced) or metadata: only the keys given."""
-    fields = fields_of(body, allowed=("description", "tags", "metadata"))
+    fields = fields_of(body, allowed=("description", "tags", "metadata", "metadata_patch"))
     return reply(registry_of(request).update_model(name, **fields))
 
 

@@ -81,7 +81,7 @@ def change_tags(request: Request, version: str, body: Any = Body(...)) -> JSONRe
 @router.patch("/versions/{version:path}")
 def update_version(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Change the description or metadata (replaced): only the keys given."""
-    fields = fields_of(body, allowed=("description", "metadata"))
+    fields = fields_of(body, allowed=("description", "metadata", "metadata_patch"))
     return reply(registry_of(request).update_version(ref(version), **fields))
 
 
