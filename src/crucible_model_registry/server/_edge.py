@@ -38,7 +38,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID_HEADER = "x-request-id"
 ACTOR_HEADER = "x-cmr-actor"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_UPLOAD_PATH = re.compile(r"/api/v1/versions/.+/artifacts/[^/]+")  # streams: no body limit
+# Uploads stream: no body limit (ours, and MLflow's artifact proxy).
+_UPLOAD_PATH = re.compile(
+    r"/api/v1/versions/.+/artifacts/[^/]+|/(?:ajax-)?api/2\.0/mlflow-artifacts/artifacts/.+"
+)
 _access = logging.getLogger("crucible_model_registry.server.access")
 
 OPEN_PATHS: set[str] = {"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"}

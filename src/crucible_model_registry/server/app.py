@@ -48,6 +48,9 @@ def create_app(
 ) -> Any:
     """The registry's ASGI app: REST under ``/api/v1``, ``/healthz``, ``/readyz``, ``/metrics``.
 
+    MLflow's model-registry API answers under ``/api/2.0/mlflow/`` and its artifact proxy
+    under ``/api/2.0/mlflow-artifacts/`` (``server.mlflow``), over the same registry.
+
     Args:
         registry: the registry to serve; None: the one the ``CMR_*`` settings describe
             (its SQL pool sized to ``threads``). It must not be a remote registry.
@@ -122,6 +125,9 @@ def create_app(
     for module in (lineage, artifacts, aliases, policies, query, tokens, models, versions):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(operations.router)
+    from crucible_model_registry.server import mlflow
+
+    mlflow.mount(app, registry)
     app.add_middleware(
         Edge, metrics=metrics, max_body_bytes=max_body_bytes, authenticator=authenticator
     )
