@@ -142,6 +142,10 @@ def download_uri(version: ModelVersion) -> str:
     return source
 
 
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -151,7 +155,12 @@ def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 
 
 def version_json(version: ModelVersion, aliases: Iterable[str] = ()) -> dict[str, Any]:
-    """An MLflow ``ModelVersion`` message; unset fields are left out, as MLflow's server does."""
+    """An MLflow ``ModelVersion`` message, field for field as MLflow's server writes it.
+
+    Like MLflow's server: ``description``, ``run_id`` and ``run_link`` are ``""`` when
+    unset, ``user_id`` is left out, and ``aliases`` only when there are some (searches and a
+    model's ``latest_versions`` pass none: MLflow's server shows no aliases there).
+    """
     info = mlflow_info(version.metadata)
     doc: dict[str, Any] = {
         "name": version.model_name,
@@ -159,14 +168,12 @@ def version_json(version: ModelVersion, aliases: Iterable[str] = ()) -> dict[str
         "creation_timestamp": _ms(version.created_at),
         "last_updated_timestamp": _ms(version.updated_at),
         "current_stage": STAGES[version.stage],
+        "description": version.description or "",
         "source": info.get("source") or download_uri(version),
+        "run_id": _text(info.get("run_id")),
         "status": "READY",
+        "run_link": _text(info.get("run_link")),
     }
-    if version.description is not None:
-        doc["description"] = version.description
-    for key in ("user_id", "run_id", "run_link"):
-        if isinstance(info.get(key), str) and info[key]:
-            doc[key] = info[key]
     tags = mlflow_tags(version.metadata)
     if tags:
         doc["tags"] = _tag_list(tags)
@@ -199,8 +206,7 @@ def model_json(
     }
     if model.description is not None:
         doc["description"] = model.description
-    aliases_of = _aliases_by_version(aliases)
-    latest = [version_json(v, aliases_of.get(v.id, ())) for v in latest_by_stage(all_versions)]
+    latest = [version_json(v) for v in latest_by_stage(all_versions)]
     if latest:
         doc["latest_versions"] = latest
     tags = mlflow_tags(model.metadata)

@@ -50,9 +50,20 @@ def code_of(error: errors.RegistryError) -> tuple[str, int]:
     return CODES[errors.RegistryError]
 
 
+# What MLflow's server adds to a client error (seen from mlflow server 3.17.2).
+_ERROR_CLASS = {
+    "RESOURCE_DOES_NOT_EXIST": "RESOURCE_NOT_FOUND",
+    "ENDPOINT_NOT_FOUND": "RESOURCE_NOT_FOUND",
+}
+_CLIENT_SQLSTATE = "KAM00"
+
+
 def mlflow_error(code: str, status: int, message: str) -> JSONResponse:
     """An error answer in MLflow's shape."""
-    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+    doc = {"error_code": code, "message": message}
+    if status < 500:
+        doc.update(sqlstate=_CLIENT_SQLSTATE, error_class=_ERROR_CLASS.get(code, code))
+    return JSONResponse(doc, status_code=status)
 
 
 async def mlflow_error_handler(request: Request, exc: Exception) -> JSONResponse:

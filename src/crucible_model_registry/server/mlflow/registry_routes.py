@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crucible_model_registry.domain.rules import MAX_BASE_MODEL
-from crucible_model_registry.errors import NotFoundError, ValidationError
+from crucible_model_registry.errors import ValidationError
 from crucible_model_registry.server.mlflow import filters
 from crucible_model_registry.server.mlflow.convert import (
     MLFLOW_KEY,
@@ -201,6 +201,7 @@ def get_latest_versions(registry: Registry, params: Params) -> dict[str, Any]:
     latest = latest_by_stage(versions)
     if not latest:
         return {}
+    # Here MLflow's server does show each version's aliases.
     aliases = aliases_by_version(current_aliases(registry, name))
     return {"model_versions": [version_json(v, aliases.get(v.id, ())) for v in latest]}
 
@@ -227,7 +228,10 @@ def set_registered_model_alias(registry: Registry, params: Params) -> dict[str, 
 
 
 def delete_registered_model_alias(registry: Registry, params: Params) -> dict[str, Any]:
-    registry.delete_alias(_required(params, "name"), _required(params, "alias"))
+    name, alias = _required(params, "name"), _required(params, "alias")
+    # MLflow's server answers a missing alias (of an existing model) with success.
+    if alias in current_aliases(registry, name):
+        registry.delete_alias(name, alias)
     return {}
 
 
@@ -235,7 +239,8 @@ def get_model_version_by_alias(registry: Registry, params: Params) -> dict[str, 
     name, alias = _required(params, "name"), _required(params, "alias")
     aliases = current_aliases(registry, name)
     if alias not in aliases:
-        raise NotFoundError("alias", f"{name}@{alias}", "set one with set_registered_model_alias")
+        # MLflow's server calls this an invalid parameter, not a missing resource.
+        raise ValidationError.single("alias", f"registered model alias {alias} not found")
     version = registry.get_version(aliases[alias])
     return {"model_version": version_json(version, aliases_by_version(aliases)[version.id])}
 
@@ -318,12 +323,7 @@ def search_model_versions(registry: Registry, params: Params) -> dict[str, Any]:
     page = found[offset : offset + size]
     answer: dict[str, Any] = {}
     if page:
-        alias_maps: dict[str, dict[int, list[str]]] = {}
-        for name in {v.model_name for v in page}:
-            alias_maps[name] = aliases_by_version(current_aliases(registry, name))
-        answer["model_versions"] = [
-            version_json(v, alias_maps[v.model_name].get(v.id, ())) for v in page
-        ]
+        answer["model_versions"] = [version_json(v) for v in page]
     if offset + size < len(found):
         answer["next_page_token"] = filters.encode_page_token(offset + size, search)
     return answer
