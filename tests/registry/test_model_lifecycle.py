@@ -175,3 +175,24 @@ def test_metadata_patch_merges_and_removes(registry: Registry) -> None:
     assert registry.update_model("pm", metadata_patch={"keep": None}).metadata == {
         "mlflow": {"tags": {"k": "v"}}
     }
+
+
+def test_query_where_metadata(registry: Registry) -> None:
+    from crucible_model_registry import Query
+
+    a = reg(registry, metadata={"mlflow": {"tags": {"team": "vision", "k.with.dots": "x"}}})
+    b = reg(registry, metadata={"mlflow": {"tags": {"team": "nlp"}, "run_id": "r1"}})
+    c = reg(registry)  # no metadata at all
+    team = Query().where_metadata(["mlflow", "tags", "team"], "vision")
+    assert [v.id for v in registry.query(team)] == [a.id]
+    assert [v.id for v in registry.query(~team)] == [b.id, c.id]
+    dotted = Query().where_metadata(["mlflow", "tags", "k.with.dots"], "x")
+    assert [v.id for v in registry.query(dotted)] == [a.id]
+    run = Query().where_metadata(("mlflow", "run_id"), "r1") & Query().where_model_name("m")
+    assert [v.id for v in registry.query(run)] == [b.id]
+    with pytest.raises(ValidationError):
+        Query().where_metadata(["bad'key"], "x")
+    with pytest.raises(ValidationError):
+        Query().where_metadata([], "x")
+    with pytest.raises(ValidationError):
+        Query().where_metadata(["k"], 1)  # type: ignore[arg-type]

@@ -442,3 +442,19 @@ def test_unknown_endpoints_answer_in_mlflow_shape(server: RegistryServer) -> Non
     assert json.loads(body)["error_code"] == "ENDPOINT_NOT_FOUND"
     status, body = server.get("/ajax-api/2.0/mlflow/registered-models/search")
     assert (status, json.loads(body)) == (200, {})
+
+
+def test_search_by_tags_with_dots_and_odd_keys(client: MlflowClient, ours: RemoteRegistry) -> None:
+    client.create_registered_model("m")
+    client.create_model_version("m", "s3://bucket/1", tags={"mlflow.source.type": "JOB"})
+    client.create_model_version("m", "s3://bucket/2", tags={"it's": "odd, {really}"})
+    client.create_model_version("m", "s3://bucket/3")
+
+    def numbers(filter_string: str) -> list[str]:
+        found = client.search_model_versions(filter_string, order_by=["version_number"])
+        return [v.version for v in found]
+
+    assert numbers("tags.`mlflow.source.type` = 'JOB'") == ["1"]
+    assert numbers("tag.`it's` = 'odd, {really}'") == ["2"]
+    assert numbers("tags.`mlflow.source.type` != 'JOB'") == ["2", "3"]
+    assert numbers("tags.`it's` LIKE 'odd%'") == ["2"]

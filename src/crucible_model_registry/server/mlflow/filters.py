@@ -12,17 +12,19 @@ A filter is comparisons joined by ``AND`` (MLflow has no ``OR``):
 
 Anything else (another key or operator, ``OR``, a malformed value) raises
 ``ValidationError``, which MLflow's client sees as ``INVALID_PARAMETER_VALUE``. The
-``name =`` and ``name IN`` conditions become our query DSL's ``where_model_name`` (so a
-search of one model reads only its versions); every condition is then checked on the
-records themselves, so the answer is exact.
+``name =``/``name IN``, ``tags.<key> =`` and ``run_id =`` conditions become our query DSL
+(``where_model_name``, ``where_metadata``), so the database does the narrowing; every
+condition is then checked on the records themselves, so the answer is exact.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,16 +32,22 @@ from typing import Any, Literal
 
 from crucible_model_registry.domain.records import Model, ModelVersion
 from crucible_model_registry.errors import ValidationError
-from crucible_model_registry.server.mlflow.convert import mlflow_info, mlflow_number, mlflow_tags
+from crucible_model_registry.query import Query
+from crucible_model_registry.server.mlflow.convert import (
+    MLFLOW_KEY,
+    mlflow_info,
+    mlflow_number,
+    mlflow_tags,
+)
 
 __all__ = [
     "Condition",
     "decode_page_token",
     "encode_page_token",
-    "model_names",
     "model_sort_key",
     "parse_filter",
     "parse_order_by",
+    "to_query",
     "version_sort",
 ]
 
@@ -192,15 +200,27 @@ def _condition(
             raise _bad("a list's items are separated by commas and closed by ')'")
 
 
-def model_names(conditions: Sequence[Condition]) -> list[str] | None:
-    """The model names a filter confines a search to (None: any), for the query DSL."""
-    names: set[str] | None = None
+def to_query(conditions: Sequence[Condition]) -> Query:
+    """The part of a version filter our query DSL states, to narrow what is read.
+
+    ``name =``/``name IN`` become ``where_model_name`` (either of the names);
+    ``tags.<key> =`` and ``run_id =`` become ``where_metadata`` (keys the DSL can follow).
+    The rest is checked on the records (:func:`matches_version`), so the answer is exact.
+    """
+    query = Query()
     for c in conditions:
-        if c.key != "name" or c.op not in ("=", "IN"):
-            continue
-        these = {str(v) for v in c.value} if isinstance(c.value, tuple) else {str(c.value)}
-        names = these if names is None else names & these
-    return None if names is None else sorted(names)
+        if c.key == "name" and c.op in ("=", "IN"):
+            names = c.value if isinstance(c.value, tuple) else (c.value,)
+            either = [Query().where_model_name(str(n)) for n in names]
+            query = query & functools.reduce(operator.or_, either)
+        elif c.op == "=" and c.key in ("tag", "run_id") and isinstance(c.value, str):
+            path = [MLFLOW_KEY, "run_id"]
+            if c.key == "tag":
+                path = [MLFLOW_KEY, "tags", c.tag_key or ""]
+            # A key the DSL cannot follow narrows nothing: the records are checked anyway.
+            with contextlib.suppress(ValidationError):
+                query = query.where_metadata(path, c.value)
+    return query
 
 
 def _like(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:

@@ -313,11 +313,7 @@ def search_model_versions(registry: Registry, params: Params) -> dict[str, Any]:
     size = _int(params, "max_results", default=VERSION_SEARCH_DEFAULT, maximum=VERSION_SEARCH_MAX)
     search = ("versions", raw_filter, order_by)
     offset = filters.decode_page_token(_text(params, "page_token", required=False), search)
-    names = filters.model_names(conditions)
-    if names is None:
-        candidates = registry.query(None)
-    else:
-        candidates = [v for name in names for v in registry.query({"model_name": name})]
+    candidates = registry.query(filters.to_query(conditions))
     found = [v for v in candidates if filters.matches_version(v, conditions)]
     filters.version_sort(found, order)
     page = found[offset : offset + size]
