@@ -37,6 +37,7 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "registered-models/get", {"name": "missing"}),
     ("POST", "model-versions/create", {"name": "m", "source": "s3://b/x", "run_id": "r1", "tags": [{"key": "k", "value": "v"}], "description": "vd"}),
     ("POST", "model-versions/create", {"name": "m", "source": "s3://b/y"}),
+    ("POST", "model-versions/create", {"name": "missing", "source": "s3://b/z"}),
     ("GET", "model-versions/get", {"name": "m", "version": "1"}),
     ("GET", "model-versions/get", {"name": "m", "version": "9"}),
     ("POST", "registered-models/alias", {"name": "m", "alias": "champion", "version": "1"}),

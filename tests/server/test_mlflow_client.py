@@ -85,6 +85,9 @@ def test_duplicate_and_missing_models(client: MlflowClient, ours: RemoteRegistry
     with pytest.raises(MlflowException) as no_version:
         client.get_model_version("clf", "3")
     assert error_code(no_version) == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException) as no_model:
+        client.create_model_version("nope", "s3://bucket/x")
+    assert error_code(no_model) == "RESOURCE_DOES_NOT_EXIST"
     assert [m.name for m in ours.list_models()] == ["clf"]
 
 

@@ -252,6 +252,8 @@ def create_model_version(registry: Registry, params: Params) -> dict[str, Any]:
     name = _required(params, "name")
     source = _required(params, "source")
     run_id = _text(params, "run_id", required=False)
+    # MLflow creates versions only in a registered model (our register would create it).
+    registry.get_model(name)
     info: dict[str, Any] = {"source": source, "tags": _tags(params)}
     for key in ("run_id", "run_link", "model_id"):
         value = _text(params, key, required=False)
