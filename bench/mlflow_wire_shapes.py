@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the table of calls reads best one call per line)
 """Compare our MLflow wire API with a real ``mlflow server``, call by call, field by field.
 
 Both servers start on loopback over fresh SQLite databases; the same raw HTTP requests
@@ -7,7 +8,11 @@ that differ by nature (timestamps, ids, messages) are not compared, only their p
 and type. Full MLflow does not belong in our dev extra: install it in a scratch venv.
 
     python -m venv /tmp/mlflow-venv && /tmp/mlflow-venv/bin/pip install mlflow==3.17.2
-    python bench/mlflow_wire_shapes.py --mlflow /tmp/mlflow-venv/bin/mlflow
+    python bench/mlflow_wire_shapes.py --mlflow /tmp/mlflow-venv/bin/mlflow [--versions 300]
+
+With ``--versions N`` it then registers N versions on each server through MLflow's own
+client and prints p50 latencies of a few calls as that client sees them (1 worker each,
+SQLite; ``bench/mlflow_compat.py`` is the full benchmark over PostgreSQL).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.servers.registry_server import free_port, start_registry_server  # noqa: E402
+from tests.servers.registry_server import free_port, start_registry_server
 
 CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "registered-models/create", {"name": "m", "tags": [{"key": "t", "value": "1"}], "description": "d"}),
@@ -133,9 +138,47 @@ def start_mlflow(binary: str, workdir: Path) -> tuple[subprocess.Popen[bytes], s
     raise SystemExit(f"mlflow server did not start: {(workdir / 'mlflow.log').read_text()[-2000:]}")
 
 
+def latencies(url: str, versions: int, repeats: int = 40) -> dict[str, float]:
+    """p50 in ms of MLflow client calls against the server at ``url``."""
+    import statistics
+    import warnings
+
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    from mlflow import MlflowClient
+
+    warnings.simplefilter("ignore")
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    client.create_registered_model("perf")
+    created = []
+    for i in range(versions):
+        start = time.perf_counter()
+        client.create_model_version(
+            "perf", f"s3://bucket/perf/{i}", run_id=f"run{i}", tags={"parity": str(i % 2)}
+        )
+        created.append((time.perf_counter() - start) * 1000)
+    client.set_registered_model_alias("perf", "champion", "1")
+    calls = {
+        "get_model_version": lambda: client.get_model_version("perf", "1"),
+        "get_model_version_by_alias": lambda: client.get_model_version_by_alias("perf", "champion"),
+        "search_model_versions (tag, 100)": lambda: client.search_model_versions(
+            "name = 'perf' AND tags.parity = '1'", max_results=100
+        ),
+    }
+    result = {"create_model_version": statistics.median(created)}
+    for name, fn in calls.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1000)
+        result[name] = statistics.median(times)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mlflow", required=True, help="the mlflow executable of a scratch venv")
+    parser.add_argument("--versions", type=int, default=0, help="also time calls at N versions")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="cmr-mlflow-shapes-"))
     from crucible_model_registry import Registry
@@ -163,6 +206,15 @@ def main() -> None:
                 ours_code = our_doc.get("error_code") if isinstance(our_doc, dict) else our_doc
                 print(f"{'':>8}error_code mlflow={their_doc['error_code']} cmr={ours_code}")
         print(f"\n{same}/{len(CALLS)} calls: same status and same JSON shape")
+        if args.versions:
+            load = os.getloadavg()
+            theirs_ms = latencies(theirs_url, args.versions)
+            ours_ms = latencies(ours.url, args.versions)
+            print(f"\np50 ms at {args.versions} versions (load {load[0]:.2f}, 1 worker, SQLite)")
+            print(f"{'call':<36} {'mlflow':>8} {'cmr':>8} {'ratio':>6}")
+            for name, value in theirs_ms.items():
+                ratio = value / ours_ms[name]
+                print(f"{name:<36} {value:>8.1f} {ours_ms[name]:>8.1f} {ratio:>5.1f}x")
     finally:
         ours.stop()
         theirs.terminate()

@@ -183,22 +183,15 @@ def version_json(version: ModelVersion, aliases: Iterable[str] = ()) -> dict[str
     return doc
 
 
-def latest_by_stage(versions: Iterable[ModelVersion]) -> list[ModelVersion]:
-    """The highest-numbered version in each stage, in MLflow's stage order."""
-    best: dict[Stage, ModelVersion] = {}
-    for v in versions:
-        held = best.get(v.stage)
-        if held is None or mlflow_number(v) > mlflow_number(held):
-            best[v.stage] = v
-    return [best[s] for s in STAGES if s in best]
-
-
 def model_json(
-    model: Model, versions: Iterable[ModelVersion], aliases: Mapping[str, int]
+    model: Model, latest_versions: Iterable[ModelVersion], aliases: Mapping[str, int]
 ) -> dict[str, Any]:
-    """An MLflow ``RegisteredModel`` message with its latest version per stage and aliases."""
-    all_versions = list(versions)
-    by_id = {v.id: v for v in all_versions}
+    """An MLflow ``RegisteredModel`` message.
+
+    Args:
+        latest_versions: the latest version in each stage, in MLflow's stage order.
+        aliases: alias -> the MLflow number of the version it points at.
+    """
     doc: dict[str, Any] = {
         "name": model.name,
         "creation_timestamp": _ms(model.created_at),
@@ -206,16 +199,14 @@ def model_json(
     }
     if model.description is not None:
         doc["description"] = model.description
-    latest = [version_json(v) for v in latest_by_stage(all_versions)]
+    latest = [version_json(v) for v in latest_versions]
     if latest:
         doc["latest_versions"] = latest
     tags = mlflow_tags(model.metadata)
     if tags:
         doc["tags"] = _tag_list(tags)
     pointed = [
-        {"alias": alias, "version": str(mlflow_number(by_id[vid]))}
-        for alias, vid in sorted(aliases.items())
-        if vid in by_id
+        {"alias": alias, "version": str(number)} for alias, number in sorted(aliases.items())
     ]
     if pointed:
         doc["aliases"] = pointed

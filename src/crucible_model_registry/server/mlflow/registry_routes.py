@@ -8,11 +8,13 @@ here decides what is allowed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.rules import MAX_BASE_MODEL
 from crucible_model_registry.errors import ValidationError
+from crucible_model_registry.query import Query
 from crucible_model_registry.server.mlflow import filters
 from crucible_model_registry.server.mlflow.convert import (
     MLFLOW_KEY,
@@ -20,7 +22,7 @@ from crucible_model_registry.server.mlflow.convert import (
     aliases_by_version,
     current_aliases,
     download_uri,
-    latest_by_stage,
+    mlflow_number,
     model_json,
     our_stage,
     resolve_version,
@@ -125,9 +127,31 @@ def _tag_patch(key: str, value: str | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- answers
 
 
+def _latest(registry: Registry, name: str, stages: Iterable[Stage]) -> list[ModelVersion]:
+    """The latest version of the model in each stage, in MLflow's stage order.
+
+    Latest is the most recently registered: for auto-numbered versions the highest number,
+    as MLflow's server answers. One small indexed query per stage, however many versions.
+    """
+    wanted = set(stages)
+    found = []
+    for stage in STAGES:
+        if stage in wanted:
+            newest = (
+                Query().where_model_name(name).where_stage(stage).order_by("id", "desc").limit(1)
+            )
+            found.extend(registry.query(newest))
+    return found
+
+
 def _model_answer(registry: Registry, model: Model) -> dict[str, Any]:
-    versions = registry.query({"model_name": model.name})
-    return model_json(model, versions, current_aliases(registry, model.name))
+    latest = _latest(registry, model.name, STAGES)
+    known = {v.id: v for v in latest}
+    numbers = {
+        alias: mlflow_number(known.get(version_id) or registry.get_version(version_id))
+        for alias, version_id in current_aliases(registry, model.name).items()
+    }
+    return model_json(model, latest, numbers)
 
 
 def _version_answer(registry: Registry, version: ModelVersion) -> dict[str, Any]:
@@ -145,7 +169,7 @@ def create_registered_model(registry: Registry, params: Params) -> dict[str, Any
         description=_text(params, "description", required=False),
         metadata={MLFLOW_KEY: {"tags": tags}} if tags else None,
     )
-    return {"registered_model": model_json(model, [], {})}
+    return {"registered_model": model_json(model, [], {})}  # new: no versions, no aliases
 
 
 def get_registered_model(registry: Registry, params: Params) -> dict[str, Any]:
@@ -197,8 +221,7 @@ def get_latest_versions(registry: Registry, params: Params) -> dict[str, Any]:
     name = _required(params, "name")
     registry.get_model(name)
     wanted = {our_stage(s, field="stages") for s in _strings(params, "stages")} or set(STAGES)
-    versions = [v for v in registry.query({"model_name": name}) if v.stage in wanted]
-    latest = latest_by_stage(versions)
+    latest = _latest(registry, name, wanted)
     if not latest:
         return {}
     # Here MLflow's server does show each version's aliases.
