@@ -107,16 +107,19 @@ def resolve_version(registry: Registry, name: str, number: object) -> ModelVersi
     raise NotFoundError("version", f"{name}@{text}", "list versions with search_model_versions")
 
 
-def mlflow_info(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """What ``metadata`` holds for MLflow (a copy; ``{}`` when nothing)."""
+_NOTHING: Mapping[str, Any] = {}
+
+
+def mlflow_info(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What ``metadata`` holds for MLflow (read-only; empty when nothing)."""
     info = metadata.get(MLFLOW_KEY)
-    return dict(info) if isinstance(info, Mapping) else {}
+    return info if isinstance(info, Mapping) else _NOTHING
 
 
-def mlflow_tags(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """The MLflow tags kept in ``metadata``."""
+def mlflow_tags(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The MLflow tags kept in ``metadata`` (read-only; written as strings, key -> value)."""
     tags = mlflow_info(metadata).get("tags")
-    return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {}
+    return tags if isinstance(tags, Mapping) else _NOTHING
 
 
 def current_aliases(registry: Registry, model_name: str) -> dict[str, int]:
@@ -150,8 +153,8 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"key": k, "value": v} for k, v in tags.items()]
+def _tag_list(tags: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [{"key": str(k), "value": str(v)} for k, v in tags.items()]
 
 
 def version_json(version: ModelVersion, aliases: Iterable[str] = ()) -> dict[str, Any]:
