@@ -461,3 +461,22 @@ def test_search_by_tags_with_dots_and_odd_keys(client: MlflowClient, ours: Remot
     assert numbers("tag.`it's` = 'odd, {really}'") == ["2"]
     assert numbers("tags.`mlflow.source.type` != 'JOB'") == ["2", "3"]
     assert numbers("tags.`it's` LIKE 'odd%'") == ["2"]
+
+
+def test_errors_before_the_routes_also_take_mlflow_shape(server: RegistryServer) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        # A body declared past the server's limit is refused by the middleware, unread.
+        connection.putrequest("POST", "/api/2.0/mlflow/registered-models/create")
+        connection.putheader("content-type", "application/json")
+        connection.putheader("content-length", str(1 << 30))
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 413
+        assert json.loads(response.read())["error_code"] == "INVALID_PARAMETER_VALUE"
+    finally:
+        connection.close()

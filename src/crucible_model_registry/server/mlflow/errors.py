@@ -8,13 +8,22 @@ The one table from our error classes to MLflow's error codes; MLflow's client ra
 from __future__ import annotations
 
 import logging
+import re
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from crucible_model_registry import errors
 
-__all__ = ["CODES", "ENDPOINT_NOT_FOUND", "code_of", "mlflow_error", "mlflow_error_handler"]
+__all__ = [
+    "CODES",
+    "ENDPOINT_NOT_FOUND",
+    "code_of",
+    "is_mlflow_path",
+    "mlflow_error",
+    "mlflow_error_body",
+    "mlflow_error_handler",
+]
 
 _log = logging.getLogger("crucible_model_registry.server")
 
@@ -58,12 +67,30 @@ _ERROR_CLASS = {
 _CLIENT_SQLSTATE = "KAM00"
 
 
-def mlflow_error(code: str, status: int, message: str) -> JSONResponse:
-    """An error answer in MLflow's shape."""
+_PATH = re.compile(r"/(?:ajax-)?api/2\.0/mlflow(?:-artifacts)?/")
+
+
+def is_mlflow_path(path: str) -> bool:
+    """Is this request path one of MLflow's (whose errors must take MLflow's shape)?"""
+    return _PATH.match(path) is not None
+
+
+def _body(code: str, status: int, message: str) -> dict[str, str]:
     doc = {"error_code": code, "message": message}
     if status < 500:
         doc.update(sqlstate=_CLIENT_SQLSTATE, error_class=_ERROR_CLASS.get(code, code))
-    return JSONResponse(doc, status_code=status)
+    return doc
+
+
+def mlflow_error_body(error: errors.RegistryError) -> dict[str, str]:
+    """``error`` as MLflow's JSON error body (for the server's middleware)."""
+    code, status = code_of(error)
+    return _body(code, status, str(error))
+
+
+def mlflow_error(code: str, status: int, message: str) -> JSONResponse:
+    """An error answer in MLflow's shape."""
+    return JSONResponse(_body(code, status, message), status_code=status)
 
 
 async def mlflow_error_handler(request: Request, exc: Exception) -> JSONResponse:
