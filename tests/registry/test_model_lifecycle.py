@@ -196,3 +196,22 @@ def test_query_where_metadata(registry: Registry) -> None:
         Query().where_metadata([], "x")
     with pytest.raises(ValidationError):
         Query().where_metadata(["k"], 1)  # type: ignore[arg-type]
+
+
+def test_concurrent_metadata_patches_all_land(registry: Registry) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    v = reg(registry)
+    registry.create_model("tagged")
+
+    def tag_both(i: int) -> None:
+        patch = {"mlflow": {"tags": {f"k{i}": str(i)}}}
+        registry.update_version(v, metadata_patch=patch)
+        registry.update_model("tagged", metadata_patch=patch)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(tag_both, range(12)))
+    expected = {f"k{i}": str(i) for i in range(12)}
+    assert registry.get_version(v.id).metadata["mlflow"]["tags"] == expected
+    assert registry.get_model("tagged").metadata["mlflow"]["tags"] == expected
+    assert registry.check().ok
