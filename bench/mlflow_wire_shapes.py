@@ -78,16 +78,19 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
 ]  # fmt: skip
 
 
-def call(base: str, method: str, path: str, params: dict[str, Any]) -> tuple[int, Any]:
+def call(
+    base: str, method: str, path: str, params: dict[str, Any], token: str = ""
+) -> tuple[int, Any]:
     url = f"{base}/api/2.0/mlflow/{path}"
     data = None
     if method == "GET":
         url += "?" + urllib.parse.urlencode(params)
     else:
         data = json.dumps(params).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"{}")
@@ -138,12 +141,15 @@ def start_mlflow(binary: str, workdir: Path) -> tuple[subprocess.Popen[bytes], s
     raise SystemExit(f"mlflow server did not start: {(workdir / 'mlflow.log').read_text()[-2000:]}")
 
 
-def latencies(url: str, versions: int, repeats: int = 40) -> dict[str, float]:
+def latencies(url: str, versions: int, token: str = "", repeats: int = 40) -> dict[str, float]:
     """p50 in ms of MLflow client calls against the server at ``url``."""
     import statistics
     import warnings
 
     os.environ["MLFLOW_TRACKING_URI"] = url
+    os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
+    if token:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = token
     from mlflow import MlflowClient
 
     warnings.simplefilter("ignore")
@@ -192,7 +198,7 @@ def main() -> None:
         print(f"{'call':<48} {'mlflow':>6} {'cmr':>6}  shape")
         for method, path, params in CALLS:
             their_status, their_doc = call(theirs_url, method, path, params)
-            our_status, our_doc = call(ours.url, method, path, params)
+            our_status, our_doc = call(ours.url, method, path, params, ours.token)
             their_shape, our_shape = shape(their_doc), shape(our_doc)
             verdict = "same" if their_shape == our_shape else "differs"
             same += verdict == "same" and their_status == our_status
@@ -209,7 +215,7 @@ def main() -> None:
         if args.versions:
             load = os.getloadavg()
             theirs_ms = latencies(theirs_url, args.versions)
-            ours_ms = latencies(ours.url, args.versions)
+            ours_ms = latencies(ours.url, args.versions, ours.token)
             print(f"\np50 ms at {args.versions} versions (load {load[0]:.2f}, 1 worker, SQLite)")
             print(f"{'call':<36} {'mlflow':>8} {'cmr':>8} {'ratio':>6}")
             for name, value in theirs_ms.items():

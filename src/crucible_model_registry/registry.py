@@ -207,9 +207,12 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         Raises:
             DuplicateModelError: a model of that name exists already.
             ValidationError: a bad name, tag, description or metadata (nothing is written).
+            PermissionDeniedError: the acting token may not write to ``name``.
         """
+        name = check_model_name(name, field="name")
+        self._authorize(Role.WRITE, name, action="create_model")
         return self._backend.create_model(
-            check_model_name(name, field="name"),
+            name,
             description=check_long_text(description, field="description"),
             tags=[] if tags is None else check_tags(tags),
             metadata=check_metadata(metadata),
@@ -225,10 +228,14 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             NotFoundError: there is no model called ``name``.
             DuplicateModelError: a model called ``new_name`` exists already.
             ValidationError: ``new_name`` breaks the naming rules.
+            PermissionDeniedError: the acting token is not admin of both names.
         """
-        return self._backend.rename_model(
-            check_model_name(name, field="name"), check_model_name(new_name, field="new_name")
-        )
+        name = check_model_name(name, field="name")
+        new_name = check_model_name(new_name, field="new_name")
+        # Grants follow names, so a rename moves a model between grants: admin of both.
+        self._authorize(Role.ADMIN, name, action="rename_model")
+        self._authorize(Role.ADMIN, new_name, action="rename_model", target=name)
+        return self._backend.rename_model(name, new_name)
 
     def delete_model(self, name: str, *, force: bool = False) -> None:
         """Delete a model with all its versions, aliases, policy and histories.
@@ -242,8 +249,11 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             ValidationError: without ``force``, one of its versions is in production or a
                 version of another model descends from one of its versions; with or
                 without it, an upload to one of its versions is under way.
+            PermissionDeniedError: the acting token is not admin of the model.
         """
-        self._backend.delete_model(check_model_name(name, field="name"), force=bool(force))
+        name = check_model_name(name, field="name")
+        self._authorize(Role.ADMIN, name, action="delete_model")
+        self._backend.delete_model(name, force=bool(force))
 
     def update_version(
         self,
@@ -264,12 +274,15 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             NotFoundError: there is no such version.
             ValidationError: a bad description or metadata, or both metadata arguments
                 (nothing is changed).
+            PermissionDeniedError: the acting token may not write to the version's model.
         """
         if description is not _UNSET:
             description = check_long_text(description, field="description")
         meta, patch = _metadata_change(metadata, metadata_patch)
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.WRITE, ref, action="update_version")
         return self._backend.update_version(
-            ref_of(version, field="version"),
+            ref,
             description=KEEP if description is _UNSET else description,
             metadata=meta,
             metadata_patch=patch,

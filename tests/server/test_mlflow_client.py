@@ -35,8 +35,9 @@ pytestmark = [
 
 @pytest.fixture
 def client(server: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowClient]:
-    """MLflow's client with MLFLOW_TRACKING_URI at the server, as a user would set it."""
+    """MLflow's client with MLFLOW_TRACKING_URI (and the admin token) as a user would set them."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", server.token)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -45,7 +46,7 @@ def client(server: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 @pytest.fixture
 def ours(server: RegistryServer) -> Iterator[RemoteRegistry]:
-    registry = RemoteRegistry(server.url)
+    registry = RemoteRegistry(server.url, token=server.token)
     yield registry
     registry.close()
 
@@ -428,7 +429,10 @@ def test_artifacts_uploaded_through_the_proxy(
 
 def test_the_version_tree_is_read_only(server: RegistryServer) -> None:
     request = urllib.request.Request(
-        server.url + "/api/2.0/mlflow-artifacts/artifacts/cmr-versions/1/x", data=b"x", method="PUT"
+        server.url + "/api/2.0/mlflow-artifacts/artifacts/cmr-versions/1/x",
+        data=b"x",
+        method="PUT",
+        headers=server.auth,
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
@@ -473,6 +477,7 @@ def test_errors_before_the_routes_also_take_mlflow_shape(server: RegistryServer)
         # A body declared past the server's limit is refused by the middleware, unread.
         connection.putrequest("POST", "/api/2.0/mlflow/registered-models/create")
         connection.putheader("content-type", "application/json")
+        connection.putheader("authorization", f"Bearer {server.token}")
         connection.putheader("content-length", str(1 << 30))
         connection.endheaders()
         response = connection.getresponse()
@@ -480,3 +485,34 @@ def test_errors_before_the_routes_also_take_mlflow_shape(server: RegistryServer)
         assert json.loads(response.read())["error_code"] == "INVALID_PARAMETER_VALUE"
     finally:
         connection.close()
+
+
+def test_tokens_and_roles_apply_to_mlflow_clients(
+    client: MlflowClient,
+    ours: RemoteRegistry,
+    server: RegistryServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.servers.registry_server import install_token
+
+    from crucible_model_registry.domain.access import new_token_secret
+
+    client.create_registered_model("clf")
+    client.create_model_version("clf", "s3://bucket/m")
+    reader = new_token_secret()
+    install_token(server.database_url, "reader", reader, role="read", models=("clf",))
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", reader)
+    as_reader = MlflowClient()
+    assert as_reader.get_model_version("clf", "1").version == "1"
+    with pytest.raises(MlflowException) as denied:
+        as_reader.transition_model_version_stage("clf", "1", "Staging")
+    assert error_code(denied) == "PERMISSION_DENIED"
+    with pytest.raises(MlflowException) as denied_tag:
+        as_reader.set_model_version_tag("clf", "1", "k", "v")
+    assert error_code(denied_tag) == "PERMISSION_DENIED"
+    assert ours.get_version("clf@1").stage is Stage.EXPERIMENT
+    assert ours.get_version("clf@1").metadata["mlflow"]["tags"] == {}
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "cmr_not-a-token")
+    with pytest.raises(MlflowException) as unknown:
+        MlflowClient().get_registered_model("clf")
+    assert error_code(unknown) == "UNAUTHENTICATED"
