@@ -8,11 +8,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.records import Model
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import is_reserved_ref_word
 from crucible_model_registry.errors import NotFoundError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import model_from_row
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.tables import ALIASES, MODEL_TAGS, MODELS, VERSIONS
@@ -115,8 +117,9 @@ def update_model(
     description: str | object | None = KEEP,
     tags: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    by: Attribution,
 ) -> Model:
-    """Change a model's description, tags or metadata (only what is given)."""
+    """Change a model's description, tags or metadata (only what is given), audited."""
     at = now()
     with db.write() as conn:
         model_id = _model_id(conn, name)
@@ -132,8 +135,12 @@ def update_model(
             conn.execute(delete(MTAGS).where(MTAGS.c.model_id == model_id))
             if tags:
                 conn.execute(insert(MTAGS), [{"model_id": model_id, "tag": t} for t in tags])
+        old = conn.execute(select(MODELS).where(M.id == model_id)).one()
         conn.execute(update(MODELS).where(M.id == model_id).values(values))
         row = conn.execute(select(MODELS).where(M.id == model_id)).one()
+        changed = {k: {"old": old._mapping[k], "new": v} for k, v in values.items()}
+        del changed["updated_at"]
+        audit.write(conn, by, "update_model", name, changed, at=at)
     return model_from_row(row)
 
 

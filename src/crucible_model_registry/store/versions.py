@@ -7,10 +7,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.records import ModelVersion, StageTransition
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.errors import NotFoundError, ValidationError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import (
     load_versions,
     version_columns,
@@ -91,7 +93,9 @@ def _lock_version(db: Database, conn: Connection, version_id: int) -> Any:
     return conn.execute(query).one()
 
 
-def update_metrics(db: Database, ref: VersionRef, metrics: dict[str, float]) -> ModelVersion:
+def update_metrics(
+    db: Database, ref: VersionRef, metrics: dict[str, float], *, by: Attribution
+) -> ModelVersion:
     """Merge metrics into a version (later values win), under the version's row lock."""
     at = now()
     with db.write() as conn:
@@ -111,10 +115,14 @@ def update_metrics(db: Database, ref: VersionRef, metrics: dict[str, float]) -> 
         conn.execute(
             update(VERSIONS).where(V.id == version_id).values(metrics=merged, updated_at=at)
         )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        old = {k: row.metrics[k] for k in metrics if k in row.metrics}
+        audit.write(conn, by, "update_metrics", record.ref, {"metrics": metrics, "old": old}, at=at)
+        return record
 
 
-def add_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
+def add_tags(db: Database, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+    """Add the tags the version lacks; the audit entry lists them (none added: no entry)."""
     at = now()
     with db.write() as conn:
         version_id = resolve_ref(conn, ref)
@@ -127,10 +135,14 @@ def add_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
                 .where(V.id == version_id)
                 .values(tags=[*row.tags, *new], updated_at=at)
             )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        if new:
+            audit.write(conn, by, "add_tags", record.ref, {"tags": new}, at=at)
+        return record
 
 
-def remove_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
+def remove_tags(db: Database, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+    """Remove the tags the version has; the audit entry lists them (none removed: no entry)."""
     at = now()
     with db.write() as conn:
         version_id = resolve_ref(conn, ref)
@@ -145,15 +157,16 @@ def remove_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
                 .where(V.id == version_id)
                 .values(tags=[t for t in row.tags if t not in gone], updated_at=at)
             )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        if gone:
+            audit.write(conn, by, "remove_tags", record.ref, {"tags": gone}, at=at)
+        return record
 
 
 # --------------------------------------------------------------------------- delete
 
 
-def delete_version(
-    db: Database, ref: VersionRef, *, force: bool, actor: str | None
-) -> ModelVersion:
+def delete_version(db: Database, ref: VersionRef, *, force: bool, by: Attribution) -> ModelVersion:
     """Delete a version's records; its stage history stays, as the audit trail.
 
     An upload (or artifact deletion) under way to the version is never interrupted: its
@@ -210,7 +223,7 @@ def delete_version(
             aliases,
             version_id=None,
             reason=f"version {record.version} deleted",
-            actor=actor,
+            actor=by.actor,
             at=at,
         )
         # Children of ON DELETE CASCADE tables go with it; SQLite enforces this only with
@@ -225,4 +238,12 @@ def delete_version(
             )
         )
         conn.execute(delete(VERSIONS).where(V.id == version_id))
+        details = {
+            "version_id": version_id,
+            "stage": record.stage.value,
+            "force": force,
+            "artifacts": [a.id for a in record.artifacts],
+            "aliases": sorted(aliases),
+        }
+        audit.write(conn, by, "delete_version", record.ref, details, at=at)
     return replace(record)
