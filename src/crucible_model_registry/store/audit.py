@@ -22,6 +22,7 @@ __all__ = ["append", "entries", "record", "version_target", "write"]
 L = AUDIT_LOG.c
 
 _INSERT = insert(AUDIT_LOG).returning(L.id)
+_APPEND = insert(AUDIT_LOG)  # built once: SQLAlchemy reuses its compiled form on every write
 _VERSION_TARGET = (
     select(MODELS.c.name, VERSIONS.c.version)
     .join_from(VERSIONS, MODELS, MODELS.c.id == VERSIONS.c.model_id)
@@ -80,14 +81,17 @@ def write(
     at: datetime | None = None,
 ) -> None:
     """Append the entry of a write made by ``by`` (what every store write calls)."""
-    append(
-        conn,
-        actor=by.actor,
-        action=action,
-        target=target,
-        details=details,
-        request_id=by.request_id,
-        at=at,
+    conn.execute(
+        _APPEND,
+        {
+            "at": at or datetime.now(UTC),
+            "actor": by.actor,
+            "action": action,
+            "target": target[:512],
+            "details": details,
+            "request_id": by.request_id,
+            "outcome": "ok",
+        },
     )
 
 
