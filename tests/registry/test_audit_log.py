@@ -16,9 +16,11 @@ from typing import Any
 import httpx2
 import pytest
 from sqlalchemy import select
+from tests.servers.registry_server import install_token
 
 import crucible_model_registry as cmr
 from crucible_model_registry import AuditEntry, Registry
+from crucible_model_registry.domain.access import new_token_secret
 from crucible_model_registry.registry import RemoteRegistry
 from crucible_model_registry.store.tables import metadata
 
@@ -33,6 +35,24 @@ def _register(registry: Registry, i: int = 0, **fields: Any) -> cmr.ModelVersion
         training_config={"i": i},
         **fields,
     )
+
+
+@contextlib.contextmanager
+def acting(registry: Registry, actor: str) -> Iterator[Registry]:
+    """A registry whose writes are ``actor``'s: ``acting_as`` in the library, a token of
+    that name at a server (which ignores what the client says)."""
+    if not isinstance(registry, RemoteRegistry):
+        with cmr.acting_as(actor):
+            yield registry
+        return
+    secret = new_token_secret()
+    url = registry.engine.url.render_as_string(hide_password=False)
+    assert install_token(url, actor, secret, role="admin")
+    other = RemoteRegistry(registry.backend.describe(), token=secret)
+    try:
+        yield other
+    finally:
+        other.close()
 
 
 def _newest_id(registry: Registry) -> int:
@@ -77,9 +97,9 @@ def _check_origin(registry: Registry, entry: AuditEntry, actor: str) -> None:
 
 def test_register_appends_one_entry_with_the_historys_actor(registry: Registry) -> None:
     parent = _register(registry, 0)
-    with cmr.acting_as("alice"), one_entry(registry) as got:
+    with acting(registry, "alice") as alice, one_entry(registry) as got:
         v = _register(
-            registry,
+            alice,
             1,
             parents=[parent],
             artifacts=[{"type": "config", "storage_backend": "s3", "storage_path": "s3://b/c"}],
@@ -155,8 +175,8 @@ def test_promote_records_the_stages_reason_and_archived_versions(registry: Regis
     old = _register(registry, 0)
     registry.promote(old, "production")
     new = _register(registry, 1)
-    with cmr.acting_as("release-bot"), one_entry(registry) as got:
-        registry.promote(new, "production", reason="better", archive_existing=True)
+    with acting(registry, "release-bot") as bot, one_entry(registry) as got:
+        bot.promote(new, "production", reason="better", archive_existing=True)
     [entry] = got
     assert registry.stage_history(new)[-1].actor == "release-bot"
     _check_origin(registry, entry, "release-bot")
@@ -176,8 +196,8 @@ def test_promote_records_the_stages_reason_and_archived_versions(registry: Regis
 
 def test_alias_moves_record_the_old_and_new_version(registry: Registry) -> None:
     a, b = _register(registry, 0), _register(registry, 1)
-    with cmr.acting_as("carol"), one_entry(registry) as got:
-        registry.set_alias(a, "champion", reason="first")
+    with acting(registry, "carol") as carol, one_entry(registry) as got:
+        carol.set_alias(a, "champion", reason="first")
     assert (got[0].action, got[0].target) == ("set_alias", f"{MODEL}@champion")
     assert got[0].details == {
         "alias": "champion",
@@ -205,8 +225,8 @@ def test_policy_changes_carry_the_old_and_the_new_policy(registry: Registry) -> 
     _register(registry, 0)
     first = {"exclusive": ["production"]}
     second = {"gates": {"production": {"min_accuracy": 0.9}}}
-    with cmr.acting_as("admin"), one_entry(registry) as got:
-        registry.set_promotion_policy(MODEL, first)
+    with acting(registry, "admin") as admin, one_entry(registry) as got:
+        admin.set_promotion_policy(MODEL, first)
     assert (got[0].action, got[0].target, got[0].actor) == ("set_promotion_policy", MODEL, "admin")
     stored_first = cmr.PromotionPolicy.from_dict(first).to_dict()
     assert got[0].details == {"old": None, "new": stored_first}
@@ -337,14 +357,14 @@ def test_refused_writes_leave_no_entry_and_nothing_changed(registry: Registry) -
 
 
 def test_filters_limit_and_newest_first(registry: Registry) -> None:
-    with cmr.acting_as("alice"):
-        a = _register(registry, 0)
+    with acting(registry, "alice") as alice:
+        a = _register(alice, 0)
     start = datetime.now(UTC)
-    with cmr.acting_as("bob"):
-        b = _register(registry, 1)
-        registry.promote(b, "staging")
-    with cmr.acting_as("alice"):
-        registry.promote(a, "staging")
+    with acting(registry, "bob") as bob:
+        b = _register(bob, 1)
+        bob.promote(b, "staging")
+    with acting(registry, "alice") as alice:
+        alice.promote(a, "staging")
 
     log = registry.audit_log()
     assert [(e.actor, e.action, e.target) for e in log] == [
@@ -388,12 +408,15 @@ def test_the_log_is_append_only_from_the_public_api(registry: Registry) -> None:
 
 
 @pytest.mark.remote
-def test_the_request_id_is_the_answers_x_request_id(registry: Registry) -> None:
+def test_the_request_id_is_the_answers_x_request_id(
+    registry: Registry, request: pytest.FixtureRequest
+) -> None:
     if not isinstance(registry, RemoteRegistry):
         pytest.skip("a server's request ids")
+    server = request.getfixturevalue("remote_server_sqlite")
     v = _register(registry, 0)
     url = registry.backend.describe()
-    with httpx2.Client(base_url=url) as http:
+    with httpx2.Client(base_url=url, headers=server.auth) as http:
         answer = http.patch(f"/api/v1/versions/{v.id}/metrics", json={"metrics": {"acc": 1.0}})
         assert answer.status_code == 200
         chosen = http.post(

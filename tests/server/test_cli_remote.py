@@ -73,10 +73,13 @@ def test_upload_and_download_through_the_server(server: RegistryServer, tmp_path
 
 def test_audit_through_the_server_carries_request_ids(server: RegistryServer) -> None:
     made = run_cmr(
-        "--server", server.url, "register", "audited", "-r", "sft", "-b", "base", "-s", "lr=0.2",
+        "--server", server.url, "--token", server.token,
+        "register", "audited", "-r", "sft", "-b", "base", "-s", "lr=0.2",
     )  # fmt: skip
     assert made.code == 0, made.stderr
-    result = run_cmr("--server", server.url, "--json", "audit", "--action", "register")
+    result = run_cmr(
+        "--server", server.url, "--token", server.token, "--json", "audit", "--action", "register"
+    )
     assert result.code == 0, result.stderr
     [entry] = [e for e in result.json() if e["target"] == "audited@1"]
     assert entry["request_id"]
