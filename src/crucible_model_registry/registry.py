@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crucible_model_registry import telemetry
-from crucible_model_registry._context import current_actor, current_principal
+from crucible_model_registry._context import current_principal
 from crucible_model_registry._registry_access import AccessMethods
 from crucible_model_registry._registry_artifacts import ArtifactMethods
-from crucible_model_registry._registry_base import VersionLike
+from crucible_model_registry._registry_base import VersionLike, aware
 from crucible_model_registry._registry_lineage import LineageMethods
 from crucible_model_registry._registry_move import MoveMethods
 from crucible_model_registry.backends.base import KEEP
 from crucible_model_registry.backends.http import HttpBackend, is_server_url
 from crucible_model_registry.domain.access import DEFAULT_PROTECTED, Role
+from crucible_model_registry.domain.audit import MAX_AUDIT_LIMIT, AuditEntry
 from crucible_model_registry.domain.config_hash import hash_config
 from crucible_model_registry.domain.diff import VersionDiff, diff_versions
 from crucible_model_registry.domain.enums import ArtifactType, Stage, parse_enum
@@ -34,6 +35,7 @@ from crucible_model_registry.domain.records import (
 )
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import (
+    MAX_ACTOR,
     MAX_STORAGE_BACKEND,
     check_alias_name,
     check_config_hash,
@@ -175,12 +177,13 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         """
         given = {k: v for k, v in locals().items() if k not in ("self", "data") and v is not _UNSET}
         fields = {**(dict(data) if data is not None else {}), **given}
-        spec = new_version_from_input(fields, actor=current_actor())
+        by = self._by()
+        spec = new_version_from_input(fields, actor=by.actor)
         self._authorize(Role.WRITE, spec.model_name, action="register", target=spec.model_name)
         for parent in spec.parents:
             self._authorize_ref(Role.READ, parent, action="register")
         with telemetry.operation("register", model=spec.model_name) as op:
-            result = self._backend.register(spec)
+            result = self._backend.register(spec, by=by)
             op.metadata.update(version=result.version, stage=result.stage.value)
         return result
 
@@ -216,6 +219,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             description=check_long_text(description, field="description"),
             tags=[] if tags is None else check_tags(tags),
             metadata=check_metadata(metadata),
+            by=self._by(),
         )
 
     def rename_model(self, name: str, new_name: str) -> Model:
@@ -235,7 +239,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         # Grants follow names, so a rename moves a model between grants: admin of both.
         self._authorize(Role.ADMIN, name, action="rename_model")
         self._authorize(Role.ADMIN, new_name, action="rename_model", target=name)
-        return self._backend.rename_model(name, new_name)
+        return self._backend.rename_model(name, new_name, by=self._by())
 
     def delete_model(self, name: str, *, force: bool = False) -> None:
         """Delete a model with all its versions, aliases, policy and histories.
@@ -253,7 +257,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         """
         name = check_model_name(name, field="name")
         self._authorize(Role.ADMIN, name, action="delete_model")
-        self._backend.delete_model(name, force=bool(force))
+        self._backend.delete_model(name, force=bool(force), by=self._by())
 
     def update_version(
         self,
@@ -286,6 +290,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             description=KEEP if description is _UNSET else description,
             metadata=meta,
             metadata_patch=patch,
+            by=self._by(),
         )
 
     def update_model(
@@ -324,6 +329,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             tags=checked_tags,
             metadata=meta,
             metadata_patch=patch,
+            by=self._by(),
         )
 
     def list_models(self) -> list[Model]:
@@ -400,14 +406,14 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         if self._needs_promote_role(ref):
             current = self._backend.get_version(ref)
             self._authorize_stages(current.model_name, (current.stage, target), "promote", ref)
-        actor = current_actor()
-        with telemetry.operation("promote", to_stage=target.value, actor=actor) as op:
+        by = self._by()
+        with telemetry.operation("promote", to_stage=target.value, actor=by.actor) as op:
             try:
                 result = self._backend.promote(
                     ref,
                     target,
                     reason=check_long_text(reason, field="reason"),
-                    actor=actor,
+                    by=by,
                     archive_existing=archive_existing,
                 )
             except PromotionDeniedError as exc:
@@ -429,19 +435,19 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         checked = check_metrics(metrics)
         ref = ref_of(version, field="version")
         self._authorize_ref(Role.WRITE, ref, action="update_metrics")
-        return self._backend.update_metrics(ref, checked)
+        return self._backend.update_metrics(ref, checked, by=self._by())
 
     def add_tags(self, version: VersionLike, tags: list[str]) -> ModelVersion:
         """Add tags to a version (ones it has already are ignored)."""
         ref = ref_of(version, field="version")
         self._authorize_ref(Role.WRITE, ref, action="add_tags")
-        return self._backend.add_tags(ref, check_tags(tags))
+        return self._backend.add_tags(ref, check_tags(tags), by=self._by())
 
     def remove_tags(self, version: VersionLike, tags: list[str]) -> ModelVersion:
         """Remove tags from a version (ones it lacks are ignored)."""
         ref = ref_of(version, field="version")
         self._authorize_ref(Role.WRITE, ref, action="remove_tags")
-        return self._backend.remove_tags(ref, check_tags(tags))
+        return self._backend.remove_tags(ref, check_tags(tags), by=self._by())
 
     def delete_version(self, version: VersionLike, *, force: bool = False) -> None:
         """Delete a version's records, keeping its stage history as the audit trail.
@@ -455,7 +461,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         """
         ref = ref_of(version, field="version")
         self._authorize_ref(Role.ADMIN, ref, action="delete_version")
-        self._backend.delete_version(ref, force=force, actor=current_actor())
+        self._backend.delete_version(ref, force=force, by=self._by())
 
     # ----------------------------------------------------------------- query
 
@@ -500,7 +506,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             ref,
             name,
             reason=check_long_text(reason, field="reason"),
-            actor=current_actor(),
+            by=self._by(),
         )
 
     def delete_alias(self, model_name: str, alias: str, *, reason: str | None = None) -> None:
@@ -520,7 +526,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             model_name,
             alias,
             reason=check_long_text(reason, field="reason"),
-            actor=current_actor(),
+            by=self._by(),
         )
 
     def alias_history(self, model_name: str) -> list[AliasChange]:
@@ -554,7 +560,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         )
         model_name = check_model_name(model_name)
         self._authorize(Role.ADMIN, model_name, action="set_promotion_policy")
-        self._backend.set_policy(model_name, checked, actor=current_actor())
+        self._backend.set_policy(model_name, checked, by=self._by())
 
     def policy_history(self, model_name: str) -> list[PolicyChange]:
         """Every change of the model's promotion policy (old, new, actor, time), oldest first.
@@ -574,6 +580,46 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         """
         self._authorize(Role.READ, None, action="check")
         return self._backend.check()
+
+    def audit_log(
+        self,
+        *,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """The audit log: every write, through the library or a server, newest first.
+
+        Each write appends its entry in its own transaction, so the log holds an entry
+        exactly for each write that committed (a refused write leaves none). Entries are
+        never changed or removed through the registry: there is no method for it.
+
+        Args:
+            since: only entries at or after this timezone-aware time.
+            actor: only this actor's entries.
+            action: only entries of this action (``register``, ``promote``, ...).
+            limit: the most entries returned (1 to 10000).
+
+        Raises:
+            ValidationError: a naive ``since``, a bad actor or action, or a bad limit.
+            PermissionDeniedError: (at a server) the token is not an admin's.
+        """
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not (1 <= limit <= MAX_AUDIT_LIMIT)
+        ):
+            raise ValidationError.single(
+                "limit", f"must be a whole number from 1 to {MAX_AUDIT_LIMIT}"
+            )
+        self._authorize(Role.ADMIN, None, action="audit_log", target="audit log")
+        return self._backend.audit_log(
+            since=None if since is None else aware(since, field="since"),
+            actor=None if actor is None else check_text(actor, field="actor", limit=MAX_ACTOR),
+            action=None if action is None else check_text(action, field="action", limit=64),
+            limit=limit,
+        )
 
     def get_promotion_policy(self, model_name: str) -> PromotionPolicy | None:
         """The model's promotion policy, or None when every promotion is allowed.
@@ -690,6 +736,7 @@ class RemoteRegistry(Registry):
             name=stored_name,
             storage=storage,
             progress=progress,
+            by=self._by(),
         )
 
     def download_artifact(
@@ -733,7 +780,9 @@ class RemoteRegistry(Registry):
     def delete_artifact(
         self, artifact: Artifact | int, *, keep_bytes: bool = False
     ) -> ArtifactDeletion:
-        return self._http.delete_artifact(self._artifact(artifact).id, keep_bytes=keep_bytes)
+        return self._http.delete_artifact(
+            self._artifact(artifact).id, keep_bytes=keep_bytes, by=self._by()
+        )
 
     def collect_garbage(
         self,
@@ -746,7 +795,10 @@ class RemoteRegistry(Registry):
         if not isinstance(older_than, timedelta):
             raise ValidationError.single("older_than", "must be a timedelta")
         return self._http.collect_garbage(
-            dry_run=dry_run, older_than_seconds=older_than.total_seconds(), storage=storage
+            dry_run=dry_run,
+            older_than_seconds=older_than.total_seconds(),
+            storage=storage,
+            by=self._by(),
         )
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from crucible_model_registry._registry_move import MoveMethods, MoveProgress
     from crucible_model_registry.backends.base import MetadataBackend
     from crucible_model_registry.domain.access import NewToken, Role, TokenInfo
+    from crucible_model_registry.domain.audit import AuditEntry
     from crucible_model_registry.domain.diff import VersionDiff
     from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
     from crucible_model_registry.domain.exchange import ExportResult, ImportReport
@@ -165,6 +166,15 @@ class RegistryAPI(Protocol):
     def policy_history(self, model_name: str) -> list[PolicyChange]: ...
 
     def check(self) -> IntegrityReport: ...
+
+    def audit_log(
+        self,
+        *,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]: ...
 
     def diff(
         self, left: ModelVersion | int | str, right: ModelVersion | int | str

@@ -211,6 +211,8 @@ ENDPOINTS = [
              body=_json({"name": "new-token", "role": "read"}), scope="global"),
     Endpoint("revoke_token", "DELETE", lambda m, i: "/tokens/read-g", "admin",
              scope="global"),
+    Endpoint("audit_log", "GET", lambda m, i: "/audit", "admin", scope="global",
+             writes=False),
 ]  # fmt: skip
 
 

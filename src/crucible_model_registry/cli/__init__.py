@@ -35,6 +35,7 @@ _NOUNS: dict[str, tuple[str, ...]] = {
     "aliases": ("alias",),
     "policy": ("policy",),
     "token": ("token",),
+    "audit": ("audit",),
     "move": ("export", "import"),
     "demo": ("demo",),
 }

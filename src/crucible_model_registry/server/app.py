@@ -73,6 +73,7 @@ def create_app(
     from crucible_model_registry.server.routes import (
         aliases,
         artifacts,
+        audit,
         lineage,
         models,
         operations,
@@ -122,7 +123,7 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_exception_handler)
     # Specific paths first: a model name or a ref may hold '/', so /models/{name:path}
     # and /versions/{version:path} come last.
-    for module in (lineage, artifacts, aliases, policies, query, tokens, models, versions):
+    for module in (lineage, artifacts, aliases, policies, query, tokens, audit, models, versions):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(operations.router)
     from crucible_model_registry.server import mlflow

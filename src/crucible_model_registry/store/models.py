@@ -8,12 +8,14 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.records import Model
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import is_reserved_ref_word
 from crucible_model_registry.domain.specs import merge_patch
 from crucible_model_registry.errors import DuplicateModelError, NotFoundError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import model_from_row
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.tables import ALIASES, MODEL_TAGS, MODELS, VERSIONS
@@ -120,8 +122,9 @@ def create_model(
     description: str | None = None,
     tags: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    by: Attribution,
 ) -> Model:
-    """A new model without versions.
+    """A new model without versions, audited.
 
     Raises:
         DuplicateModelError: a model of that name exists (also when a racing call made it).
@@ -148,11 +151,22 @@ def create_model(
         if tags:
             conn.execute(insert(MTAGS), [{"model_id": model_id, "tag": t} for t in tags])
         row = conn.execute(select(MODELS).where(M.id == model_id)).one()
+        audit.write(
+            conn,
+            by,
+            "create_model",
+            name,
+            {"description": description, "tags": tags or [], "metadata": metadata or {}},
+            at=at,
+        )
     return model_from_row(row)
 
 
-def rename_model(db: Database, old: str, new: str) -> Model:
+def rename_model(db: Database, old: str, new: str, *, by: Attribution) -> Model:
     """Give a model another name; its versions, aliases, histories and policy go with it.
+
+    Audited under the old name (details: ``old``, ``new``); renaming to the same name
+    changes and records nothing.
 
     Raises:
         NotFoundError: there is no model called ``old``.
@@ -174,6 +188,7 @@ def rename_model(db: Database, old: str, new: str) -> Model:
                     )
             except IntegrityError as exc:
                 raise DuplicateModelError(new) from exc
+            audit.write(conn, by, "rename_model", old, {"old": old, "new": new}, at=at)
         row = conn.execute(select(MODELS).where(M.id == model_id)).one()
     return model_from_row(row)
 
@@ -186,8 +201,9 @@ def update_model(
     tags: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
     metadata_patch: dict[str, Any] | None = None,
+    by: Attribution,
 ) -> Model:
-    """Change a model's description, tags or metadata (only what is given).
+    """Change a model's description, tags or metadata (only what is given), audited.
 
     ``metadata_patch`` is a JSON merge patch applied under the model's row lock.
     """
@@ -210,8 +226,12 @@ def update_model(
             conn.execute(delete(MTAGS).where(MTAGS.c.model_id == model_id))
             if tags:
                 conn.execute(insert(MTAGS), [{"model_id": model_id, "tag": t} for t in tags])
+        old = conn.execute(select(MODELS).where(M.id == model_id)).one()
         conn.execute(update(MODELS).where(M.id == model_id).values(values))
         row = conn.execute(select(MODELS).where(M.id == model_id)).one()
+        changed = {k: {"old": old._mapping[k], "new": v} for k, v in values.items()}
+        del changed["updated_at"]
+        audit.write(conn, by, "update_model", name, changed, at=at)
     return model_from_row(row)
 
 

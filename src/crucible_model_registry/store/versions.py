@@ -7,11 +7,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.records import Model, ModelVersion, StageTransition
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.specs import merge_patch
 from crucible_model_registry.errors import NotFoundError, ValidationError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import (
     load_versions,
     model_from_row,
@@ -100,7 +102,9 @@ def _lock_version(db: Database, conn: Connection, version_id: int) -> Any:
     return conn.execute(query).one()
 
 
-def update_metrics(db: Database, ref: VersionRef, metrics: dict[str, float]) -> ModelVersion:
+def update_metrics(
+    db: Database, ref: VersionRef, metrics: dict[str, float], *, by: Attribution
+) -> ModelVersion:
     """Merge metrics into a version (later values win), under the version's row lock."""
     at = now()
     with db.write() as conn:
@@ -120,7 +124,10 @@ def update_metrics(db: Database, ref: VersionRef, metrics: dict[str, float]) -> 
         conn.execute(
             update(VERSIONS).where(V.id == version_id).values(metrics=merged, updated_at=at)
         )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        old = {k: row.metrics[k] for k in metrics if k in row.metrics}
+        audit.write(conn, by, "update_metrics", record.ref, {"metrics": metrics, "old": old}, at=at)
+        return record
 
 
 def update_version(
@@ -130,26 +137,34 @@ def update_version(
     description: str | object | None = KEEP,
     metadata: dict[str, Any] | None = None,
     metadata_patch: dict[str, Any] | None = None,
+    by: Attribution,
 ) -> ModelVersion:
     """Change a version's description or metadata (replaced, or merge-patched under the
-    version's row lock, so that concurrent patches of different keys both land)."""
+    version's row lock, so that concurrent patches of different keys both land), audited
+    with each changed field's old and new value."""
     at = now()
     with db.write() as conn:
         version_id = resolve_ref(conn, ref)
         _lock_version(db, conn, version_id)
+        old = (
+            conn.execute(select(V.description, V.metadata).where(V.id == version_id)).one()._mapping
+        )
         values: dict[str, Any] = {"updated_at": at}
         if description is not KEEP:
             values["description"] = description
         if metadata is not None:
             values["metadata"] = metadata
         if metadata_patch is not None:
-            current = conn.execute(select(V.metadata).where(V.id == version_id)).scalar()
-            values["metadata"] = merge_patch(current or {}, metadata_patch)
+            values["metadata"] = merge_patch(old["metadata"] or {}, metadata_patch)
         conn.execute(update(VERSIONS).where(V.id == version_id).values(values))
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        changed = {k: {"old": old[k], "new": v} for k, v in values.items() if k != "updated_at"}
+        audit.write(conn, by, "update_version", record.ref, changed, at=at)
+        return record
 
 
-def add_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
+def add_tags(db: Database, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+    """Add the tags the version lacks; the audit entry lists them (none added: no entry)."""
     at = now()
     with db.write() as conn:
         version_id = resolve_ref(conn, ref)
@@ -162,10 +177,14 @@ def add_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
                 .where(V.id == version_id)
                 .values(tags=[*row.tags, *new], updated_at=at)
             )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        if new:
+            audit.write(conn, by, "add_tags", record.ref, {"tags": new}, at=at)
+        return record
 
 
-def remove_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
+def remove_tags(db: Database, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+    """Remove the tags the version has; the audit entry lists them (none removed: no entry)."""
     at = now()
     with db.write() as conn:
         version_id = resolve_ref(conn, ref)
@@ -180,15 +199,16 @@ def remove_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
                 .where(V.id == version_id)
                 .values(tags=[t for t in row.tags if t not in gone], updated_at=at)
             )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        if gone:
+            audit.write(conn, by, "remove_tags", record.ref, {"tags": gone}, at=at)
+        return record
 
 
 # --------------------------------------------------------------------------- delete
 
 
-def delete_version(
-    db: Database, ref: VersionRef, *, force: bool, actor: str | None
-) -> ModelVersion:
+def delete_version(db: Database, ref: VersionRef, *, force: bool, by: Attribution) -> ModelVersion:
     """Delete a version's records; its stage history stays, as the audit trail.
 
     An upload (or artifact deletion) under way to the version is never interrupted: its
@@ -245,7 +265,7 @@ def delete_version(
             aliases,
             version_id=None,
             reason=f"version {record.version} deleted",
-            actor=actor,
+            actor=by.actor,
             at=at,
         )
         # Children of ON DELETE CASCADE tables go with it; SQLite enforces this only with
@@ -260,10 +280,18 @@ def delete_version(
             )
         )
         conn.execute(delete(VERSIONS).where(V.id == version_id))
+        details = {
+            "version_id": version_id,
+            "stage": record.stage.value,
+            "force": force,
+            "artifacts": [a.id for a in record.artifacts],
+            "aliases": sorted(aliases),
+        }
+        audit.write(conn, by, "delete_version", record.ref, details, at=at)
     return replace(record)
 
 
-def delete_model(db: Database, name: str, *, force: bool) -> Model:
+def delete_model(db: Database, name: str, *, force: bool, by: Attribution) -> Model:
     """Delete a model with every version, alias, policy and history of it.
 
     Refused, even with ``force``, while an upload to one of its versions is under way.
@@ -322,4 +350,6 @@ def delete_model(db: Database, name: str, *, force: bool) -> Model:
         for table in (MODEL_TAGS, POLICIES, POLICY_CHANGES, TRANSITIONS, ALIAS_CHANGES, ALIASES):
             conn.execute(delete(table).where(table.c.model_id == model_id))
         conn.execute(delete(MODELS).where(MODELS.c.id == model_id))
+        details = {"force": force, "versions": sorted(r.version for r in rows)}
+        audit.write(conn, by, "delete_model", name, details, at=now())
     return model
