@@ -159,6 +159,31 @@ def test_metric_tag_and_model_changes_are_each_one_entry(registry: Registry) -> 
     _check_origin(registry, got[0], actor)
 
 
+def test_model_lifecycle_and_version_updates_are_each_one_entry(registry: Registry) -> None:
+    # The writes MLflow's API needs: create, rename and delete a model, update a version.
+    with one_entry(registry) as got:
+        registry.create_model("lifecycle", description="d", tags=["t"], metadata={"k": 1})
+    assert (got[0].action, got[0].target) == ("create_model", "lifecycle")
+    assert got[0].details == {"description": "d", "tags": ["t"], "metadata": {"k": 1}}
+    v = _register(registry, 0, model_name="lifecycle")
+    with one_entry(registry) as got:
+        registry.update_version(v, description="new", metadata_patch={"a": 1})
+    assert (got[0].action, got[0].target) == ("update_version", v.ref)
+    assert got[0].details == {
+        "description": {"old": None, "new": "new"},
+        "metadata": {"old": {}, "new": {"a": 1}},
+    }
+    with one_entry(registry) as got:
+        registry.rename_model("lifecycle", "lifecycle-2")
+    assert (got[0].action, got[0].target) == ("rename_model", "lifecycle")
+    assert got[0].details == {"old": "lifecycle", "new": "lifecycle-2"}
+    with one_entry(registry) as got:
+        registry.delete_model("lifecycle-2")
+    assert (got[0].action, got[0].target) == ("delete_model", "lifecycle-2")
+    assert got[0].details == {"force": False, "versions": [v.version]}
+    _check_origin(registry, got[0], registry.audit_log(limit=2)[1].actor)
+
+
 def test_a_call_that_changes_nothing_appends_nothing(registry: Registry) -> None:
     v = _register(registry, 0, tags=["a"])
     registry.set_alias(v, "champion")
