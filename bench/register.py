@@ -217,7 +217,8 @@ def bench_register(kind: str, url: str, n: int, processes: int) -> list[Timing]:
 @contextlib.contextmanager
 def bare_committer(url: str, table: str) -> Iterator[Callable[[int], float]]:
     """A function doing one bare commit (three one-row INSERTs and a COMMIT) -> seconds."""
-    engine = create_registry_engine(url)  # the registry's tuning: WAL and so on
+    # The registry's tuning (WAL and so on); a bare SQLite file is created here.
+    engine = create_registry_engine(url, create_missing=True)
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection

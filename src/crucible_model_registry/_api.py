@@ -10,6 +10,7 @@ from __future__ import annotations
 from crucible_model_registry._context import acting_as
 from crucible_model_registry._default import configure, delegate, get_registry
 from crucible_model_registry.domain.access import NewToken, TokenInfo
+from crucible_model_registry.domain.audit import AuditEntry
 from crucible_model_registry.domain.config_hash import hash_config
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
 from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
@@ -29,6 +30,7 @@ from crucible_model_registry.errors import (
     ConstraintViolationError,
     DatabaseError,
     DuplicateConfigError,
+    DuplicateModelError,
     DuplicateVersionError,
     LineageCycleError,
     NotFoundError,
@@ -48,12 +50,14 @@ __all__ = [
     "AliasChange",
     "Artifact",
     "ArtifactType",
+    "AuditEntry",
     "AuthenticationError",
     "ChecksumMismatchError",
     "ConfigurationError",
     "ConstraintViolationError",
     "DatabaseError",
     "DuplicateConfigError",
+    "DuplicateModelError",
     "DuplicateVersionError",
     "LineageCycleError",
     "LineageEdge",

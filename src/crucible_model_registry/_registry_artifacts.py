@@ -93,7 +93,14 @@ class ArtifactMethods(RegistryBase):
             check_text(name or local.resolve().name, field="name", normalize=False),
         )
         artifact = _transfers.upload(
-            self._backend, backend, record, kind=kind, local=local, remote=remote, progress=progress
+            self._backend,
+            backend,
+            record,
+            kind=kind,
+            local=local,
+            remote=remote,
+            progress=progress,
+            by=self._by(),
         )
         self._push_model_card(backend, record)
         return artifact
@@ -248,10 +255,10 @@ class ArtifactMethods(RegistryBase):
         """
         record = self._artifact(artifact, Role.ADMIN, action="delete_artifact")
         if keep_bytes:
-            return _transfers.forget(self._backend, record)
+            return _transfers.forget(self._backend, record, by=self._by())
         backend = self.storage_backend(record.storage_backend)
         version = self.get_version(record.model_version_id)
-        return _transfers.delete(self._backend, backend, record, version)
+        return _transfers.delete(self._backend, backend, record, version, by=self._by())
 
     def collect_garbage(
         self,
@@ -287,7 +294,7 @@ class ArtifactMethods(RegistryBase):
         self._authorize(Role.ADMIN, None, action="collect_garbage")
         backends = [self.storage_backend(storage)] if storage else self._storages.all()
         return _transfers.collect_garbage(
-            self._backend, backends, dry_run=bool(dry_run), older_than=older_than
+            self._backend, backends, dry_run=bool(dry_run), older_than=older_than, by=self._by()
         )
 
     def _artifact(

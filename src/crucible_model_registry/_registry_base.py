@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from crucible_model_registry._context import current_principal, current_request_id
+from crucible_model_registry._context import current_actor, current_principal, current_request_id
 from crucible_model_registry._storages import StorageSet
 from crucible_model_registry.backends.sql import SqlBackend
 from crucible_model_registry.domain.access import Principal, Role
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.query_conditions import AnyOf, FieldEquals
 from crucible_model_registry.domain.records import ModelVersion
 from crucible_model_registry.domain.specs import ref_of
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from crucible_model_registry.storage.base import StorageBackend
     from crucible_model_registry.store.engine import Database
 
-__all__ = ["RegistryBase", "VersionLike"]
+__all__ = ["RegistryBase", "VersionLike", "aware"]
 
 VersionLike = ModelVersion | int | str
 """A version record, its id, or a ref string (``"model@1.0"``, ``"model@production"``)."""
@@ -124,6 +125,10 @@ class RegistryBase:
             raise ConfigurationError(f"{self!r}: export, import and copy need a SQL database")
         return self._backend.database
 
+    def _by(self) -> Attribution:
+        """Who makes the write about to be made: the actor and the server request's id."""
+        return Attribution(current_actor(), current_request_id())
+
     def migrate(self) -> None:
         """Create or upgrade the registry's tables (and only those) to this release's schema."""
         self._authorize(Role.ADMIN, None, action="migrate")
@@ -149,7 +154,7 @@ class RegistryBase:
         if at is None:
             found = self._backend.get_version(ref_of(ref))
         else:
-            found = self._backend.get_version(ref_of(ref), at=_aware(at, field="at"))
+            found = self._backend.get_version(ref_of(ref), at=aware(at, field="at"))
         self._authorize(Role.READ, found.model_name, action="get_version", target=found.ref)
         return found
 
@@ -217,7 +222,12 @@ class RegistryBase:
         return spec.and_where(AnyOf(tuple(FieldEquals("model_name", n) for n in names)))
 
 
-def _aware(value: object, *, field: str) -> datetime:
+def aware(value: object, *, field: str) -> datetime:
+    """``value`` checked to be a timezone-aware datetime.
+
+    Raises:
+        ValidationError: it is not a datetime, or it is naive.
+    """
     if not isinstance(value, datetime):
         raise ValidationError.single(field, "must be a datetime")
     if value.tzinfo is None or value.utcoffset() is None:

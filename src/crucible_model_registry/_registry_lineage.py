@@ -58,6 +58,7 @@ class LineageMethods(RegistryBase):
             child_ref,
             relationship=label,
             metadata=check_edge_metadata(metadata),
+            by=self._by(),
         )
 
     @overload

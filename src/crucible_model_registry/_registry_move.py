@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from crucible_model_registry import _move_files, _transfers, store, telemetry
-from crucible_model_registry._context import current_actor
 from crucible_model_registry._registry_base import RegistryBase
 from crucible_model_registry.domain.access import Role
 from crucible_model_registry.domain.exchange import (
@@ -260,7 +259,9 @@ class MoveMethods(RegistryBase):
                 counter.refuse(refusal)
                 counter.refused_models.append(bundle.name)
             else:
-                outcome = store.exchange_import.import_bundle(self._db, bundle, dry_run=dry_run)
+                outcome = store.exchange_import.import_bundle(
+                    self._db, bundle, by=self._by(), dry_run=dry_run
+                )
                 if outcome.refused:
                     _delete_quietly(uploaded)
                 else:
@@ -284,7 +285,7 @@ class MoveMethods(RegistryBase):
         if dry_run and line["parent_model"] in models and line["parent_model"] != line["model"]:
             counter.add("imported", "lineage_edges")  # its parent's model would be written
             return
-        outcome = store.exchange_import.import_edge(self._db, line, dry_run=dry_run)
+        outcome = store.exchange_import.import_edge(self._db, line, by=self._by(), dry_run=dry_run)
         if outcome is None:
             counter.add("imported", "lineage_edges")
         elif outcome == "skipped":
@@ -413,9 +414,10 @@ class MoveMethods(RegistryBase):
             lineage_type=card_relationship(hub.card).value,
             on_duplicate="return",
         )
-        spec = new_version_from_input(fields, actor=current_actor())
+        by = self._by()
+        spec = new_version_from_input(fields, actor=by.actor)
         with telemetry.operation("register", model=repo_id) as op:
-            version = store.registration.register(self._db, spec)
+            version = store.registration.register(self._db, spec, by=by)
             op.metadata.update(version=version.version, stage=version.stage.value)
         if copy_artifacts and not version.artifacts:
             options = {"repo_id": repo_id, "revision": hub.commit, "token": token}
@@ -438,6 +440,7 @@ class MoveMethods(RegistryBase):
                         kind=kind,
                         local=local,
                         remote=remote,
+                        by=by,
                     )
             version = self.get_version(version.id)
         return version

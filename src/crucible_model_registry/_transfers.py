@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crucible_model_registry import telemetry
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import ArtifactType
 from crucible_model_registry.domain.records import Artifact, ModelVersion
 from crucible_model_registry.domain.specs import ArtifactSpec
@@ -63,6 +64,7 @@ def upload(
     local: Path,
     remote: str,
     progress: ProgressCallback | None = None,
+    by: Attribution,
 ) -> Artifact:
     """Upload ``local`` to ``remote`` and record it as an artifact of ``version``.
 
@@ -92,7 +94,7 @@ def upload(
                 manifest=_manifest_rows(result),
             )
             try:
-                artifact = metadata.add_artifact(version.id, spec, claim=claim)
+                artifact = metadata.add_artifact(version.id, spec, claim=claim, by=by)
                 recorded = True
             except BaseException:
                 # Nothing may stay stored that no record points to, but only a path this
@@ -151,6 +153,8 @@ def delete(
     backend: StorageBackend,
     artifact: Artifact,
     version: ModelVersion,
+    *,
+    by: Attribution,
 ) -> ArtifactDeletion:
     """Delete ``artifact``'s record, then its bytes if they are its own and nobody else's.
 
@@ -176,13 +180,13 @@ def delete(
     mine = remote_path_of(backend, path)
     if mine is None or mine.rstrip("/") != remote:
         # Registered by reference: the bytes are not this version's upload.
-        metadata.remove_artifact(artifact.id)
+        metadata.remove_artifact(artifact.id, by=by)
         return ArtifactDeletion(artifact, bytes_deleted=False, reason="reference")
     # Hold the path, as an upload does, until its bytes are gone: an upload to it that
     # started in between would otherwise lose its bytes to this deletion. The key is the
     # path an upload of it claimed (the layout of storage.base.artifact_remote_path).
     claim = metadata.new_claim(backend.name, remote)
-    metadata.remove_artifact(artifact.id, claim=claim)
+    metadata.remove_artifact(artifact.id, claim=claim, by=by)
     try:
         with metadata.keep_claim_alive(claim):
             # Read after the record is gone: a record that shares the bytes is found whether
@@ -198,13 +202,13 @@ def delete(
     return ArtifactDeletion(artifact, bytes_deleted=True)
 
 
-def forget(metadata: MetadataBackend, artifact: Artifact) -> ArtifactDeletion:
+def forget(metadata: MetadataBackend, artifact: Artifact, *, by: Attribution) -> ArtifactDeletion:
     """Delete ``artifact``'s record only; its bytes stay where they are.
 
     Raises:
         NotFoundError: the record is already gone.
     """
-    metadata.remove_artifact(artifact.id)
+    metadata.remove_artifact(artifact.id, by=by)
     return ArtifactDeletion(artifact, bytes_deleted=False, reason="keep_bytes")
 
 
@@ -230,13 +234,15 @@ def collect_garbage(
     *,
     dry_run: bool,
     older_than: timedelta,
+    by: Attribution,
 ) -> GarbageReport:
     """Find, and unless ``dry_run`` remove, what no record needs on each backend.
 
     See ``storage/garbage.py`` for what counts as garbage. Each backend is listed first and
     its records read afterwards, so an upload that finished during the listing is seen as
     recorded; before removing, the records are read again (every ``_RECHECK_BATCH`` items),
-    so anything recorded or claimed meanwhile stays.
+    so anything recorded or claimed meanwhile stays. What was removed is recorded in one
+    audit entry (``collect_garbage``) afterwards: bytes have no transaction to share.
     """
     started = datetime.now(UTC)
     cutoff = started - older_than
@@ -269,12 +275,41 @@ def collect_garbage(
                         errors.append(f"{backend.name}: {item.path}: {exc}")
                         continue
                 items.append(_garbage_item(backend.name, item))
+    if items and not dry_run:
+        _audit_removal(metadata, backends, items, errors, by)
     return GarbageReport(
         dry_run=dry_run,
         older_than_seconds=older_than.total_seconds(),
         items=items,
         skipped_backends=skipped,
         errors=errors,
+    )
+
+
+_AUDITED_ITEMS = 1000  # paths listed in the entry; the counts cover the rest
+
+
+def _audit_removal(
+    metadata: MetadataBackend,
+    backends: Sequence[StorageBackend],
+    items: list[GarbageItem],
+    errors: list[str],
+    by: Attribution,
+) -> None:
+    details = {
+        "removed": len(items),
+        "size_bytes": sum(item.size_bytes or 0 for item in items),
+        "items": [
+            {"backend": i.backend, "path": i.path, "kind": i.kind} for i in items[:_AUDITED_ITEMS]
+        ],
+        "errors": len(errors),
+    }
+    metadata.record_audit(
+        actor=by.actor,
+        action="collect_garbage",
+        target=",".join(sorted({item.backend for item in items})),
+        details=details,
+        request_id=by.request_id,
     )
 
 

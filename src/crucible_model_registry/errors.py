@@ -5,6 +5,7 @@ RegistryError
 ├── ValidationError        .errors: field -> messages; nothing was written
 ├── NotFoundError          .kind, .ref
 ├── DuplicateVersionError  .model_name, .version
+├── DuplicateModelError    .model_name: a model of that name exists already
 ├── DuplicateConfigError   .existing: the earlier ModelVersion
 ├── LineageCycleError      .parent_id, .child_id
 ├── StorageError           .backend   (ChecksumMismatchError: .path, .expected, .actual)
@@ -41,6 +42,7 @@ __all__ = [
     "ConstraintViolationError",
     "DatabaseError",
     "DuplicateConfigError",
+    "DuplicateModelError",
     "DuplicateVersionError",
     "LineageCycleError",
     "NotFoundError",
@@ -153,6 +155,20 @@ class DuplicateVersionError(RegistryError):
         super().__init__(
             f"model {model_name!r} already has version {version!r}; "
             "choose another version string or omit it to get the next number"
+        )
+
+
+class DuplicateModelError(RegistryError):
+    """A model of this name exists already (creating or renaming a model)."""
+
+    code = "duplicate_model"
+    detail_fields = ("model_name",)
+
+    def __init__(self, model_name: str) -> None:
+        self.model_name = model_name
+        super().__init__(
+            f"a model called {model_name!r} exists already; choose another name "
+            "(or register versions into it)"
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -11,6 +11,7 @@ from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.query_conditions import MetricOp, all_of, any_of, negate
 from crucible_model_registry.domain.query_filters import (
     lineage_condition,
+    metadata_condition,
     metric_condition,
     stage_condition,
     tag_condition,
@@ -121,6 +122,15 @@ class Query:
     def where_tag(self, tag: str) -> Query:
         """Versions tagged ``tag``, or whose model is."""
         return self._with(self._spec.and_where(tag_condition(tag)))
+
+    def where_metadata(self, path: Sequence[str], value: str) -> Query:
+        """Versions whose metadata holds the string ``value`` at ``path``.
+
+        ``Query().where_metadata(["mlflow", "tags", "team"], "vision")`` finds the versions
+        an MLflow client tagged ``team=vision``. Keys are 1-100 letters, digits, spaces or
+        ``_ . : / @ + -``.
+        """
+        return self._with(self._spec.and_where(metadata_condition(path, value)))
 
     def where_config_hash(self, config_hash: str) -> Query:
         """Versions whose training config has this hash."""

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crucible_model_registry import telemetry
-from crucible_model_registry._context import current_actor, current_principal
+from crucible_model_registry._context import current_principal
 from crucible_model_registry._registry_access import AccessMethods
 from crucible_model_registry._registry_artifacts import ArtifactMethods
-from crucible_model_registry._registry_base import VersionLike
+from crucible_model_registry._registry_base import VersionLike, aware
 from crucible_model_registry._registry_lineage import LineageMethods
 from crucible_model_registry._registry_move import MoveMethods
 from crucible_model_registry.backends.base import KEEP
 from crucible_model_registry.backends.http import HttpBackend, is_server_url
 from crucible_model_registry.domain.access import DEFAULT_PROTECTED, Role
-from crucible_model_registry.domain.config_hash import hash_config, normalize_config
+from crucible_model_registry.domain.audit import MAX_AUDIT_LIMIT, AuditEntry
+from crucible_model_registry.domain.config_hash import hash_config
 from crucible_model_registry.domain.diff import VersionDiff, diff_versions
 from crucible_model_registry.domain.enums import ArtifactType, Stage, parse_enum
 from crucible_model_registry.domain.integrity import IntegrityReport
@@ -34,6 +35,7 @@ from crucible_model_registry.domain.records import (
 )
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import (
+    MAX_ACTOR,
     MAX_STORAGE_BACKEND,
     check_alias_name,
     check_config_hash,
@@ -46,6 +48,7 @@ from crucible_model_registry.domain.rules import (
 )
 from crucible_model_registry.domain.specs import (
     OnDuplicate,
+    check_metadata,
     new_version_from_input,
     ref_of,
 )
@@ -151,6 +154,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         parent_version_id: int | None = _UNSET,
         lineage_type: str | None = _UNSET,
         on_duplicate: OnDuplicate = _UNSET,
+        metadata: Mapping[str, Any] | None = _UNSET,
     ) -> ModelVersion:
         """Record a trained version; the model is created on first registration.
 
@@ -162,6 +166,8 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             lineage_type: how (``fine_tune``, ``merge``, ...); several parents default
                 to ``merged_from``, one to ``fine_tuned_from``.
             on_duplicate: ``"return"`` gives back the existing version of the same run.
+            metadata: any JSON object kept with the version (not hashed, not deduplicated);
+                an MLflow client's tags, source and run id live under ``metadata["mlflow"]``.
 
         Raises:
             ValidationError: a field is missing or malformed (all are listed).
@@ -171,12 +177,13 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         """
         given = {k: v for k, v in locals().items() if k not in ("self", "data") and v is not _UNSET}
         fields = {**(dict(data) if data is not None else {}), **given}
-        spec = new_version_from_input(fields, actor=current_actor())
+        by = self._by()
+        spec = new_version_from_input(fields, actor=by.actor)
         self._authorize(Role.WRITE, spec.model_name, action="register", target=spec.model_name)
         for parent in spec.parents:
             self._authorize_ref(Role.READ, parent, action="register")
         with telemetry.operation("register", model=spec.model_name) as op:
-            result = self._backend.register(spec)
+            result = self._backend.register(spec, by=by)
             op.metadata.update(version=result.version, stage=result.stage.value)
         return result
 
@@ -190,6 +197,102 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         self._authorize(Role.READ, name, action="get_model")
         return self._backend.get_model(name)
 
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Model:
+        """Create a model without versions (:meth:`register` creates one on first use too).
+
+        Raises:
+            DuplicateModelError: a model of that name exists already.
+            ValidationError: a bad name, tag, description or metadata (nothing is written).
+            PermissionDeniedError: the acting token may not write to ``name``.
+        """
+        name = check_model_name(name, field="name")
+        self._authorize(Role.WRITE, name, action="create_model")
+        return self._backend.create_model(
+            name,
+            description=check_long_text(description, field="description"),
+            tags=[] if tags is None else check_tags(tags),
+            metadata=check_metadata(metadata),
+            by=self._by(),
+        )
+
+    def rename_model(self, name: str, new_name: str) -> Model:
+        """Give a model another name; versions, aliases, policy and histories go with it.
+
+        Refs such as ``old@production`` stop resolving at once. Artifacts already stored
+        keep their recorded paths (under the old name); new uploads go under the new one.
+
+        Raises:
+            NotFoundError: there is no model called ``name``.
+            DuplicateModelError: a model called ``new_name`` exists already.
+            ValidationError: ``new_name`` breaks the naming rules.
+            PermissionDeniedError: the acting token is not admin of both names.
+        """
+        name = check_model_name(name, field="name")
+        new_name = check_model_name(new_name, field="new_name")
+        # Grants follow names, so a rename moves a model between grants: admin of both.
+        self._authorize(Role.ADMIN, name, action="rename_model")
+        self._authorize(Role.ADMIN, new_name, action="rename_model", target=name)
+        return self._backend.rename_model(name, new_name, by=self._by())
+
+    def delete_model(self, name: str, *, force: bool = False) -> None:
+        """Delete a model with all its versions, aliases, policy and histories.
+
+        The audit log keeps its entries. Artifact bytes stay where they are, as with
+        :meth:`delete_version` (some may be references to storage the registry does not
+        own): remove uploaded ones first with :meth:`delete_artifact`.
+
+        Raises:
+            NotFoundError: there is no such model.
+            ValidationError: without ``force``, one of its versions is in production or a
+                version of another model descends from one of its versions; with or
+                without it, an upload to one of its versions is under way.
+            PermissionDeniedError: the acting token is not admin of the model.
+        """
+        name = check_model_name(name, field="name")
+        self._authorize(Role.ADMIN, name, action="delete_model")
+        self._backend.delete_model(name, force=bool(force), by=self._by())
+
+    def update_version(
+        self,
+        version: VersionLike,
+        *,
+        description: str | None = _UNSET,
+        metadata: Mapping[str, Any] | None = None,
+        metadata_patch: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Change a version's description or metadata; only what is given.
+
+        Args:
+            metadata: the new metadata, replacing the old.
+            metadata_patch: a JSON merge patch (RFC 7396) of the metadata instead, applied
+                atomically (as in :meth:`update_model`).
+
+        Raises:
+            NotFoundError: there is no such version.
+            ValidationError: a bad description or metadata, or both metadata arguments
+                (nothing is changed).
+            PermissionDeniedError: the acting token may not write to the version's model.
+        """
+        if description is not _UNSET:
+            description = check_long_text(description, field="description")
+        meta, patch = _metadata_change(metadata, metadata_patch)
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.WRITE, ref, action="update_version")
+        return self._backend.update_version(
+            ref,
+            description=KEEP if description is _UNSET else description,
+            metadata=meta,
+            metadata_patch=patch,
+            by=self._by(),
+        )
+
     def update_model(
         self,
         name: str,
@@ -197,32 +300,36 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         description: str | None = _UNSET,
         tags: list[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        metadata_patch: Mapping[str, Any] | None = None,
     ) -> Model:
         """Change a model's description, tags (replacing them) or metadata; only what is given.
 
         Model tags match ``Query().where_tag(...)`` for every version of the model.
 
+        Args:
+            metadata: the new metadata, replacing the old.
+            metadata_patch: a JSON merge patch (RFC 7396) of the metadata instead: ``None``
+                values remove keys, mappings merge; applied atomically, so concurrent
+                patches of different keys all land.
+
         Raises:
             NotFoundError: there is no such model.
-            ValidationError: a bad tag, description or metadata (nothing is changed).
+            ValidationError: a bad tag, description or metadata, or both metadata
+                arguments (nothing is changed).
         """
         name = check_model_name(name, field="name")
         self._authorize(Role.WRITE, name, action="update_model")
         checked_tags = None if tags is None else check_tags(tags)
         if description is not _UNSET:
             description = check_long_text(description, field="description")
-        meta = None
-        if metadata is not None:
-            if not isinstance(metadata, Mapping):
-                raise ValidationError.single("metadata", "must be a mapping")
-            normalised = normalize_config(dict(metadata), path="metadata")
-            assert isinstance(normalised, dict)
-            meta = normalised
+        meta, patch = _metadata_change(metadata, metadata_patch)
         return self._backend.update_model(
             check_model_name(name, field="name"),
             description=KEEP if description is _UNSET else description,
             tags=checked_tags,
             metadata=meta,
+            metadata_patch=patch,
+            by=self._by(),
         )
 
     def list_models(self) -> list[Model]:
@@ -299,14 +406,14 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         if self._needs_promote_role(ref):
             current = self._backend.get_version(ref)
             self._authorize_stages(current.model_name, (current.stage, target), "promote", ref)
-        actor = current_actor()
-        with telemetry.operation("promote", to_stage=target.value, actor=actor) as op:
+        by = self._by()
+        with telemetry.operation("promote", to_stage=target.value, actor=by.actor) as op:
             try:
                 result = self._backend.promote(
                     ref,
                     target,
                     reason=check_long_text(reason, field="reason"),
-                    actor=actor,
+                    by=by,
                     archive_existing=archive_existing,
                 )
             except PromotionDeniedError as exc:
@@ -328,19 +435,19 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         checked = check_metrics(metrics)
         ref = ref_of(version, field="version")
         self._authorize_ref(Role.WRITE, ref, action="update_metrics")
-        return self._backend.update_metrics(ref, checked)
+        return self._backend.update_metrics(ref, checked, by=self._by())
 
     def add_tags(self, version: VersionLike, tags: list[str]) -> ModelVersion:
         """Add tags to a version (ones it has already are ignored)."""
         ref = ref_of(version, field="version")
         self._authorize_ref(Role.WRITE, ref, action="add_tags")
-        return self._backend.add_tags(ref, check_tags(tags))
+        return self._backend.add_tags(ref, check_tags(tags), by=self._by())
 
     def remove_tags(self, version: VersionLike, tags: list[str]) -> ModelVersion:
         """Remove tags from a version (ones it lacks are ignored)."""
         ref = ref_of(version, field="version")
         self._authorize_ref(Role.WRITE, ref, action="remove_tags")
-        return self._backend.remove_tags(ref, check_tags(tags))
+        return self._backend.remove_tags(ref, check_tags(tags), by=self._by())
 
     def delete_version(self, version: VersionLike, *, force: bool = False) -> None:
         """Delete a version's records, keeping its stage history as the audit trail.
@@ -354,7 +461,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         """
         ref = ref_of(version, field="version")
         self._authorize_ref(Role.ADMIN, ref, action="delete_version")
-        self._backend.delete_version(ref, force=force, actor=current_actor())
+        self._backend.delete_version(ref, force=force, by=self._by())
 
     # ----------------------------------------------------------------- query
 
@@ -399,7 +506,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             ref,
             name,
             reason=check_long_text(reason, field="reason"),
-            actor=current_actor(),
+            by=self._by(),
         )
 
     def delete_alias(self, model_name: str, alias: str, *, reason: str | None = None) -> None:
@@ -419,7 +526,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             model_name,
             alias,
             reason=check_long_text(reason, field="reason"),
-            actor=current_actor(),
+            by=self._by(),
         )
 
     def alias_history(self, model_name: str) -> list[AliasChange]:
@@ -453,7 +560,7 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         )
         model_name = check_model_name(model_name)
         self._authorize(Role.ADMIN, model_name, action="set_promotion_policy")
-        self._backend.set_policy(model_name, checked, actor=current_actor())
+        self._backend.set_policy(model_name, checked, by=self._by())
 
     def policy_history(self, model_name: str) -> list[PolicyChange]:
         """Every change of the model's promotion policy (old, new, actor, time), oldest first.
@@ -473,6 +580,46 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
         """
         self._authorize(Role.READ, None, action="check")
         return self._backend.check()
+
+    def audit_log(
+        self,
+        *,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """The audit log: every write, through the library or a server, newest first.
+
+        Each write appends its entry in its own transaction, so the log holds an entry
+        exactly for each write that committed (a refused write leaves none). Entries are
+        never changed or removed through the registry: there is no method for it.
+
+        Args:
+            since: only entries at or after this timezone-aware time.
+            actor: only this actor's entries.
+            action: only entries of this action (``register``, ``promote``, ...).
+            limit: the most entries returned (1 to 10000).
+
+        Raises:
+            ValidationError: a naive ``since``, a bad actor or action, or a bad limit.
+            PermissionDeniedError: (at a server) the token is not an admin's.
+        """
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not (1 <= limit <= MAX_AUDIT_LIMIT)
+        ):
+            raise ValidationError.single(
+                "limit", f"must be a whole number from 1 to {MAX_AUDIT_LIMIT}"
+            )
+        self._authorize(Role.ADMIN, None, action="audit_log", target="audit log")
+        return self._backend.audit_log(
+            since=None if since is None else aware(since, field="since"),
+            actor=None if actor is None else check_text(actor, field="actor", limit=MAX_ACTOR),
+            action=None if action is None else check_text(action, field="action", limit=64),
+            limit=limit,
+        )
 
     def get_promotion_policy(self, model_name: str) -> PromotionPolicy | None:
         """The model's promotion policy, or None when every promotion is allowed.
@@ -515,6 +662,17 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
             ]
         except NotFoundError:
             return []
+
+
+def _metadata_change(
+    metadata: Mapping[str, Any] | None, patch: Mapping[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    if metadata is not None and patch is not None:
+        raise ValidationError.single("metadata_patch", "give metadata or metadata_patch, not both")
+    return (
+        None if metadata is None else check_metadata(metadata),
+        None if patch is None else check_metadata(patch, field="metadata_patch"),
+    )
 
 
 class RemoteRegistry(Registry):
@@ -578,6 +736,7 @@ class RemoteRegistry(Registry):
             name=stored_name,
             storage=storage,
             progress=progress,
+            by=self._by(),
         )
 
     def download_artifact(
@@ -621,7 +780,9 @@ class RemoteRegistry(Registry):
     def delete_artifact(
         self, artifact: Artifact | int, *, keep_bytes: bool = False
     ) -> ArtifactDeletion:
-        return self._http.delete_artifact(self._artifact(artifact).id, keep_bytes=keep_bytes)
+        return self._http.delete_artifact(
+            self._artifact(artifact).id, keep_bytes=keep_bytes, by=self._by()
+        )
 
     def collect_garbage(
         self,
@@ -634,7 +795,10 @@ class RemoteRegistry(Registry):
         if not isinstance(older_than, timedelta):
             raise ValidationError.single("older_than", "must be a timedelta")
         return self._http.collect_garbage(
-            dry_run=dry_run, older_than_seconds=older_than.total_seconds(), storage=storage
+            dry_run=dry_run,
+            older_than_seconds=older_than.total_seconds(),
+            storage=storage,
+            by=self._by(),
         )
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from crucible_model_registry._registry_move import MoveMethods, MoveProgress
     from crucible_model_registry.backends.base import MetadataBackend
     from crucible_model_registry.domain.access import NewToken, Role, TokenInfo
+    from crucible_model_registry.domain.audit import AuditEntry
     from crucible_model_registry.domain.diff import VersionDiff
     from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
     from crucible_model_registry.domain.exchange import ExportResult, ImportReport
@@ -74,6 +75,7 @@ class RegistryAPI(Protocol):
         parent_version_id: int | None = ...,
         lineage_type: str | None = ...,
         on_duplicate: OnDuplicate = ...,
+        metadata: Mapping[str, Any] | None = ...,
     ) -> ModelVersion: ...
 
     def get_version(
@@ -82,6 +84,28 @@ class RegistryAPI(Protocol):
 
     def get_model(self, name: str) -> Model: ...
 
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Model: ...
+
+    def rename_model(self, name: str, new_name: str) -> Model: ...
+
+    def delete_model(self, name: str, *, force: bool = False) -> None: ...
+
+    def update_version(
+        self,
+        version: ModelVersion | int | str,
+        *,
+        description: str | None = ...,
+        metadata: Mapping[str, Any] | None = None,
+        metadata_patch: Mapping[str, Any] | None = None,
+    ) -> ModelVersion: ...
+
     def update_model(
         self,
         name: str,
@@ -89,6 +113,7 @@ class RegistryAPI(Protocol):
         description: str | None = ...,
         tags: list[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        metadata_patch: Mapping[str, Any] | None = None,
     ) -> Model: ...
 
     def list_models(self) -> list[Model]: ...
@@ -141,6 +166,15 @@ class RegistryAPI(Protocol):
     def policy_history(self, model_name: str) -> list[PolicyChange]: ...
 
     def check(self) -> IntegrityReport: ...
+
+    def audit_log(
+        self,
+        *,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]: ...
 
     def diff(
         self, left: ModelVersion | int | str, right: ModelVersion | int | str

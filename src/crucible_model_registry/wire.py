@@ -346,6 +346,7 @@ _DETAILS: dict[type[RegistryError], dict[str, Decoder]] = {
     errors.ValidationError: {"errors": _dict(_list(_str))},
     errors.NotFoundError: {"kind": _str, "ref": _str_or_int},
     errors.DuplicateVersionError: {"model_name": _str, "version": _str},
+    errors.DuplicateModelError: {"model_name": _str},
     errors.DuplicateConfigError: {"existing": _decoder(ModelVersion)},
     errors.LineageCycleError: {"parent_id": _int, "child_id": _int},
     errors.StorageError: {"backend": _str},

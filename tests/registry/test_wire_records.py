@@ -11,6 +11,7 @@ import pytest
 
 import crucible_model_registry as cmr
 from crucible_model_registry import Registry
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.refs import parse_ref
 from crucible_model_registry.wire import error_from_json, from_json, to_json
 
@@ -46,7 +47,11 @@ def test_every_kind_of_record_round_trips(registry: Registry, tmp_path: Path) ->
     registry.set_alias(child, "champion", reason="best")
     registry.set_promotion_policy("wire", {"gates": {"production": {"min_accuracy": 0.5}}})
     promoted = registry.backend.promote(
-        parse_ref("wire@1"), cmr.Stage.PRODUCTION, reason="r", actor="a", archive_existing=True
+        parse_ref("wire@1"),
+        cmr.Stage.PRODUCTION,
+        reason="r",
+        by=Attribution("a"),
+        archive_existing=True,
     )
     records: list[object] = [
         registry.get_version(base.id),
@@ -62,6 +67,7 @@ def test_every_kind_of_record_round_trips(registry: Registry, tmp_path: Path) ->
         promoted,
         *registry.policy_history("wire"),
         registry.check(),
+        *registry.audit_log(),
     ]
     for record in records:
         assert from_json(type(record), through_text(record)) == record, type(record)

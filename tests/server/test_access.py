@@ -147,6 +147,14 @@ ENDPOINTS = [
     Endpoint("delete_version", "DELETE", lambda m, i: f"/versions/{m}@2", "admin",
              params=_json({"force": "true"})),
     Endpoint("get_model", "GET", lambda m, i: f"/models/{m}", "read", writes=False),
+    Endpoint("create_model", "POST", lambda m, i: "/models", "write",
+             body=lambda m, i: {"name": f"{m}-new"}),
+    Endpoint("rename_model", "POST", lambda m, i: f"/models/{m}/rename", "admin",
+             body=lambda m, i: {"new_name": f"{m}-renamed"}),
+    Endpoint("delete_model", "DELETE", lambda m, i: f"/models/{m}", "admin",
+             params=_json({"force": "true"})),
+    Endpoint("update_version", "PATCH", lambda m, i: f"/versions/{m}@1", "write",
+             body=_json({"description": "d", "metadata_patch": {"k": "v"}})),
     Endpoint("update_model", "PATCH", lambda m, i: f"/models/{m}", "write",
              body=_json({"description": "d"})),
     Endpoint("get_policy", "GET", lambda m, i: f"/models/{m}/policy", "read", writes=False),
@@ -203,6 +211,8 @@ ENDPOINTS = [
              body=_json({"name": "new-token", "role": "read"}), scope="global"),
     Endpoint("revoke_token", "DELETE", lambda m, i: "/tokens/read-g", "admin",
              scope="global"),
+    Endpoint("audit_log", "GET", lambda m, i: "/audit", "admin", scope="global",
+             writes=False),
 ]  # fmt: skip
 
 

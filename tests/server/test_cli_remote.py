@@ -69,3 +69,17 @@ def test_upload_and_download_through_the_server(server: RegistryServer, tmp_path
     assert down.code == 0, down.stderr
     assert (tmp_path / "out.bin").read_bytes() == b"weights" * 1000
     assert [p.name for p in server.storage_dir.rglob("model.bin")] == ["model.bin"]
+
+
+def test_audit_through_the_server_carries_request_ids(server: RegistryServer) -> None:
+    made = run_cmr(
+        "--server", server.url, "--token", server.token,
+        "register", "audited", "-r", "sft", "-b", "base", "-s", "lr=0.2",
+    )  # fmt: skip
+    assert made.code == 0, made.stderr
+    result = run_cmr(
+        "--server", server.url, "--token", server.token, "--json", "audit", "--action", "register"
+    )
+    assert result.code == 0, result.stderr
+    [entry] = [e for e in result.json() if e["target"] == "audited@1"]
+    assert entry["request_id"]

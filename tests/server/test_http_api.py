@@ -69,6 +69,7 @@ def test_the_contract_statuses() -> None:
         errors.NotFoundError: 404,
         errors.DuplicateVersionError: 409,
         errors.DuplicateConfigError: 409,
+        errors.DuplicateModelError: 409,
         errors.LineageCycleError: 409,
         errors.SchemaNotReadyError: 503,
     }

@@ -59,6 +59,7 @@ ERRORS = [
     "NotFoundError",
     "DuplicateVersionError",
     "DuplicateConfigError",
+    "DuplicateModelError",
     "LineageCycleError",
     "StorageError",
     "ChecksumMismatchError",

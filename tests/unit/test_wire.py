@@ -193,6 +193,7 @@ SAMPLES: dict[type[cmr.RegistryError], cmr.RegistryError] = {
     errors.NotFoundError: errors.NotFoundError("version", "m@production", "try cmr list"),
     errors.DuplicateVersionError: errors.DuplicateVersionError("m", "1.0"),
     errors.DuplicateConfigError: errors.DuplicateConfigError(version()),
+    errors.DuplicateModelError: errors.DuplicateModelError("m"),
     errors.LineageCycleError: errors.LineageCycleError(3, 1),
     errors.StorageError: errors.StorageError("bucket gone", backend="s3"),
     errors.ChecksumMismatchError: errors.ChecksumMismatchError(

@@ -8,6 +8,11 @@ swapped without the registry noticing. Backends conform structurally: ``SqlBacke
 
 Every method's errors are those of ``errors.py``: the backend translates its own failures
 (driver exceptions, HTTP statuses) before they reach the registry.
+
+Every write takes ``by`` (an :class:`Attribution`: the actor and the server request's id),
+and a SQL backend appends its audit entry in the write's own transaction, so an entry
+exists exactly when the write committed. A remote backend sends neither: the server's
+registry attributes the write itself.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from crucible_model_registry.domain.access import NewToken, Role, TokenInfo
-    from crucible_model_registry.domain.audit import AuditEntry
+    from crucible_model_registry.domain.audit import Attribution, AuditEntry
     from crucible_model_registry.domain.enums import Relationship, Stage
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
@@ -128,9 +133,20 @@ class MetadataBackend(Protocol):
         """Delete the token named ``name`` and audit it; NotFoundError if there is none."""
         ...
 
+    def audit_log(
+        self,
+        *,
+        since: datetime | None,
+        actor: str | None,
+        action: str | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        """The audit entries matching every filter given, newest first, at most ``limit``."""
+        ...
+
     # ------------------------------------------------------------------ models and versions
 
-    def register(self, spec: NewVersion) -> ModelVersion:
+    def register(self, spec: NewVersion, *, by: Attribution) -> ModelVersion:
         """Record a version with its metrics, tags, artifacts, parents and first stage.
 
         Raises:
@@ -169,8 +185,48 @@ class MetadataBackend(Protocol):
         description: str | Keep | None = KEEP,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
+        by: Attribution,
     ) -> Model:
         """Change what is given (``tags`` replaces them); NotFoundError for no model."""
+        ...
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        tags: list[str],
+        metadata: dict[str, Any],
+        by: Attribution,
+    ) -> Model:
+        """A new model without versions; DuplicateModelError if the name is taken."""
+        ...
+
+    def rename_model(self, name: str, new_name: str, *, by: Attribution) -> Model:
+        """The model under its new name; NotFoundError, or DuplicateModelError if taken."""
+        ...
+
+    def delete_model(self, name: str, *, force: bool, by: Attribution) -> Model:
+        """Delete the model and all of it; the model as it was.
+
+        Raises:
+            ValidationError: a version is in production or another model's version
+                descends from one of its versions, and not ``force``; or an upload to it
+                is under way.
+        """
+        ...
+
+    def update_version(
+        self,
+        ref: VersionRef,
+        *,
+        description: str | Keep | None = KEEP,
+        metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
+        by: Attribution,
+    ) -> ModelVersion:
+        """Change what is given (``metadata`` replaces it); NotFoundError for no version."""
         ...
 
     def promote(
@@ -179,7 +235,7 @@ class MetadataBackend(Protocol):
         target: Stage,
         *,
         reason: str | None,
-        actor: str | None,
+        by: Attribution,
         archive_existing: bool,
     ) -> PromotionResult:
         """Move a version to ``target``, recording every change, under the model's policy.
@@ -194,19 +250,21 @@ class MetadataBackend(Protocol):
         """Every stage change of the version, oldest first."""
         ...
 
-    def update_metrics(self, ref: VersionRef, metrics: dict[str, float]) -> ModelVersion:
+    def update_metrics(
+        self, ref: VersionRef, metrics: dict[str, float], *, by: Attribution
+    ) -> ModelVersion:
         """Merge metrics into the version (later values win)."""
         ...
 
-    def add_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
+    def add_tags(self, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
         """Add tags the version lacks."""
         ...
 
-    def remove_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
+    def remove_tags(self, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
         """Remove tags the version has."""
         ...
 
-    def delete_version(self, ref: VersionRef, *, force: bool, actor: str | None) -> ModelVersion:
+    def delete_version(self, ref: VersionRef, *, force: bool, by: Attribution) -> ModelVersion:
         """Delete the version's records (histories stay); the version as it was.
 
         Raises:
@@ -217,13 +275,13 @@ class MetadataBackend(Protocol):
     # ------------------------------------------------------------------ aliases and policies
 
     def set_alias(
-        self, ref: VersionRef, alias: str, *, reason: str | None, actor: str | None
+        self, ref: VersionRef, alias: str, *, reason: str | None, by: Attribution
     ) -> ModelVersion:
         """Point the model's ``alias`` at the version, recording the move."""
         ...
 
     def delete_alias(
-        self, model_name: str, alias: str, *, reason: str | None, actor: str | None
+        self, model_name: str, alias: str, *, reason: str | None, by: Attribution
     ) -> None:
         """Remove an alias, recording it; NotFoundError if the model or alias is absent."""
         ...
@@ -233,7 +291,7 @@ class MetadataBackend(Protocol):
         ...
 
     def set_policy(
-        self, model_name: str, policy: PromotionPolicy | None, *, actor: str | None
+        self, model_name: str, policy: PromotionPolicy | None, *, by: Attribution
     ) -> None:
         """Store (None: remove) the model's promotion policy, recording the change."""
         ...
@@ -255,6 +313,7 @@ class MetadataBackend(Protocol):
         *,
         relationship: Relationship,
         metadata: dict[str, Any],
+        by: Attribution,
     ) -> LineageEdge:
         """Record ``parent -> child``; the cycle check and the insert are one transaction.
 
@@ -319,12 +378,19 @@ class MetadataBackend(Protocol):
         ...
 
     def add_artifact(
-        self, version_id: int, spec: ArtifactSpec, *, claim: UploadClaim | None = None
+        self,
+        version_id: int,
+        spec: ArtifactSpec,
+        *,
+        claim: UploadClaim | None = None,
+        by: Attribution,
     ) -> Artifact:
         """Record an artifact of the version, giving back the upload's ``claim``."""
         ...
 
-    def remove_artifact(self, artifact_id: int, *, claim: UploadClaim | None = None) -> Artifact:
+    def remove_artifact(
+        self, artifact_id: int, *, claim: UploadClaim | None = None, by: Attribution
+    ) -> Artifact:
         """Delete the record (returned as it was); with ``claim``, hold its path meanwhile.
 
         Raises:

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from crucible_model_registry.backends.base import KEEP, Keep, UploadClaim
 from crucible_model_registry.domain.access import NewToken, Role, TokenInfo
+from crucible_model_registry.domain.audit import Attribution, AuditEntry
 from crucible_model_registry.domain.integrity import IntegrityReport
 from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
 from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
@@ -161,8 +162,8 @@ class HttpBackend:
         """
         import httpx2
 
-        # Only the calls that record an actor name one; the server trusts it until access
-        # control names the token's principal instead.
+        # Writes name their actor (never the request id: the server has its own); the
+        # server trusts it until access control names the token's principal instead.
         headers = {ACTOR_HEADER: quote(actor, safe="")} if actor is not None else {}
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         attempt = 0
@@ -266,9 +267,21 @@ class HttpBackend:
     def revoke_token(self, name: str, *, actor: str, request_id: str | None) -> None:
         self._send("DELETE", f"/tokens/{quote(name, safe='')}", retry=False)
 
+    def audit_log(
+        self,
+        *,
+        since: datetime | None,
+        actor: str | None,
+        action: str | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        return self._get(
+            list[AuditEntry], "/audit", since=since, actor=actor, action=action, limit=limit
+        )
+
     # ------------------------------------------------------------------ models and versions
 
-    def register(self, spec: NewVersion) -> ModelVersion:
+    def register(self, spec: NewVersion, *, by: Attribution) -> ModelVersion:
         fields: dict[str, object] = {
             "model_name": spec.model_name,
             "version": spec.version,
@@ -278,6 +291,7 @@ class HttpBackend:
             "metrics": spec.metrics,
             "tags": spec.tags,
             "description": spec.description,
+            "metadata": spec.metadata,
             "artifacts": [_artifact_input(a) for a in spec.artifacts],
             "parents": [str(p) for p in spec.parents],
             "on_duplicate": spec.on_duplicate,
@@ -301,7 +315,7 @@ class HttpBackend:
             "POST",
             "/versions",
             json=to_json(fields),
-            actor=spec.actor,
+            actor=by.actor,
             retry=False,
             before_retry=registered_meanwhile,
         )
@@ -329,6 +343,8 @@ class HttpBackend:
         description: str | Keep | None = KEEP,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
+        by: Attribution,
     ) -> Model:
         body: dict[str, object] = {}
         if description is not KEEP:
@@ -337,7 +353,66 @@ class HttpBackend:
             body["tags"] = tags
         if metadata is not None:
             body["metadata"] = metadata
-        return from_json(Model, self._send("PATCH", f"/models/{_path(name)}", json=body))
+        if metadata_patch is not None:
+            body["metadata_patch"] = metadata_patch
+        data = self._send("PATCH", f"/models/{_path(name)}", json=body, actor=by.actor)
+        return from_json(Model, data)
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        tags: list[str],
+        metadata: dict[str, Any],
+        by: Attribution,
+    ) -> Model:
+        body = {"name": name, "description": description, "tags": tags, "metadata": metadata}
+        # Not resent: a second POST after a lost answer would report the model existing.
+        data = self._send("POST", "/models", json=body, retry=False, actor=by.actor)
+        return from_json(Model, data)
+
+    def rename_model(self, name: str, new_name: str, *, by: Attribution) -> Model:
+        # Resending is safe only before the first attempt landed; a lost answer is then
+        # told apart by the caller (the new name exists, the old one does not).
+        data = self._send(
+            "POST",
+            f"/models/{_path(name)}/rename",
+            json={"new_name": new_name},
+            retry=False,
+            actor=by.actor,
+        )
+        return from_json(Model, data)
+
+    def delete_model(self, name: str, *, force: bool, by: Attribution) -> Model:
+        # Not resent: a second DELETE after a lost answer would report the model missing.
+        data = self._send(
+            "DELETE",
+            f"/models/{_path(name)}",
+            params={"force": force},
+            retry=False,
+            actor=by.actor,
+        )
+        return from_json(Model, data)
+
+    def update_version(
+        self,
+        ref: VersionRef,
+        *,
+        description: str | Keep | None = KEEP,
+        metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
+        by: Attribution,
+    ) -> ModelVersion:
+        body: dict[str, object] = {}
+        if description is not KEEP:
+            body["description"] = description
+        if metadata is not None:
+            body["metadata"] = metadata
+        if metadata_patch is not None:
+            body["metadata_patch"] = metadata_patch
+        data = self._send("PATCH", f"/versions/{_ref(ref)}", json=body, actor=by.actor)
+        return from_json(ModelVersion, data)
 
     def promote(
         self,
@@ -345,52 +420,57 @@ class HttpBackend:
         target: Stage,
         *,
         reason: str | None,
-        actor: str | None,
+        by: Attribution,
         archive_existing: bool,
     ) -> PromotionResult:
         body = {"stage": target.value, "reason": reason, "archive_existing": archive_existing}
         # Promoting to the stage a version holds is a no-op, so a resent promotion is safe.
-        data = self._send("POST", f"/versions/{_ref(ref)}/promote", json=body, actor=actor)
+        data = self._send("POST", f"/versions/{_ref(ref)}/promote", json=body, actor=by.actor)
         return from_json(PromotionResult, data)
 
     def stage_history(self, ref: VersionRef) -> list[StageTransition]:
         return self._get(list[StageTransition], f"/versions/{_ref(ref)}/stage-history")
 
-    def update_metrics(self, ref: VersionRef, metrics: dict[str, float]) -> ModelVersion:
-        data = self._send("PATCH", f"/versions/{_ref(ref)}/metrics", json={"metrics": metrics})
+    def update_metrics(
+        self, ref: VersionRef, metrics: dict[str, float], *, by: Attribution
+    ) -> ModelVersion:
+        path = f"/versions/{_ref(ref)}/metrics"
+        data = self._send("PATCH", path, json={"metrics": metrics}, actor=by.actor)
         return from_json(ModelVersion, data)
 
-    def add_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
-        data = self._send("PATCH", f"/versions/{_ref(ref)}/tags", json={"add": tags})
+    def add_tags(self, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+        path = f"/versions/{_ref(ref)}/tags"
+        data = self._send("PATCH", path, json={"add": tags}, actor=by.actor)
         return from_json(ModelVersion, data)
 
-    def remove_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
-        data = self._send("PATCH", f"/versions/{_ref(ref)}/tags", json={"remove": tags})
+    def remove_tags(self, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+        path = f"/versions/{_ref(ref)}/tags"
+        data = self._send("PATCH", path, json={"remove": tags}, actor=by.actor)
         return from_json(ModelVersion, data)
 
-    def delete_version(self, ref: VersionRef, *, force: bool, actor: str | None) -> ModelVersion:
+    def delete_version(self, ref: VersionRef, *, force: bool, by: Attribution) -> ModelVersion:
         # Not resent: a second DELETE after a lost answer would report the version missing.
         data = self._send(
-            "DELETE", f"/versions/{_ref(ref)}", params={"force": force}, actor=actor, retry=False
+            "DELETE", f"/versions/{_ref(ref)}", params={"force": force}, actor=by.actor, retry=False
         )
         return from_json(ModelVersion, data)
 
     # ------------------------------------------------------------------ aliases and policies
 
     def set_alias(
-        self, ref: VersionRef, alias: str, *, reason: str | None, actor: str | None
+        self, ref: VersionRef, alias: str, *, reason: str | None, by: Attribution
     ) -> ModelVersion:
         body = {"version": str(ref), "alias": alias, "reason": reason}
-        return from_json(ModelVersion, self._send("POST", "/aliases", json=body, actor=actor))
+        return from_json(ModelVersion, self._send("POST", "/aliases", json=body, actor=by.actor))
 
     def delete_alias(
-        self, model_name: str, alias: str, *, reason: str | None, actor: str | None
+        self, model_name: str, alias: str, *, reason: str | None, by: Attribution
     ) -> None:
         self._send(
             "DELETE",
             f"/models/{_path(model_name)}/aliases/{quote(alias, safe='')}",
             params={"reason": reason},
-            actor=actor,
+            actor=by.actor,
             retry=False,
         )
 
@@ -398,10 +478,10 @@ class HttpBackend:
         return self._get(list[AliasChange], f"/models/{_path(model_name)}/aliases/history")
 
     def set_policy(
-        self, model_name: str, policy: PromotionPolicy | None, *, actor: str | None
+        self, model_name: str, policy: PromotionPolicy | None, *, by: Attribution
     ) -> None:
         body = {"policy": None if policy is None else policy.to_dict()}
-        self._send("PUT", f"/models/{_path(model_name)}/policy", json=body, actor=actor)
+        self._send("PUT", f"/models/{_path(model_name)}/policy", json=body, actor=by.actor)
 
     def policy_history(self, model_name: str) -> list[PolicyChange]:
         return self._get(list[PolicyChange], f"/models/{_path(model_name)}/policy/history")
@@ -420,6 +500,7 @@ class HttpBackend:
         *,
         relationship: Relationship,
         metadata: dict[str, Any],
+        by: Attribution,
     ) -> LineageEdge:
         body = {
             "parent": str(parent),
@@ -427,7 +508,8 @@ class HttpBackend:
             "relationship": relationship.value,
             "metadata": metadata,
         }
-        return from_json(LineageEdge, self._send("POST", "/lineage/edges", json=to_json(body)))
+        data = self._send("POST", "/lineage/edges", json=to_json(body), actor=by.actor)
+        return from_json(LineageEdge, data)
 
     def ancestors(self, ref: VersionRef, max_depth: int | None) -> list[LineageHit]:
         path = f"/versions/{_ref(ref)}/ancestors"
@@ -473,7 +555,12 @@ class HttpBackend:
         _server_side("keep_claim_alive")
 
     def add_artifact(
-        self, version_id: int, spec: ArtifactSpec, *, claim: UploadClaim | None = None
+        self,
+        version_id: int,
+        spec: ArtifactSpec,
+        *,
+        claim: UploadClaim | None = None,
+        by: Attribution,
     ) -> Artifact:
         _server_side("add_artifact")
 
@@ -485,9 +572,12 @@ class HttpBackend:
     def backend_records(self, backend: str) -> BackendRecords:
         _server_side("backend_records")
 
-    def remove_artifact(self, artifact_id: int, *, claim: UploadClaim | None = None) -> Artifact:
+    def remove_artifact(
+        self, artifact_id: int, *, claim: UploadClaim | None = None, by: Attribution
+    ) -> Artifact:
         record = self.get_artifact(artifact_id)
-        self._send("DELETE", f"/artifacts/{artifact_id}", params={"keep_bytes": True}, retry=False)
+        path = f"/artifacts/{artifact_id}"
+        self._send("DELETE", path, params={"keep_bytes": True}, actor=by.actor, retry=False)
         return record
 
     # ------------------------------------------------------------------ artifact bytes
@@ -501,6 +591,7 @@ class HttpBackend:
         name: str,
         storage: str | None,
         progress: ProgressCallback | None,
+        by: Attribution,
     ) -> Artifact:
         """Stream a file, or a directory as a tar, to the server, which stores and records it.
 
@@ -517,7 +608,8 @@ class HttpBackend:
             headers={
                 "content-type": "application/x-tar"
                 if layout == "tar"
-                else "application/octet-stream"
+                else "application/octet-stream",
+                ACTOR_HEADER: quote(by.actor, safe=""),
             },
         )
         return from_json(Artifact, response)
@@ -561,17 +653,24 @@ class HttpBackend:
     def verify_artifact(self, artifact_id: int) -> bool:
         return bool(self._send("POST", f"/artifacts/{artifact_id}/verify")["ok"])
 
-    def delete_artifact(self, artifact_id: int, *, keep_bytes: bool) -> ArtifactDeletion:
+    def delete_artifact(
+        self, artifact_id: int, *, keep_bytes: bool, by: Attribution
+    ) -> ArtifactDeletion:
         data = self._send(
-            "DELETE", f"/artifacts/{artifact_id}", params={"keep_bytes": keep_bytes}, retry=False
+            "DELETE",
+            f"/artifacts/{artifact_id}",
+            params={"keep_bytes": keep_bytes},
+            actor=by.actor,
+            retry=False,
         )
         return from_json(ArtifactDeletion, data)
 
     def collect_garbage(
-        self, *, dry_run: bool, older_than_seconds: float, storage: str | None
+        self, *, dry_run: bool, older_than_seconds: float, storage: str | None, by: Attribution
     ) -> GarbageReport:
         body = {"dry_run": dry_run, "older_than_seconds": older_than_seconds, "storage": storage}
-        return from_json(GarbageReport, self._send("POST", "/gc", json=body, retry=False))
+        data = self._send("POST", "/gc", json=body, actor=by.actor, retry=False)
+        return from_json(GarbageReport, data)
 
     def _stream_request(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx2

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from crucible_model_registry.domain.access import Role, TokenInfo
-    from crucible_model_registry.domain.audit import AuditEntry
+    from crucible_model_registry.domain.audit import Attribution, AuditEntry
     from crucible_model_registry.domain.enums import Relationship, Stage
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
@@ -118,8 +118,6 @@ class SqlBackend:
     def check(self) -> IntegrityReport:
         return store.integrity.check(self._db)
 
-    # ------------------------------------------------------------------ models and versions
-
     # ------------------------------------------------------------------ audit
 
     def record_audit(
@@ -186,10 +184,20 @@ class SqlBackend:
         """How many tokens exist."""
         return store.tokens.count_tokens(self._db)
 
+    def audit_log(
+        self,
+        *,
+        since: datetime | None,
+        actor: str | None,
+        action: str | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        return store.audit.entries(self._db, since=since, actor=actor, action=action, limit=limit)
+
     # ------------------------------------------------------------------ models and versions
 
-    def register(self, spec: NewVersion) -> ModelVersion:
-        return store.registration.register(self._db, spec)
+    def register(self, spec: NewVersion, *, by: Attribution) -> ModelVersion:
+        return store.registration.register(self._db, spec, by=by)
 
     def get_version(self, ref: VersionRef, *, at: datetime | None = None) -> ModelVersion:
         if at is None:
@@ -212,6 +220,8 @@ class SqlBackend:
         description: str | Keep | None = KEEP,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
+        by: Attribution,
     ) -> Model:
         return store.models.update_model(
             self._db,
@@ -219,6 +229,45 @@ class SqlBackend:
             description=store.models.KEEP if description is KEEP else description,
             tags=tags,
             metadata=metadata,
+            metadata_patch=metadata_patch,
+            by=by,
+        )
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        tags: list[str],
+        metadata: dict[str, Any],
+        by: Attribution,
+    ) -> Model:
+        return store.models.create_model(
+            self._db, name, description=description, tags=tags, metadata=metadata, by=by
+        )
+
+    def rename_model(self, name: str, new_name: str, *, by: Attribution) -> Model:
+        return store.models.rename_model(self._db, name, new_name, by=by)
+
+    def delete_model(self, name: str, *, force: bool, by: Attribution) -> Model:
+        return store.versions.delete_model(self._db, name, force=force, by=by)
+
+    def update_version(
+        self,
+        ref: VersionRef,
+        *,
+        description: str | Keep | None = KEEP,
+        metadata: dict[str, Any] | None = None,
+        metadata_patch: dict[str, Any] | None = None,
+        by: Attribution,
+    ) -> ModelVersion:
+        return store.versions.update_version(
+            self._db,
+            ref,
+            description=store.models.KEEP if description is KEEP else description,
+            metadata=metadata,
+            metadata_patch=metadata_patch,
+            by=by,
         )
 
     def promote(
@@ -227,7 +276,7 @@ class SqlBackend:
         target: Stage,
         *,
         reason: str | None,
-        actor: str | None,
+        by: Attribution,
         archive_existing: bool,
     ) -> PromotionResult:
         return store.promotion.promote(
@@ -235,44 +284,46 @@ class SqlBackend:
             ref,
             target,
             reason=reason,
-            actor=actor,
+            by=by,
             archive_existing=archive_existing,
         )
 
     def stage_history(self, ref: VersionRef) -> list[StageTransition]:
         return store.versions.stage_history(self._db, ref)
 
-    def update_metrics(self, ref: VersionRef, metrics: dict[str, float]) -> ModelVersion:
-        return store.versions.update_metrics(self._db, ref, metrics)
+    def update_metrics(
+        self, ref: VersionRef, metrics: dict[str, float], *, by: Attribution
+    ) -> ModelVersion:
+        return store.versions.update_metrics(self._db, ref, metrics, by=by)
 
-    def add_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
-        return store.versions.add_tags(self._db, ref, tags)
+    def add_tags(self, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+        return store.versions.add_tags(self._db, ref, tags, by=by)
 
-    def remove_tags(self, ref: VersionRef, tags: list[str]) -> ModelVersion:
-        return store.versions.remove_tags(self._db, ref, tags)
+    def remove_tags(self, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+        return store.versions.remove_tags(self._db, ref, tags, by=by)
 
-    def delete_version(self, ref: VersionRef, *, force: bool, actor: str | None) -> ModelVersion:
-        return store.versions.delete_version(self._db, ref, force=force, actor=actor)
+    def delete_version(self, ref: VersionRef, *, force: bool, by: Attribution) -> ModelVersion:
+        return store.versions.delete_version(self._db, ref, force=force, by=by)
 
     # ------------------------------------------------------------------ aliases and policies
 
     def set_alias(
-        self, ref: VersionRef, alias: str, *, reason: str | None, actor: str | None
+        self, ref: VersionRef, alias: str, *, reason: str | None, by: Attribution
     ) -> ModelVersion:
-        return store.governance.set_alias(self._db, ref, alias, reason=reason, actor=actor)
+        return store.governance.set_alias(self._db, ref, alias, reason=reason, by=by)
 
     def delete_alias(
-        self, model_name: str, alias: str, *, reason: str | None, actor: str | None
+        self, model_name: str, alias: str, *, reason: str | None, by: Attribution
     ) -> None:
-        store.governance.delete_alias(self._db, model_name, alias, reason=reason, actor=actor)
+        store.governance.delete_alias(self._db, model_name, alias, reason=reason, by=by)
 
     def alias_history(self, model_name: str) -> list[AliasChange]:
         return store.governance.alias_history(self._db, model_name)
 
     def set_policy(
-        self, model_name: str, policy: PromotionPolicy | None, *, actor: str | None
+        self, model_name: str, policy: PromotionPolicy | None, *, by: Attribution
     ) -> None:
-        store.governance.set_policy(self._db, model_name, policy, actor=actor)
+        store.governance.set_policy(self._db, model_name, policy, by=by)
 
     def policy_history(self, model_name: str) -> list[PolicyChange]:
         return store.governance.policy_history(self._db, model_name)
@@ -289,9 +340,10 @@ class SqlBackend:
         *,
         relationship: Relationship,
         metadata: dict[str, Any],
+        by: Attribution,
     ) -> LineageEdge:
         return store.lineage.add_edge(
-            self._db, parent, child, relationship=relationship, metadata=metadata
+            self._db, parent, child, relationship=relationship, metadata=metadata, by=by
         )
 
     def ancestors(self, ref: VersionRef, max_depth: int | None) -> list[LineageHit]:
@@ -332,15 +384,22 @@ class SqlBackend:
         return store.artifacts.keep_claim_alive(self._db, cast("SqlClaim", claim))
 
     def add_artifact(
-        self, version_id: int, spec: ArtifactSpec, *, claim: UploadClaim | None = None
+        self,
+        version_id: int,
+        spec: ArtifactSpec,
+        *,
+        claim: UploadClaim | None = None,
+        by: Attribution,
     ) -> Artifact:
         return store.artifacts.add_artifact(
-            self._db, version_id, spec, claim=cast("SqlClaim | None", claim)
+            self._db, version_id, spec, claim=cast("SqlClaim | None", claim), by=by
         )
 
-    def remove_artifact(self, artifact_id: int, *, claim: UploadClaim | None = None) -> Artifact:
+    def remove_artifact(
+        self, artifact_id: int, *, claim: UploadClaim | None = None, by: Attribution
+    ) -> Artifact:
         return store.artifacts.remove_artifact(
-            self._db, artifact_id, claim=cast("SqlClaim | None", claim)
+            self._db, artifact_id, claim=cast("SqlClaim | None", claim), by=by
         )
 
     def artifacts_sharing(

@@ -18,6 +18,7 @@ __all__ = [
     "FieldEquals",
     "HasTag",
     "LineageRelation",
+    "MetadataEquals",
     "MetricCondition",
     "MetricOp",
     "Not",
@@ -73,6 +74,14 @@ class HasTag:
     """The version, or its model, carries this tag."""
 
     tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataEquals:
+    """The version's metadata holds the string ``value`` at ``path`` (a key per level)."""
+
+    path: tuple[str, ...]
+    value: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +145,15 @@ class Not:
 
 
 Condition: TypeAlias = (
-    StageIn | FieldEquals | HasTag | MetricCondition | RelatedTo | AllOf | AnyOf | Not
+    StageIn
+    | FieldEquals
+    | HasTag
+    | MetadataEquals
+    | MetricCondition
+    | RelatedTo
+    | AllOf
+    | AnyOf
+    | Not
 )
 EVERYTHING = AllOf(())
 
@@ -186,6 +203,8 @@ def describe(condition: Condition) -> str:
             return f"{field} is {value!r}"
         case HasTag(tag):
             return f"tagged {tag!r}"
+        case MetadataEquals(path, value):
+            return f"metadata {'.'.join(path)} is {value!r}"
         case MetricCondition(name, op, value):
             shown = name if name.isidentifier() else repr(name)
             return f"{shown} {_SYMBOL[op]} {value!r}"

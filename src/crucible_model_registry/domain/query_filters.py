@@ -18,6 +18,7 @@ from crucible_model_registry.domain.query_conditions import (
     FieldEquals,
     HasTag,
     LineageRelation,
+    MetadataEquals,
     MetricCondition,
     Not,
     RelatedTo,
@@ -44,6 +45,7 @@ __all__ = [
     "conditions_from_filters",
     "finite_number",
     "lineage_condition",
+    "metadata_condition",
     "metric_condition",
     "parse_metric_condition",
     "stage_condition",
@@ -126,6 +128,27 @@ def text_condition(field: TextField, value: object) -> FieldEquals:
         return FieldEquals(field, check_config_hash(value, field=field))
     limit = MAX_RECIPE if field == "recipe" else MAX_BASE_MODEL
     return FieldEquals(field, check_text(value, field=field, limit=limit))
+
+
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_.:/@+ -]{1,100}")
+
+
+def metadata_condition(path: object, value: object, *, field: str = "metadata") -> MetadataEquals:
+    """The version's metadata holds the string ``value`` at ``path`` (a list of keys).
+
+    Keys are 1-100 letters, digits, spaces or ``_ . : / @ + -``: they go into the
+    databases' JSON paths, where other characters need quoting that differs by dialect.
+    """
+    if isinstance(path, str) or not isinstance(path, Sequence) or not 1 <= len(path) <= 8:
+        raise ValidationError.single(field, "the path must be a list of 1 to 8 keys")
+    for key in path:
+        if not isinstance(key, str) or _METADATA_KEY.fullmatch(key) is None:
+            raise ValidationError.single(
+                field, f"{short_repr(key)} is not a metadata key this query can follow"
+            )
+    if not isinstance(value, str):
+        raise ValidationError.single(field, f"{short_repr(value)} is not a string")
+    return MetadataEquals(tuple(path), value)
 
 
 def tag_condition(tag: object, *, field: str = "tag") -> HasTag:
@@ -260,6 +283,8 @@ def condition_to_json(condition: Condition) -> dict[str, Any]:
             return {field: value}
         case HasTag(tag):
             return {"tag": tag}
+        case MetadataEquals(path, value):
+            return {"metadata": [list(path), value]}
         case MetricCondition(name, op, value):
             return {"metric": [name, op, value]}
         case RelatedTo(relation, ref, max_depth):
@@ -293,6 +318,10 @@ def condition_from_json(data: object, path: str) -> Condition:
         return AllOf(parts) if key == "all" else AnyOf(parts)
     if key == "not":
         return Not(condition_from_json(value, f"{path}.not"))
+    if key == "metadata":
+        if not isinstance(value, list) or len(value) != 2:
+            raise ValidationError.single(f"{path}.metadata", "must be [path, value]")
+        return metadata_condition(value[0], value[1], field=f"{path}.metadata")
     if key == "metric":
         if not _is_triple(value):
             raise ValidationError.single(f"{path}.metric", "must be [name, op, value]")

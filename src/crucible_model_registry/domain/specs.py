@@ -188,6 +188,20 @@ def check_metadata(value: object, *, field: str = "metadata") -> dict[str, Any]:
     return normalised
 
 
+def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``target`` changed by a JSON merge patch (RFC 7396): null removes a key, objects merge."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping):
+            current = result.get(key)
+            result[key] = merge_patch(current if isinstance(current, Mapping) else {}, value)
+        else:
+            result[key] = value
+    return result
+
+
 _T = TypeVar("_T")
 
 

@@ -25,6 +25,7 @@ from crucible_model_registry.domain.access import TOKEN_PREFIX, Principal, conta
 from crucible_model_registry.errors import AuthenticationError, RegistryError, ValidationError
 from crucible_model_registry.server.auth import Authenticator, credentials_from_headers
 from crucible_model_registry.server.errors import status_of
+from crucible_model_registry.server.mlflow.errors import is_mlflow_path, mlflow_error_body
 from crucible_model_registry.wire import error_to_json
 
 __all__ = ["ACTOR_HEADER", "OPEN_PATHS", "REQUEST_ID_HEADER", "Edge", "Metrics"]
@@ -38,7 +39,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID_HEADER = "x-request-id"
 ACTOR_HEADER = "x-cmr-actor"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_UPLOAD_PATH = re.compile(r"/api/v1/versions/.+/artifacts/[^/]+")  # streams: no body limit
+# Uploads stream: no body limit (ours, and MLflow's artifact proxy).
+_UPLOAD_PATH = re.compile(
+    r"/api/v1/versions/.+/artifacts/[^/]+|/(?:ajax-)?api/2\.0/mlflow-artifacts/artifacts/.+"
+)
 _access = logging.getLogger("crucible_model_registry.server.access")
 
 OPEN_PATHS: set[str] = {"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"}
@@ -163,7 +167,7 @@ class Edge:
         try:
             if refusal is not None:
                 error, code, extra = refusal
-                await _send_error(send_with_id, error, code, extra)
+                await _send_error(send_with_id, error, code, extra, path=scope["path"])
                 return
             try:
                 if not exceeded[0]:
@@ -177,9 +181,9 @@ class Edge:
                     "body",
                     f"the request body exceeds the server's limit of {self.max_body_bytes} bytes",
                 )
-                await _send_error(send_with_id, error, 413)
+                await _send_error(send_with_id, error, 413, path=scope["path"])
         except RegistryError as exc:  # a bad actor header
-            await _send_error(send_with_id, exc, status_of(exc))
+            await _send_error(send_with_id, exc, status_of(exc), path=scope["path"])
         finally:
             self._record(scope, status[0], time.perf_counter() - started, request_id)
 
@@ -277,8 +281,14 @@ async def _send_error(
     error: RegistryError,
     status: int,
     extra: list[tuple[bytes, bytes]] | None = None,
+    *,
+    path: str = "",
 ) -> None:
-    body = json.dumps(error_to_json(error)).encode()
+    # MLflow's client reads only MLflow's error shape (else it reports INTERNAL_ERROR).
+    if is_mlflow_path(path):
+        body = json.dumps(mlflow_error_body(error)).encode()
+    else:
+        body = json.dumps(error_to_json(error)).encode()
     await send(
         {
             "type": "http.response.start",

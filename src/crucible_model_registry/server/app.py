@@ -50,6 +50,9 @@ def create_app(
 ) -> Any:
     """The registry's ASGI app: REST under ``/api/v1``, ``/healthz``, ``/readyz``, ``/metrics``.
 
+    MLflow's model-registry API answers under ``/api/2.0/mlflow/`` and its artifact proxy
+    under ``/api/2.0/mlflow-artifacts/`` (``server.mlflow``), over the same registry.
+
     Args:
         registry: the registry to serve; None: the one the ``CMR_*`` settings describe
             (its SQL pool sized to ``threads``). It must not be a remote registry.
@@ -72,6 +75,7 @@ def create_app(
     from crucible_model_registry.server.routes import (
         aliases,
         artifacts,
+        audit,
         lineage,
         models,
         operations,
@@ -121,7 +125,7 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_exception_handler)
     # Specific paths first: a model name or a ref may hold '/', so /models/{name:path}
     # and /versions/{version:path} come last.
-    resources = (lineage, artifacts, aliases, policies, query, tokens, models, versions)
+    resources = (lineage, artifacts, aliases, policies, query, tokens, audit, models, versions)
     routers = [m.router for m in resources]
     routers.append(operations.router)
     for router in routers:
@@ -129,6 +133,9 @@ def create_app(
         # router's routes twice per request, a fifth of a fast request's CPU time.
         app.router.routes.extend(router.routes)
     app.state.route_table = RouteTable(routers)
+    from crucible_model_registry.server import mlflow
+
+    mlflow.mount(app, registry)
     app.add_middleware(
         Edge, metrics=metrics, max_body_bytes=max_body_bytes, authenticator=authenticator
     )

@@ -30,6 +30,7 @@ STATUS: dict[type[errors.RegistryError], int] = {
     errors.NotFoundError: 404,
     errors.DuplicateVersionError: 409,
     errors.DuplicateConfigError: 409,
+    errors.DuplicateModelError: 409,
     errors.LineageCycleError: 409,
     errors.ConstraintViolationError: 409,
     errors.StageFailedError: 422,

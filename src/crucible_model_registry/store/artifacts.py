@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -39,9 +40,12 @@ from sqlalchemy import (
     update,
 )
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.records import Artifact
+from crucible_model_registry.domain.redaction import redact
 from crucible_model_registry.domain.specs import ArtifactSpec
 from crucible_model_registry.errors import NotFoundError, ValidationError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import artifact_from_row
 from crucible_model_registry.store._translate import ConstraintViolationError
 from crucible_model_registry.store.engine import Database
@@ -286,9 +290,16 @@ _HOST = socket.gethostname()
 
 
 def add_artifact(
-    db: Database, version_id: int, spec: ArtifactSpec, *, claim: UploadClaim | None = None
+    db: Database,
+    version_id: int,
+    spec: ArtifactSpec,
+    *,
+    claim: UploadClaim | None = None,
+    by: Attribution,
 ) -> Artifact:
     """Record an artifact of an existing version, giving back the upload's ``claim``.
+
+    The audit entry (``upload``) is part of the transaction.
 
     Raises:
         NotFoundError: the version no longer exists (e.g. deleted during the upload).
@@ -322,7 +333,28 @@ def add_artifact(
             )
             .returning(*ARTIFACTS.c)
         ).one()
-    return artifact_from_row(row)
+        record = artifact_from_row(row)
+        audit.write(
+            conn,
+            by,
+            "upload",
+            audit.version_target(conn, version_id),
+            _audit_details(record),
+            at=record.created_at,
+        )
+    return record
+
+
+def _audit_details(record: Artifact) -> dict[str, Any]:
+    return {
+        "artifact_id": record.id,
+        "type": record.type.value,
+        "storage_backend": record.storage_backend,
+        # A path registered by reference could be a URL holding a credential.
+        "storage_path": redact(record.storage_path),
+        "checksum": record.checksum,
+        "size_bytes": record.size_bytes,
+    }
 
 
 def get_artifact(db: Database, artifact_id: int) -> Artifact:
@@ -344,7 +376,7 @@ def new_claim(backend: str, remote: str, *, lease: timedelta = LEASE) -> UploadC
 
 
 def remove_artifact(
-    db: Database, artifact_id: int, *, claim: UploadClaim | None = None
+    db: Database, artifact_id: int, *, claim: UploadClaim | None = None, by: Attribution
 ) -> Artifact:
     """Delete the record and return it as it was; with ``claim``, hold its path meanwhile.
 
@@ -363,4 +395,7 @@ def remove_artifact(
         if claim is not None:
             _refuse_a_live_claim(conn, claim.backend, claim.remote, ref=f"artifact {artifact_id}")
             conn.execute(_claim_row(row.version_id, claim))
-    return artifact_from_row(row)
+        record = artifact_from_row(row)
+        target = audit.version_target(conn, record.model_version_id)
+        audit.write(conn, by, "delete_artifact", target, _audit_details(record))
+    return record

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, Table, insert, select, update
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
 from crucible_model_registry.domain.exchange import (
     ImportConflict,
@@ -28,6 +29,7 @@ from crucible_model_registry.domain.exchange import (
 )
 from crucible_model_registry.domain.rules import check_metrics, check_model_name
 from crucible_model_registry.errors import LineageCycleError, RegistryError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import IN_CHUNK
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.exchange import extra_kind, extra_line, extra_tables
@@ -87,11 +89,15 @@ class BundleOutcome:
         return bool(self.counter.refused_models)
 
 
-def import_bundle(db: Database, bundle: ModelBundle, *, dry_run: bool = False) -> BundleOutcome:
+def import_bundle(
+    db: Database, bundle: ModelBundle, *, by: Attribution, dry_run: bool = False
+) -> BundleOutcome:
     """Apply one model's lines in one transaction; a conflict or a bad line refuses them all.
 
     With ``dry_run`` the transaction is rolled back at the end, so the counts are exactly
-    what a real import would do at this moment.
+    what a real import would do at this moment. A model that gains anything gets one audit
+    entry (``import``: the counts of what was imported, the new versions) in the same
+    transaction.
     """
     counter = ReportCounter()
     deferred: list[dict[str, Any]] = []
@@ -104,7 +110,7 @@ def import_bundle(db: Database, bundle: ModelBundle, *, dry_run: bool = False) -
     try:
         try:
             with db.write() as conn:
-                _Importer(db, conn, bundle, counter, deferred).run(dry_run=dry_run)
+                _Importer(db, conn, bundle, counter, deferred).run(dry_run=dry_run, by=by)
         except _DryRunError:
             pass
         except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
@@ -150,7 +156,7 @@ class _Importer:
         self.new_versions: set[str] = set()
         self.conflicts: list[ImportConflict] = []
 
-    def run(self, *, dry_run: bool) -> None:
+    def run(self, *, dry_run: bool, by: Attribution) -> None:
         self.model_id = self._model()
         self._versions()
         if self.conflicts:
@@ -165,6 +171,12 @@ class _Importer:
             self._extra(table)
         if self.conflicts:
             raise _RefusedError(self.conflicts)
+        if self.counter.imported:
+            details = {
+                "imported": dict(self.counter.imported),
+                "versions": sorted(self.new_versions),
+            }
+            audit.write(self.conn, by, "import", self.name, details)
         if dry_run:
             raise _DryRunError
 
@@ -599,8 +611,10 @@ def version_exists(conn: Connection, model: str, version: str) -> int | None:
     return None if found is None else int(found)
 
 
-def import_edge(db: Database, line: dict[str, Any], *, dry_run: bool = False) -> str | None:
-    """Apply a deferred lineage edge with the cycle check (one transaction).
+def import_edge(
+    db: Database, line: dict[str, Any], *, by: Attribution, dry_run: bool = False
+) -> str | None:
+    """Apply a deferred lineage edge with the cycle check (one transaction), audited.
 
     Returns:
         None if imported, ``"skipped"`` if the edge is here already, else why it was refused.
@@ -624,6 +638,8 @@ def import_edge(db: Database, line: dict[str, Any], *, dry_run: bool = False) ->
             return f"it would close a cycle ({error})"
         if not dry_run:
             conn.execute(insert(EDGES), _edge_row(parent_id, child_id, line))
+            details = {"imported": {"lineage_edges": 1}, "parent": parent_ref}
+            audit.write(conn, by, "import", child_ref, details)
     return None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.policy import (
     PolicyChange,
@@ -20,6 +21,7 @@ from crucible_model_registry.domain.records import AliasChange, ModelVersion
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.domain.rules import is_reserved_ref_word
 from crucible_model_registry.errors import NotFoundError, ValidationError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import load_versions
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.models import lock_model, now, resolve_ref
@@ -67,7 +69,7 @@ def _require_model(conn: Connection, name: str) -> int:
 
 
 def set_alias(
-    db: Database, ref: VersionRef, alias: str, *, reason: str | None, actor: str | None
+    db: Database, ref: VersionRef, alias: str, *, reason: str | None, by: Attribution
 ) -> ModelVersion:
     """Point ``alias`` of the version's model at the version, recording the move.
 
@@ -109,13 +111,22 @@ def set_alias(
                     .values(version_id=version_id, updated_at=at)
                 )
             record_alias_changes(
-                conn, model_id, [alias], version_id=version_id, reason=reason, actor=actor, at=at
+                conn, model_id, [alias], version_id=version_id, reason=reason, actor=by.actor, at=at
             )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        if held != version_id:
+            details = {
+                "alias": alias,
+                "old_version_id": held,
+                "new_version_id": version_id,
+                "reason": reason,
+            }
+            audit.write(conn, by, "set_alias", f"{record.model_name}@{alias}", details, at=at)
+        return record
 
 
 def delete_alias(
-    db: Database, model_name: str, alias: str, *, reason: str | None, actor: str | None
+    db: Database, model_name: str, alias: str, *, reason: str | None, by: Attribution
 ) -> None:
     """Remove an alias, recording the deletion in the alias history.
 
@@ -126,14 +137,19 @@ def delete_alias(
         model_id = _require_model(conn, model_name)
         lock_model(db, conn, model_id)
         at = now()
+        held = conn.execute(
+            select(A.version_id).where(A.model_id == model_id, A.alias == alias)
+        ).scalar()
         gone = conn.execute(delete(ALIASES).where(A.model_id == model_id, A.alias == alias))
         if gone.rowcount == 0:
             raise NotFoundError(
                 "alias", f"{model_name}@{alias}", "see the aliases with alias_history()"
             )
         record_alias_changes(
-            conn, model_id, [alias], version_id=None, reason=reason, actor=actor, at=at
+            conn, model_id, [alias], version_id=None, reason=reason, actor=by.actor, at=at
         )
+        details = {"alias": alias, "old_version_id": held, "new_version_id": None, "reason": reason}
+        audit.write(conn, by, "delete_alias", f"{model_name}@{alias}", details, at=at)
 
 
 def record_alias_changes(
@@ -289,13 +305,14 @@ def get_policy(db: Database, model_name: str) -> PromotionPolicy | None:
 
 
 def set_policy(
-    db: Database, model_name: str, policy: PromotionPolicy | None, *, actor: str | None = None
+    db: Database, model_name: str, policy: PromotionPolicy | None, *, by: Attribution
 ) -> None:
     """Store (or, with None, remove) a model's policy, under the model's row lock.
 
     The lock orders the change with promotions: each promotion sees the policy as it was
     before or after, never half of it. A change appends the old and the new policy to the
-    model's policy history; setting the policy it has records nothing.
+    model's policy history and to an audit entry (``set_promotion_policy``); setting the
+    policy it has records nothing.
 
     Raises:
         NotFoundError: the model does not exist.
@@ -315,9 +332,11 @@ def set_policy(
             conn.execute(insert(POLICIES).values(model_id=model_id, policy=new, updated_at=at))
         conn.execute(
             insert(POLICY_CHANGES).values(
-                model_id=model_id, old_policy=old, new_policy=new, actor=actor, at=at
+                model_id=model_id, old_policy=old, new_policy=new, actor=by.actor, at=at
             )
         )
+        details = {"old": old, "new": new}
+        audit.write(conn, by, "set_promotion_policy", model_name, details, at=at)
 
 
 def policy_history(db: Database, model_name: str) -> list[PolicyChange]:

@@ -38,11 +38,13 @@ from sqlalchemy import (
     select,
 )
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Relationship
 from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
 from crucible_model_registry.domain.records import LineageEdge
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.errors import LineageCycleError, NotFoundError, ValidationError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import (
     ID_ARRAY,
     IN_CHUNK,
@@ -351,8 +353,11 @@ def add_edge(
     *,
     relationship: Relationship,
     metadata: dict[str, Any],
+    by: Attribution,
 ) -> LineageEdge:
     """Record that ``child`` was made from ``parent``, refusing a cycle; one transaction.
+
+    The audit entry (``add_lineage``, targeting the child) is part of the transaction.
 
     Raises:
         NotFoundError: either ref names no version.
@@ -383,4 +388,12 @@ def add_edge(
             )
             .returning(*EDGES.c)
         ).one()
+        details = {
+            "edge_id": row.id,
+            "parent": audit.version_target(conn, parent_id),
+            "parent_id": parent_id,
+            "child_id": child_id,
+            "relationship": relationship.value,
+        }
+        audit.write(conn, by, "add_lineage", audit.version_target(conn, child_id), details, at=at)
     return edge_from_row(row)

@@ -7,11 +7,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, update
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.policy import PromotionPolicy, distinct_promoter_unmet
 from crucible_model_registry.domain.records import PromotionResult
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.errors import NotFoundError, PromotionDeniedError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import (
     artifact_columns,
     version_columns,
@@ -86,6 +88,13 @@ WITH moved AS (
         %(actor)s::text, %(at)s
     FROM moved
     ORDER BY id = %(vid)s, id
+), audit_row AS (
+    INSERT INTO cmr_audit_log (at, actor, action, target, details, request_id, outcome)
+    VALUES (%(at)s, %(by)s::text, 'promote', %(ref)s::text,
+        json_build_object('version_id', %(vid)s::bigint, 'from_stage', %(from_stage)s::text,
+            'to_stage', %(to_stage)s::text, 'reason', %(reason)s::text,
+            'archived', ARRAY(SELECT id FROM moved WHERE id <> %(vid)s ORDER BY id)),
+        %(request_id)s::text, 'ok')
 )
 SELECT id FROM moved WHERE id <> %(vid)s ORDER BY id
 """
@@ -107,7 +116,7 @@ def promote(
     target: Stage,
     *,
     reason: str | None,
-    actor: str | None,
+    by: Attribution,
     archive_existing: bool,
 ) -> PromotionResult:
     """Move a version to ``target`` in one transaction, recording every change.
@@ -116,7 +125,8 @@ def promote(
     promotions with ``archive_existing`` (or into a stage the model's policy makes
     exclusive) the last to commit is the only one left in the stage. The policy is checked
     in this transaction; promoting to the current stage changes nothing and records
-    nothing, policy or not.
+    nothing, policy or not. A change appends one audit entry (``promote``: from and to
+    stage, reason, the archived versions' ids) in the same transaction.
 
     Raises:
         PromotionDeniedError: the model's policy forbids the change (nothing is written).
@@ -155,7 +165,7 @@ def promote(
             # Four eyes: decided here, under the locks, with the registrant as stored.
             unmet.extend(
                 distinct_promoter_unmet(
-                    policy, target, registered_by=row.registered_by, promoter=actor
+                    policy, target, registered_by=row.registered_by, promoter=by.actor
                 )
             )
             if unmet:
@@ -169,7 +179,8 @@ def promote(
             target=target,
             archive=archive,
             reason=reason,
-            actor=actor,
+            by=by,
+            ref=f"{row.model_name}@{row.version}",
             at=at,
         )
         record = replace(version_with_artifacts(rows), stage=target, updated_at=at)
@@ -202,10 +213,11 @@ def _move(
     target: Stage,
     archive: bool,
     reason: str | None,
-    actor: str | None,
+    by: Attribution,
+    ref: str,
     at: datetime,
 ) -> list[int]:
-    """Set the stages and append the history rows; the ids of the archived versions."""
+    """Set the stages, append the history rows and the audit entry; the archived ids."""
     archived_why = f"archived: version {version_id} promoted to {target.value}"
     if db.pg_native:
         params = {
@@ -215,8 +227,11 @@ def _move(
             "to_stage": target.value,
             "reason": reason,
             "archived_why": archived_why,
-            "actor": actor,
+            "actor": by.actor,
             "at": at,
+            "by": by.actor,
+            "ref": ref,
+            "request_id": by.request_id,
         }
         sql = _PG_MOVE_AND_ARCHIVE[target] if archive else _PG_MOVE
         return [int(vid) for vid in conn.exec_driver_sql(sql, params).scalars()]
@@ -227,7 +242,7 @@ def _move(
         archived = sorted(int(vid) for vid in moved if vid != version_id)
     else:
         conn.execute(_MOVE, params)
-    row_of = {"model_id": model_id, "actor": actor, "at": at}
+    row_of = {"model_id": model_id, "actor": by.actor, "at": at}
     history = [
         {
             **row_of,
@@ -248,4 +263,12 @@ def _move(
         }
     )
     conn.execute(_INSERT_TRANSITIONS, history)
+    details = {
+        "version_id": version_id,
+        "from_stage": current.value,
+        "to_stage": target.value,
+        "reason": reason,
+        "archived": archived,
+    }
+    audit.write(conn, by, "promote", ref, details, at=at)
     return archived

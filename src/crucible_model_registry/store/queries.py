@@ -54,6 +54,7 @@ from crucible_model_registry.domain.query_conditions import (
     Condition,
     FieldEquals,
     HasTag,
+    MetadataEquals,
     MetricCondition,
     Not,
     RelatedTo,
@@ -498,6 +499,11 @@ class _Plan:
                 return V.model_id.in_(select(M.id).where(M.name == value))
             case FieldEquals(field, value):
                 return V[field] == value
+            case MetadataEquals(path, value):
+                # IS NOT NULL first: a version without the key is false here (not NULL),
+                # so that Not(...) matches it, as ~q must.
+                found = V.metadata[path].as_string()
+                return and_(found.isnot(None), found == value)
             case HasTag(tag):
                 vt = VERSION_TAGS.alias(self._name("cmr_vtag"))
                 on_version: ColumnElement[bool] = (

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 from sqlalchemy.sql.dml import Insert
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.records import Artifact, ModelVersion
 from crucible_model_registry.domain.refs import VersionRef
@@ -21,6 +22,7 @@ from crucible_model_registry.errors import (
     NotFoundError,
     ValidationError,
 )
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import version_columns, versions_from_rows
 from crucible_model_registry.store._translate import ConstraintViolationError
 from crucible_model_registry.store.engine import Database
@@ -73,8 +75,12 @@ _INSERT_EDGES = insert(EDGES).returning(EDGES.c.id)
 _INSERT_TRANSITIONS = insert(TRANSITIONS).returning(TRANSITIONS.c.id)
 
 
-def register(db: Database, spec: NewVersion) -> ModelVersion:
+def register(db: Database, spec: NewVersion, *, by: Attribution) -> ModelVersion:
     """Record a new version with its metrics, tags, artifacts, parents and first stage.
+
+    The audit entry (action ``register``, by ``by``) is written in the same transaction
+    (statement, on PostgreSQL's one-statement path); a duplicate returned instead of
+    registered writes none.
 
     The dedup rule and version uniqueness are database constraints, so concurrent callers
     cannot both win; a violation is diagnosed after the failed transaction has rolled back.
@@ -86,7 +92,7 @@ def register(db: Database, spec: NewVersion) -> ModelVersion:
         ValidationError: the version string is one of the model's aliases.
     """
     try:
-        return _insert_version(db, spec)
+        return _insert_version(db, spec, by)
     except ConstraintViolationError as exc:
         existing = _existing_run(db, spec)
         if existing is not None:
@@ -137,9 +143,9 @@ def _existing_run(db: Database, spec: NewVersion) -> ModelVersion | None:
     return found[0] if found else None
 
 
-def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
+def _insert_version(db: Database, spec: NewVersion, by: Attribution) -> ModelVersion:
     if db.pg_native and spec.version is None and all(p.id is not None for p in spec.parents):
-        record = _insert_in_one_statement(db, spec)
+        record = _insert_in_one_statement(db, spec, by)
         if record is not None:
             return record
     at = now()
@@ -250,6 +256,14 @@ def _insert_version(db: Database, spec: NewVersion) -> ModelVersion:
                 "at": at,
             },
         )
+        audit.write(
+            conn,
+            by,
+            "register",
+            f"{spec.model_name}@{version}",
+            _audit_details(spec, version_id, parent_ids, artifact_ids),
+            at=at,
+        )
     return _new_record(
         spec,
         model_id=model_id,
@@ -312,13 +326,24 @@ WITH m AS (
     INSERT INTO cmr_stage_transitions (model_id, version_id, from_stage, to_stage, reason,
         actor, at)
     SELECT v.model_id, v.id, NULL, %(stage)s, 'registered', %(actor)s, %(at)s FROM v
+), audit_rows AS (
+    INSERT INTO cmr_audit_log (at, actor, action, target, details, request_id, outcome)
+    SELECT %(at)s, %(audit_actor)s, 'register', %(model_name)s || '@' || m.version_seq::text,
+        json_build_object('version_id', v.id, 'config_hash', %(config_hash)s::text,
+            'parents', %(parents)s::bigint[],
+            'artifacts', ARRAY(SELECT id FROM artifact_rows ORDER BY id),
+            'lineage_type', %(lineage_type)s::text),
+        %(request_id)s, 'ok'
+    FROM m, v
 )
 SELECT m.id, m.version_seq, (SELECT id FROM v), ARRAY(SELECT id FROM artifact_rows ORDER BY id)
 FROM m
 """
 
 
-def _insert_in_one_statement(db: Database, spec: NewVersion) -> ModelVersion | None:
+def _insert_in_one_statement(
+    db: Database, spec: NewVersion, by: Attribution
+) -> ModelVersion | None:
     """Register in one round trip; None when the transactional path must take over."""
     at = now()
     parent_ids = list(dict.fromkeys(ref.id for ref in spec.parents if ref.id is not None))
@@ -348,6 +373,9 @@ def _insert_in_one_statement(db: Database, spec: NewVersion) -> ModelVersion | N
         "a_manifest": [_dumps(a.manifest) for a in artifacts],
         "relationship": spec.relationship.value,
         "actor": spec.actor,
+        "audit_actor": by.actor,
+        "request_id": by.request_id,
+        "lineage_type": spec.relationship.value if parent_ids else None,
     }
     with db.one_statement() as conn:
         row = conn.exec_driver_sql(_REGISTER_ONE_STATEMENT, params).first()
@@ -362,6 +390,19 @@ def _insert_in_one_statement(db: Database, spec: NewVersion) -> ModelVersion | N
         artifact_ids=artifact_ids,
         at=at,
     )
+
+
+def _audit_details(
+    spec: NewVersion, version_id: int, parent_ids: list[int], artifact_ids: Sequence[int]
+) -> dict[str, Any]:
+    # The same keys as the one-statement path's json_build_object above.
+    return {
+        "version_id": version_id,
+        "config_hash": spec.config_hash,
+        "parents": parent_ids,
+        "artifacts": list(artifact_ids),
+        "lineage_type": spec.relationship.value if parent_ids else None,
+    }
 
 
 def _new_record(

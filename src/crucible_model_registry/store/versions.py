@@ -7,25 +7,34 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
+from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
-from crucible_model_registry.domain.records import ModelVersion, StageTransition
+from crucible_model_registry.domain.records import Model, ModelVersion, StageTransition
 from crucible_model_registry.domain.refs import VersionRef
+from crucible_model_registry.domain.specs import merge_patch
 from crucible_model_registry.errors import NotFoundError, ValidationError
+from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import (
     load_versions,
+    model_from_row,
     version_columns,
     versions_from_rows,
 )
 from crucible_model_registry.store.artifacts import live_claim_problem
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.governance import record_alias_changes
-from crucible_model_registry.store.models import lock_model, now, resolve_ref
+from crucible_model_registry.store.models import KEEP, lock_model, model_id_of, now, resolve_ref
 from crucible_model_registry.store.tables import (
+    ALIAS_CHANGES,
     ALIASES,
     ARTIFACTS,
     EDGES,
     METRICS,
+    MODEL_TAGS,
+    MODELS,
     PENDING_UPLOADS,
+    POLICIES,
+    POLICY_CHANGES,
     TRANSITIONS,
     VERSION_TAGS,
     VERSIONS,
@@ -33,12 +42,14 @@ from crucible_model_registry.store.tables import (
 
 __all__ = [
     "add_tags",
+    "delete_model",
     "delete_version",
     "find_by_config_hash",
     "get_version",
     "remove_tags",
     "stage_history",
     "update_metrics",
+    "update_version",
 ]
 
 VTAGS = VERSION_TAGS
@@ -91,7 +102,9 @@ def _lock_version(db: Database, conn: Connection, version_id: int) -> Any:
     return conn.execute(query).one()
 
 
-def update_metrics(db: Database, ref: VersionRef, metrics: dict[str, float]) -> ModelVersion:
+def update_metrics(
+    db: Database, ref: VersionRef, metrics: dict[str, float], *, by: Attribution
+) -> ModelVersion:
     """Merge metrics into a version (later values win), under the version's row lock."""
     at = now()
     with db.write() as conn:
@@ -111,10 +124,47 @@ def update_metrics(db: Database, ref: VersionRef, metrics: dict[str, float]) -> 
         conn.execute(
             update(VERSIONS).where(V.id == version_id).values(metrics=merged, updated_at=at)
         )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        old = {k: row.metrics[k] for k in metrics if k in row.metrics}
+        audit.write(conn, by, "update_metrics", record.ref, {"metrics": metrics, "old": old}, at=at)
+        return record
 
 
-def add_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
+def update_version(
+    db: Database,
+    ref: VersionRef,
+    *,
+    description: str | object | None = KEEP,
+    metadata: dict[str, Any] | None = None,
+    metadata_patch: dict[str, Any] | None = None,
+    by: Attribution,
+) -> ModelVersion:
+    """Change a version's description or metadata (replaced, or merge-patched under the
+    version's row lock, so that concurrent patches of different keys both land), audited
+    with each changed field's old and new value."""
+    at = now()
+    with db.write() as conn:
+        version_id = resolve_ref(conn, ref)
+        _lock_version(db, conn, version_id)
+        old = (
+            conn.execute(select(V.description, V.metadata).where(V.id == version_id)).one()._mapping
+        )
+        values: dict[str, Any] = {"updated_at": at}
+        if description is not KEEP:
+            values["description"] = description
+        if metadata is not None:
+            values["metadata"] = metadata
+        if metadata_patch is not None:
+            values["metadata"] = merge_patch(old["metadata"] or {}, metadata_patch)
+        conn.execute(update(VERSIONS).where(V.id == version_id).values(values))
+        record = load_versions(conn, [version_id])[0]
+        changed = {k: {"old": old[k], "new": v} for k, v in values.items() if k != "updated_at"}
+        audit.write(conn, by, "update_version", record.ref, changed, at=at)
+        return record
+
+
+def add_tags(db: Database, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+    """Add the tags the version lacks; the audit entry lists them (none added: no entry)."""
     at = now()
     with db.write() as conn:
         version_id = resolve_ref(conn, ref)
@@ -127,10 +177,14 @@ def add_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
                 .where(V.id == version_id)
                 .values(tags=[*row.tags, *new], updated_at=at)
             )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        if new:
+            audit.write(conn, by, "add_tags", record.ref, {"tags": new}, at=at)
+        return record
 
 
-def remove_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
+def remove_tags(db: Database, ref: VersionRef, tags: list[str], *, by: Attribution) -> ModelVersion:
+    """Remove the tags the version has; the audit entry lists them (none removed: no entry)."""
     at = now()
     with db.write() as conn:
         version_id = resolve_ref(conn, ref)
@@ -145,15 +199,16 @@ def remove_tags(db: Database, ref: VersionRef, tags: list[str]) -> ModelVersion:
                 .where(V.id == version_id)
                 .values(tags=[t for t in row.tags if t not in gone], updated_at=at)
             )
-        return load_versions(conn, [version_id])[0]
+        record = load_versions(conn, [version_id])[0]
+        if gone:
+            audit.write(conn, by, "remove_tags", record.ref, {"tags": gone}, at=at)
+        return record
 
 
 # --------------------------------------------------------------------------- delete
 
 
-def delete_version(
-    db: Database, ref: VersionRef, *, force: bool, actor: str | None
-) -> ModelVersion:
+def delete_version(db: Database, ref: VersionRef, *, force: bool, by: Attribution) -> ModelVersion:
     """Delete a version's records; its stage history stays, as the audit trail.
 
     An upload (or artifact deletion) under way to the version is never interrupted: its
@@ -210,7 +265,7 @@ def delete_version(
             aliases,
             version_id=None,
             reason=f"version {record.version} deleted",
-            actor=actor,
+            actor=by.actor,
             at=at,
         )
         # Children of ON DELETE CASCADE tables go with it; SQLite enforces this only with
@@ -225,4 +280,76 @@ def delete_version(
             )
         )
         conn.execute(delete(VERSIONS).where(V.id == version_id))
+        details = {
+            "version_id": version_id,
+            "stage": record.stage.value,
+            "force": force,
+            "artifacts": [a.id for a in record.artifacts],
+            "aliases": sorted(aliases),
+        }
+        audit.write(conn, by, "delete_version", record.ref, details, at=at)
     return replace(record)
+
+
+def delete_model(db: Database, name: str, *, force: bool, by: Attribution) -> Model:
+    """Delete a model with every version, alias, policy and history of it.
+
+    Refused, even with ``force``, while an upload to one of its versions is under way.
+    Without ``force`` also while a version is in production, or a version of another model
+    descends from one of its versions (the lineage of that model would lose its parent).
+    The audit log keeps its entries; artifact bytes stay where they are.
+
+    Returns:
+        The model as it was.
+
+    Raises:
+        NotFoundError: there is no such model.
+        ValidationError: one of the conditions above (nothing is deleted).
+    """
+    with db.write() as conn:
+        model_id = model_id_of(conn, name)
+        if model_id is None:
+            raise NotFoundError("model", name, "list models with `cmr models`")
+        lock_model(db, conn, model_id)
+        model = model_from_row(conn.execute(select(MODELS).where(MODELS.c.id == model_id)).one())
+        rows = conn.execute(select(V.id, V.version, V.stage).where(V.model_id == model_id)).all()
+        ids = [r.id for r in rows]
+        for version_id in ids:
+            busy = live_claim_problem(conn, version_id=version_id)
+            if busy is not None:
+                raise ValidationError.single("model", f"refusing to delete {name!r}: {busy}")
+        if not force and ids:
+            problems = []
+            live = sorted(r.version for r in rows if r.stage == Stage.PRODUCTION.value)
+            if live:
+                problems.append(f"version(s) {', '.join(live)} are in production")
+            outside = conn.execute(
+                select(func.count())
+                .select_from(EDGES.join(VERSIONS, EDGES.c.target_version_id == V.id))
+                .where(EDGES.c.source_version_id.in_(ids), V.model_id != model_id)
+            ).scalar_one()
+            if outside:
+                problems.append(f"{outside} version(s) of other models descend from it")
+            if problems:
+                raise ValidationError.single(
+                    "model",
+                    f"refusing to delete {name!r}: {' and '.join(problems)}; "
+                    "pass force=True to delete it anyway",
+                )
+        # Explicit deletes, as in delete_version: a host-supplied engine may not enforce
+        # ON DELETE CASCADE.
+        if ids:
+            for table in (METRICS, VTAGS, ARTIFACTS, PENDING_UPLOADS, ALIASES):
+                conn.execute(delete(table).where(table.c.version_id.in_(ids)))
+            conn.execute(
+                delete(EDGES).where(
+                    EDGES.c.source_version_id.in_(ids) | EDGES.c.target_version_id.in_(ids)
+                )
+            )
+            conn.execute(delete(VERSIONS).where(V.model_id == model_id))
+        for table in (MODEL_TAGS, POLICIES, POLICY_CHANGES, TRANSITIONS, ALIAS_CHANGES, ALIASES):
+            conn.execute(delete(table).where(table.c.model_id == model_id))
+        conn.execute(delete(MODELS).where(MODELS.c.id == model_id))
+        details = {"force": force, "versions": sorted(r.version for r in rows)}
+        audit.write(conn, by, "delete_model", name, details, at=now())
+    return model

@@ -141,6 +141,24 @@ def change_tags(request: Request, version: str, body: Any = Body(...)) -> JSONRe
     return reply(result)
 
 
+@router.patch(
+    "/versions/{version:path}",
+    responses=returns(ModelVersion),
+    dependencies=[Depends(not_a_subresource)],
+    openapi_extra=json_body(
+        {
+            "description": NULLABLE_STRING,
+            "metadata": {"anyOf": [OBJECT, {"type": "null"}]},
+            "metadata_patch": {"anyOf": [OBJECT, {"type": "null"}]},
+        }
+    ),
+)
+def update_version(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
+    """Change the description or metadata (replaced): only the keys given."""
+    fields = fields_of(body, allowed=("description", "metadata", "metadata_patch"))
+    return reply(registry_of(request).update_version(ref(version), **fields))
+
+
 @router.delete(
     "/versions/{version:path}",
     responses=returns(ModelVersion),
