@@ -153,8 +153,8 @@ def test_allow_lists_every_method_of_the_path(fuzz_server: RegistryServer) -> No
     # Starlette named only the first matching route's methods (GET for /artifacts/{id}).
     for path, allowed in (
         ("/api/v1/artifacts/1", "DELETE, GET, HEAD"),
-        ("/api/v1/versions/any@1", "DELETE, GET, HEAD"),
-        ("/api/v1/models/any", "GET, HEAD, PATCH"),
+        ("/api/v1/versions/any@1", "DELETE, GET, HEAD, PATCH"),
+        ("/api/v1/models/any", "DELETE, GET, HEAD, PATCH"),
         ("/api/v1/aliases", "POST"),
     ):
         response = httpx2.request(
