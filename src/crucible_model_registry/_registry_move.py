@@ -1,14 +1,16 @@
 """The moving methods of ``Registry``: export to a directory, import from one, copy between two.
 
-All three run on the same stream of :class:`ModelBundle` values (one model's lines of
-every kind): an export writes the stream that ``store.exchange`` reads, an import applies
-each bundle in one transaction (``store.exchange_import``), and a copy pipes one
-registry's stream straight into the other's import, without an export on disk.
+All three run on the backend's stream of bundles (one model's lines of every kind): an
+export writes the lines its backend renders (``export_bundles``), an import hands the
+bundles to its backend in batches, each model in one transaction (``import_bundles``), and
+a copy pipes one registry's stream straight into the other's import, without an export on
+disk. The backend is SQL or a registry server, so each end may be either.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -17,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crucible_model_registry import _move_files, _transfers, store, telemetry
+from crucible_model_registry import _move_files, _transfers, telemetry
 from crucible_model_registry._registry_base import RegistryBase
 from crucible_model_registry.domain.access import Role
 from crucible_model_registry.domain.exchange import (
     ARTIFACTS_DIR,
+    ExportBundle,
     ExportResult,
     ImportConflict,
     ImportReport,
@@ -62,6 +65,9 @@ __all__ = ["MoveMethods", "MoveProgress"]
 MoveProgress = Callable[[int, int], None]
 """Called with (versions done, versions in all) as an export, import or copy advances."""
 
+_BATCH_LINES = 20_000
+"""Lines per call of the backend's import (one request to a server), whole models at a time."""
+
 # Where an artifact's bytes are for an import: a local file or directory, or None.
 _BytesSource = Callable[[dict[str, Any], Path], Path | None]
 
@@ -98,23 +104,21 @@ class MoveMethods(RegistryBase):
         """
         self._authorize(Role.READ, None, action="export_to")
         target = Path(dest)
-        extras = [store.exchange.extra_kind(t) for t in store.exchange.extra_tables()]
-        kinds = _move_files.export_kinds(extras)
-        total = store.exchange.count_versions(self._db, models)
-        writer = _move_files.ExportWriter(target, kinds)
+        plan = self._backend.export_plan(models)
+        writer = _move_files.ExportWriter(target, plan.kinds)
         artifact_bytes = done = 0
         try:
-            for bundle in store.exchange.export_bundles(self._db, model_glob=models):
+            for bundle in self._backend.export_bundles(models):
                 if with_artifacts:
                     artifact_bytes += self._export_bytes(bundle, writer.root)
                 writer.write(bundle)
-                done += len(bundle.of("versions"))
+                done += bundle.count("versions")
                 if progress is not None:
-                    progress(done, total)
+                    progress(done, plan.versions)
             files = writer.commit(
                 {
                     "created_at": format_time(datetime.now(UTC)),
-                    "source_dialect": self._db.dialect,
+                    "source_dialect": plan.source_dialect,
                     "models_pattern": models,
                     "with_artifacts": with_artifacts,
                 }
@@ -124,17 +128,17 @@ class MoveMethods(RegistryBase):
             raise
         return ExportResult(str(target), dict(writer.counts), files, artifact_bytes)
 
-    def _export_bytes(self, bundle: ModelBundle, root: Path) -> int:
+    def _export_bytes(self, bundle: ExportBundle, root: Path) -> int:
         size = 0
-        for line in bundle.of("artifacts"):
-            try:
-                backend = self._storages.get(line["storage_backend"])
-            except ConfigurationError:
+        lines = [json.loads(raw) for raw in bundle.lines.get("artifacts", ())]
+        for line in lines:
+            source = self._artifact_source(line)
+            if source is None:
                 continue  # a reference to storage this registry cannot read: kept as one
             rel = f"{ARTIFACTS_DIR}/{_layout(line)}"
             directory = is_directory_path(line["storage_path"])
             download_artifact_files(  # into the export's own, fresh tree
-                backend,
+                source,
                 line["storage_path"],
                 root / rel,
                 expected_sha256=line["checksum"],
@@ -142,7 +146,20 @@ class MoveMethods(RegistryBase):
             )
             line["file"] = rel + ("/" if directory else "")
             size += int(line.get("size_bytes") or 0)
+        if lines:
+            bundle.lines["artifacts"] = [json.dumps(line, ensure_ascii=False) for line in lines]
         return size
+
+    def _artifact_source(self, line: dict[str, Any]) -> StorageBackend | None:
+        """Where an exported artifact's bytes can be read, or None for a mere reference."""
+        try:
+            return self._storages.get(line["storage_backend"])
+        except ConfigurationError:
+            return None
+
+    def _import_storage(self) -> StorageBackend:
+        """Where an import stores the artifact bytes an export carries."""
+        return self._storages.default()
 
     def import_from(
         self,
@@ -211,23 +228,22 @@ class MoveMethods(RegistryBase):
             ``target``'s import report.
         """
         self._authorize(Role.READ, None, action="copy_to")
-        extras = [store.exchange.extra_kind(t) for t in store.exchange.extra_tables()]
+        plan = self._backend.export_plan(models)
 
         def from_source(line: dict[str, Any], tmp: Path) -> Path | None:
-            try:
-                backend = self._storages.get(line["storage_backend"])
-            except ConfigurationError:
+            source = self._artifact_source(line)
+            if source is None:
                 return None
             local = tmp / _layout(line)
             download_artifact_files(  # into a scratch directory of our own
-                backend, line["storage_path"], local, expected_sha256=line["checksum"], parents=True
+                source, line["storage_path"], local, expected_sha256=line["checksum"], parents=True
             )
             return local
 
         return target._import_bundles(
-            store.exchange.export_bundles(self._db, model_glob=models),
-            kinds=_move_files.export_kinds(extras),
-            total=store.exchange.count_versions(self._db, models),
+            (bundle.parsed() for bundle in self._backend.export_bundles(models)),
+            kinds=plan.kinds,
+            total=plan.versions,
             dry_run=dry_run,
             bytes_source=from_source if with_artifacts else None,
             strays=[],
@@ -249,6 +265,26 @@ class MoveMethods(RegistryBase):
         deferred: list[dict[str, Any]] = []
         imported_models: set[str] = set()
         done = 0
+        batch: list[tuple[ModelBundle, list[tuple[StorageBackend, str]]]] = []
+
+        def flush() -> None:
+            nonlocal done
+            outcomes = self._backend.import_bundles(
+                [b for b, _ in batch], by=self._by(), dry_run=dry_run
+            )
+            for (bundle, uploaded), outcome in zip(batch, outcomes, strict=True):
+                if outcome.refused:
+                    _delete_quietly(uploaded)
+                else:
+                    imported_models.add(bundle.name)
+                counter.merge(outcome.counter)
+                deferred.extend(outcome.deferred_edges)
+                done += len(bundle.of("versions"))
+            batch.clear()
+            if progress is not None:
+                progress(done, total)
+
+        lines = 0
         for bundle in bundles:
             uploaded: list[tuple[StorageBackend, str]] = []
             with _scratch(bytes_source is not None) as tmp:
@@ -258,40 +294,44 @@ class MoveMethods(RegistryBase):
             if refusal is not None:
                 counter.refuse(refusal)
                 counter.refused_models.append(bundle.name)
-            else:
-                outcome = store.exchange_import.import_bundle(
-                    self._db, bundle, by=self._by(), dry_run=dry_run
-                )
-                if outcome.refused:
-                    _delete_quietly(uploaded)
-                else:
-                    imported_models.add(bundle.name)
-                counter.merge(outcome.counter)
-                deferred.extend(outcome.deferred_edges)
-            done += len(bundle.of("versions"))
-            if progress is not None:
-                progress(done, total)
-        for line in deferred:
-            self._import_deferred_edge(line, counter, dry_run, imported_models)
+                done += len(bundle.of("versions"))
+                continue
+            batch.append((bundle, uploaded))
+            lines += sum(len(v) for v in bundle.lines.values())
+            if lines >= _BATCH_LINES:
+                flush()
+                lines = 0
+        if batch:
+            flush()
+        for start in range(0, len(deferred), _BATCH_LINES):
+            self._import_deferred_edges(
+                deferred[start : start + _BATCH_LINES], counter, dry_run, imported_models
+            )
         for stray in strays:
             counter.refuse(stray)
         return counter.report(dry_run=dry_run, kinds=kinds)
 
-    def _import_deferred_edge(
-        self, line: dict[str, Any], counter: ReportCounter, dry_run: bool, models: set[str]
+    def _import_deferred_edges(
+        self, lines: list[dict[str, Any]], counter: ReportCounter, dry_run: bool, models: set[str]
     ) -> None:
-        parent, child = line["parent_model"], line["model"]
-        ref = f"{parent}@{line['parent_version']} -> {child}@{line['version']}"
-        if dry_run and line["parent_model"] in models and line["parent_model"] != line["model"]:
-            counter.add("imported", "lineage_edges")  # its parent's model would be written
-            return
-        outcome = store.exchange_import.import_edge(self._db, line, by=self._by(), dry_run=dry_run)
-        if outcome is None:
-            counter.add("imported", "lineage_edges")
-        elif outcome == "skipped":
-            counter.add("skipped", "lineage_edges")
-        else:
-            counter.refuse(ImportConflict("lineage_edges", line["model"], ref, outcome))
+        applied = []
+        for line in lines:
+            if dry_run and line["parent_model"] in models and line["parent_model"] != line["model"]:
+                counter.add("imported", "lineage_edges")  # its parent's model would be written
+            else:
+                applied.append(line)
+        outcomes = (
+            self._backend.import_edges(applied, by=self._by(), dry_run=dry_run) if applied else []
+        )
+        for line, outcome in zip(applied, outcomes, strict=True):
+            if outcome is None:
+                counter.add("imported", "lineage_edges")
+            elif outcome == "skipped":
+                counter.add("skipped", "lineage_edges")
+            else:
+                parent, child = line["parent_model"], line["model"]
+                ref = f"{parent}@{line['parent_version']} -> {child}@{line['version']}"
+                counter.refuse(ImportConflict("lineage_edges", line["model"], ref, outcome))
 
     def _import_bytes(
         self,
@@ -309,8 +349,7 @@ class MoveMethods(RegistryBase):
         lines = bundle.of("artifacts")
         if not lines:
             return None
-        backend = self._storages.default()
-        recorded = store.exchange_import.artifact_checksums(self._db, bundle.name)
+        recorded = self._backend.artifact_checksums(bundle.name)
         for line in lines:
             ref = f"{bundle.name}@{line.get('version')}"
             try:
@@ -320,6 +359,7 @@ class MoveMethods(RegistryBase):
                 local = bytes_source(line, tmp)
                 if local is None:
                     continue  # a reference: recorded as it is
+                backend = self._import_storage()
                 remote = _layout(line)
                 directory = is_directory_path(line["storage_path"])
                 stored = remote + "/" if directory else remote
@@ -417,7 +457,7 @@ class MoveMethods(RegistryBase):
         by = self._by()
         spec = new_version_from_input(fields, actor=by.actor)
         with telemetry.operation("register", model=repo_id) as op:
-            version = store.registration.register(self._db, spec, by=by)
+            version = self._backend.register(spec, by=by)
             op.metadata.update(version=version.version, stage=version.stage.value)
         if copy_artifacts and not version.artifacts:
             options = {"repo_id": repo_id, "revision": hub.commit, "token": token}

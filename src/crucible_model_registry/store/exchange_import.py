@@ -11,7 +11,6 @@ every model is in.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy import JSON, Connection, Table, insert, select, update
 from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
 from crucible_model_registry.domain.exchange import (
+    BundleOutcome,
     ImportConflict,
     ModelBundle,
     ReportCounter,
@@ -54,7 +54,6 @@ from crucible_model_registry.store.tables import (
 )
 
 __all__ = [
-    "BundleOutcome",
     "artifact_checksums",
     "import_bundle",
     "import_edge",
@@ -75,18 +74,6 @@ class _RefusedError(Exception):
 
 class _DryRunError(Exception):
     """Raised at the end of a dry run's transaction so that it rolls back."""
-
-
-@dataclasses.dataclass
-class BundleOutcome:
-    """What importing one model did: its counts, and the edges left for afterwards."""
-
-    counter: ReportCounter
-    deferred_edges: list[dict[str, Any]]
-
-    @property
-    def refused(self) -> bool:
-        return bool(self.counter.refused_models)
 
 
 def import_bundle(
@@ -338,6 +325,7 @@ class _Importer:
             "metadata": dict(line.get("metadata") or {}),
             "created_at": parse_time(line["created_at"]),
             "updated_at": parse_time(line["updated_at"]),
+            "registered_by": _text_or_none(line.get("registered_by")),
         }
 
     def _refuse_same_runs(self, fresh: list[dict[str, Any]]) -> None:
@@ -583,6 +571,12 @@ def _extra_rows(table: Table, model_id: int) -> Any:
             .where(table.c.model_id == model_id)
         )
     return select(table).where(table.c.model_id == model_id)
+
+
+def _text_or_none(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string or null, got {value!r}")
 
 
 def _comparable(line: dict[str, Any]) -> str:
