@@ -137,13 +137,16 @@ class MoveMethods(RegistryBase):
                 continue  # a reference to storage this registry cannot read: kept as one
             rel = f"{ARTIFACTS_DIR}/{_layout(line)}"
             directory = is_directory_path(line["storage_path"])
-            download_artifact_files(  # into the export's own, fresh tree
-                source,
-                line["storage_path"],
-                root / rel,
-                expected_sha256=line["checksum"],
-                parents=True,
-            )
+            try:
+                download_artifact_files(  # into the export's own, fresh tree
+                    source,
+                    line["storage_path"],
+                    root / rel,
+                    expected_sha256=line["checksum"],
+                    parents=True,
+                )
+            except ConfigurationError:
+                continue  # a server without that storage: a reference, as above
             line["file"] = rel + ("/" if directory else "")
             size += int(line.get("size_bytes") or 0)
         if lines:
@@ -199,12 +202,13 @@ class MoveMethods(RegistryBase):
             rel = line.get("file")
             return None if not isinstance(rel, str) else root / rel.rstrip("/")
 
+        carries_bytes = manifest.get("with_artifacts") is not False  # older exports: look
         return self._import_bundles(
             bundles,
             kinds=kinds,
             total=int(counts.get("versions", 0)),
             dry_run=dry_run,
-            bytes_source=from_export,
+            bytes_source=from_export if carries_bytes else None,
             strays=strays,
             progress=progress,
         )

@@ -76,6 +76,7 @@ def create_app(
         audit,
         lineage,
         models,
+        moving,
         operations,
         policies,
         query,
@@ -123,7 +124,18 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_exception_handler)
     # Specific paths first: a model name or a ref may hold '/', so /models/{name:path}
     # and /versions/{version:path} come last.
-    for module in (lineage, artifacts, aliases, policies, query, tokens, audit, models, versions):
+    for module in (
+        lineage,
+        artifacts,
+        aliases,
+        policies,
+        query,
+        tokens,
+        audit,
+        moving,
+        models,
+        versions,
+    ):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(operations.router)
     from crucible_model_registry.server import mlflow

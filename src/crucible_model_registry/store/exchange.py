@@ -395,12 +395,12 @@ def export_bundles(db: Database, *, model_glob: str | None = None) -> Iterator[E
                     for _ in rows:
                         pass
                     continue
-                table = extras.get(kind)
-                if table is None:
+                extra = extras.get(kind)
+                if extra is None:
                     bundle.lines[kind] = [_one_line(row[1]) for row in rows]
                 else:
                     bundle.lines[kind] = [
-                        json.dumps(extra_line(table, name, row), ensure_ascii=False) for row in rows
+                        json.dumps(extra_line(extra, name, row), ensure_ascii=False) for row in rows
                     ]
             if wanted:
                 yield bundle
