@@ -15,7 +15,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, insert, select, update
+from sqlalchemy import JSON, Connection, Double, Table, cast, func, insert, select, true, update
+from sqlalchemy.exc import IntegrityError
 
 from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
@@ -243,24 +244,27 @@ class _Importer:
                 self._conflict("versions", ref, f"differs from the registry's in {differ}")
             else:
                 self.counter.add("skipped", "versions")
-        self._refuse_same_runs(fresh)
         if not fresh or self.conflicts:
             return
         new_rows = [self._version_row(line) for line in fresh]
-        ids = self._insert_versions(new_rows)
-        metric_rows: list[dict[str, Any]] = []
-        tag_rows: list[dict[str, Any]] = []
+        integrity_error = self.db.engine.dialect.loaded_dbapi.IntegrityError
+        try:
+            with self.conn.begin_nested():
+                ids = self._insert_versions(new_rows)
+        except (IntegrityError, integrity_error):
+            # The one constraint a fresh version can break: its training run is registered
+            # here already (one run, one version). Say where; anything else is an error.
+            self._refuse_same_runs(fresh)
+            if self.conflicts:
+                return
+            raise
         for version_id, new in zip(ids, new_rows, strict=True):
             self.version_ids[new["version"]] = version_id
             self.new_versions.add(new["version"])
-            metric_rows += [
-                {"version_id": version_id, "name": k, "value": v} for k, v in new["metrics"].items()
-            ]
-            tag_rows += [{"version_id": version_id, "tag": t} for t in new["tags"]]
-        if metric_rows:
-            self._bulk(METRICS, metric_rows)
-        if tag_rows:
-            self._bulk(VERSION_TAGS, tag_rows)
+        # The metric and tag index rows, derived by the database from the rows just written.
+        for chunk in _chunks(ids):
+            self.conn.execute(_derived_metrics(self.db.is_postgres, chunk))
+            self.conn.execute(_derived_tags(self.db.is_postgres, chunk))
         self.counter.add("imported", "versions", len(new_rows))
 
     def _insert_versions(self, rows: list[dict[str, Any]]) -> list[int]:
@@ -571,6 +575,34 @@ def _extra_rows(table: Table, model_id: int) -> Any:
             .where(table.c.model_id == model_id)
         )
     return select(table).where(table.c.model_id == model_id)
+
+
+def _derived_metrics(postgres: bool, version_ids: Sequence[int]) -> Any:
+    """INSERT the metric rows of these versions from their ``metrics`` JSON."""
+    if postgres:
+        pairs = func.json_each_text(V.metrics).table_valued("key", "value")
+    else:
+        pairs = func.json_each(V.metrics).table_valued("key", "value")
+    rows = (
+        select(V.id, pairs.c.key, cast(pairs.c.value, Double))
+        .select_from(VERSIONS.join(pairs, true()))
+        .where(V.id.in_(version_ids))
+    )
+    return insert(METRICS).from_select(["version_id", "name", "value"], rows)
+
+
+def _derived_tags(postgres: bool, version_ids: Sequence[int]) -> Any:
+    """INSERT the tag rows of these versions from their ``tags`` JSON."""
+    if postgres:
+        tags = func.json_array_elements_text(V.tags).table_valued("value")
+    else:
+        tags = func.json_each(V.tags).table_valued("value")
+    rows = (
+        select(V.id, tags.c.value)
+        .select_from(VERSIONS.join(tags, true()))
+        .where(V.id.in_(version_ids))
+    )
+    return insert(VERSION_TAGS).from_select(["version_id", "tag"], rows)
 
 
 def _text_or_none(value: object) -> str | None:
