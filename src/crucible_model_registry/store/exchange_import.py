@@ -143,6 +143,7 @@ class _Importer:
         self.version_ids: dict[str, int] = {}  # version string -> id here
         self.new_versions: set[str] = set()
         self.conflicts: list[ImportConflict] = []
+        self.new_model = False  # created by this import: nothing of it to compare with
 
     def run(self, *, dry_run: bool, by: Attribution) -> None:
         self.model_id = self._model()
@@ -203,6 +204,7 @@ class _Importer:
                     insert(MODEL_TAGS), [{"model_id": model_id, "tag": t} for t in tags]
                 )
             self.counter.add("imported", "models")
+            self.new_model = True
             return model_id
         model_id = int(row.id)
         lock_model(self.db, self.conn, model_id)
@@ -217,7 +219,7 @@ class _Importer:
     def _versions(self) -> None:
         lines = self.bundle.of("versions")
         existing: dict[str, Any] = {}
-        for chunk in _chunks([line["version"] for line in lines]):
+        for chunk in _chunks([] if self.new_model else [line["version"] for line in lines]):
             rows = self.conn.execute(
                 select(VERSIONS).where(V.model_id == self.model_id, V.version.in_(chunk))
             )
@@ -261,10 +263,12 @@ class _Importer:
         for version_id, new in zip(ids, new_rows, strict=True):
             self.version_ids[new["version"]] = version_id
             self.new_versions.add(new["version"])
-        # The metric and tag index rows, derived by the database from the rows just written.
-        for chunk in _chunks(ids):
-            self.conn.execute(_derived_metrics(self.db.is_postgres, chunk))
-            self.conn.execute(_derived_tags(self.db.is_postgres, chunk))
+        # The metric and tag index rows, derived by the database from the rows just written:
+        # the model's versions from the first new id on are this import's (its lock is held,
+        # and ids only grow).
+        first = min(ids)
+        self.conn.execute(_derived_metrics(self.db.is_postgres, self.model_id, first))
+        self.conn.execute(_derived_tags(self.db.is_postgres, self.model_id, first))
         self.counter.add("imported", "versions", len(new_rows))
 
     def _insert_versions(self, rows: list[dict[str, Any]]) -> list[int]:
@@ -577,8 +581,8 @@ def _extra_rows(table: Table, model_id: int) -> Any:
     return select(table).where(table.c.model_id == model_id)
 
 
-def _derived_metrics(postgres: bool, version_ids: Sequence[int]) -> Any:
-    """INSERT the metric rows of these versions from their ``metrics`` JSON."""
+def _derived_metrics(postgres: bool, model_id: int, first_id: int) -> Any:
+    """INSERT the metric rows of the model's versions from ``first_id`` on, from their JSON."""
     if postgres:
         pairs = func.json_each_text(V.metrics).table_valued("key", "value")
     else:
@@ -586,13 +590,13 @@ def _derived_metrics(postgres: bool, version_ids: Sequence[int]) -> Any:
     rows = (
         select(V.id, pairs.c.key, cast(pairs.c.value, Double))
         .select_from(VERSIONS.join(pairs, true()))
-        .where(V.id.in_(version_ids))
+        .where(V.model_id == model_id, V.id >= first_id)
     )
     return insert(METRICS).from_select(["version_id", "name", "value"], rows)
 
 
-def _derived_tags(postgres: bool, version_ids: Sequence[int]) -> Any:
-    """INSERT the tag rows of these versions from their ``tags`` JSON."""
+def _derived_tags(postgres: bool, model_id: int, first_id: int) -> Any:
+    """INSERT the tag rows of the model's versions from ``first_id`` on, from their JSON."""
     if postgres:
         tags = func.json_array_elements_text(V.tags).table_valued("value")
     else:
@@ -600,7 +604,7 @@ def _derived_tags(postgres: bool, version_ids: Sequence[int]) -> Any:
     rows = (
         select(V.id, tags.c.value)
         .select_from(VERSIONS.join(tags, true()))
-        .where(V.id.in_(version_ids))
+        .where(V.model_id == model_id, V.id >= first_id)
     )
     return insert(VERSION_TAGS).from_select(["version_id", "tag"], rows)
 
