@@ -217,8 +217,8 @@ def read_bundles(
         kind: _Lines(src / file_name(kind) if (src / file_name(kind)).exists() else None)
         for kind in kinds
     }
+    models = files.pop("models")
     try:
-        models = files.pop("models")
         while models.peeked is not None:
             _number, model, _error = models.peeked
             models.pop()
@@ -232,6 +232,7 @@ def read_bundles(
                 )
             yield bundle
     finally:
+        models.close()
         for lines in files.values():
             lines.close()
 

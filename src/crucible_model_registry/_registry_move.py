@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from crucible_model_registry import _move_files, _transfers, telemetry
 from crucible_model_registry._registry_base import RegistryBase
@@ -65,6 +65,8 @@ __all__ = ["MoveMethods", "MoveProgress"]
 MoveProgress = Callable[[int, int], None]
 """Called with (versions done, versions in all) as an export, import or copy advances."""
 
+T = TypeVar("T")
+
 _BATCH_LINES = 20_000
 """Lines per call of the backend's import (one request to a server), whole models at a time."""
 
@@ -108,13 +110,14 @@ class MoveMethods(RegistryBase):
         writer = _move_files.ExportWriter(target, plan.kinds)
         artifact_bytes = done = 0
         try:
-            for bundle in self._backend.export_bundles(models):
-                if with_artifacts:
-                    artifact_bytes += self._export_bytes(bundle, writer.root)
-                writer.write(bundle)
-                done += bundle.count("versions")
-                if progress is not None:
-                    progress(done, plan.versions)
+            with _closing(self._backend.export_bundles(models)) as bundles:
+                for bundle in bundles:
+                    if with_artifacts:
+                        artifact_bytes += self._export_bytes(bundle, writer.root)
+                    writer.write(bundle)
+                    done += bundle.count("versions")
+                    if progress is not None:
+                        progress(done, plan.versions)
             files = writer.commit(
                 {
                     "created_at": format_time(datetime.now(UTC)),
@@ -289,22 +292,23 @@ class MoveMethods(RegistryBase):
                 progress(done, total)
 
         lines = 0
-        for bundle in bundles:
-            uploaded: list[tuple[StorageBackend, str]] = []
-            with _scratch(bytes_source is not None) as tmp:
-                refusal = None
-                if bytes_source is not None and tmp is not None:
-                    refusal = self._import_bytes(bundle, bytes_source, tmp, dry_run, uploaded)
-            if refusal is not None:
-                counter.refuse(refusal)
-                counter.refused_models.append(bundle.name)
-                done += len(bundle.of("versions"))
-                continue
-            batch.append((bundle, uploaded))
-            lines += sum(len(v) for v in bundle.lines.values())
-            if lines >= _BATCH_LINES:
-                flush()
-                lines = 0
+        with _closing(bundles) as stream:
+            for bundle in stream:
+                uploaded: list[tuple[StorageBackend, str]] = []
+                with _scratch(bytes_source is not None) as tmp:
+                    refusal = None
+                    if bytes_source is not None and tmp is not None:
+                        refusal = self._import_bytes(bundle, bytes_source, tmp, dry_run, uploaded)
+                if refusal is not None:
+                    counter.refuse(refusal)
+                    counter.refused_models.append(bundle.name)
+                    done += len(bundle.of("versions"))
+                    continue
+                batch.append((bundle, uploaded))
+                lines += sum(len(v) for v in bundle.lines.values())
+                if lines >= _BATCH_LINES:
+                    flush()
+                    lines = 0
         if batch:
             flush()
         for start in range(0, len(deferred), _BATCH_LINES):
@@ -515,6 +519,19 @@ def _scratch(wanted: bool) -> Iterator[Path | None]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _closing(items: Iterable[T]) -> Iterator[Iterator[T]]:
+    """Iterate ``items`` and close them on the way out, early or not (a generator's files,
+    or the read transaction of an export)."""
+    stream = iter(items)
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def _delete_quietly(uploaded: list[tuple[StorageBackend, str]]) -> None:
