@@ -67,7 +67,7 @@ MoveProgress = Callable[[int, int], None]
 
 T = TypeVar("T")
 
-_BATCH_LINES = 20_000
+_BATCH_LINES = 5_000
 """Lines per call of the backend's import (one request to a server), whole models at a time."""
 
 # Where an artifact's bytes are for an import: a local file or directory, or None.
