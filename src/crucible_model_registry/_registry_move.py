@@ -24,7 +24,9 @@ from crucible_model_registry._registry_base import RegistryBase
 from crucible_model_registry.domain.access import Role
 from crucible_model_registry.domain.exchange import (
     ARTIFACTS_DIR,
+    BundleOutcome,
     ExportBundle,
+    ExportPlan,
     ExportResult,
     ImportConflict,
     ImportReport,
@@ -405,6 +407,39 @@ class MoveMethods(RegistryBase):
                 _delete_quietly(uploaded)
                 return ImportConflict("artifact_bytes", bundle.name, ref, str(exc))
         return None
+
+    # -- what a server's move routes run (server/routes/moving.py), checked like the above
+
+    def _export_plan_checked(self, models: str | None) -> ExportPlan:
+        self._authorize(Role.READ, None, action="export_to")
+        return self._backend.export_plan(models)
+
+    def _export_stream_checked(self, models: str | None) -> Iterator[ExportBundle]:
+        """The backend's export stream, once the caller may read every model."""
+        self._authorize(Role.READ, None, action="export_to")
+        return self._backend.export_bundles(models)
+
+    def _check_import(self) -> None:
+        """Refuse unless the caller may import (admin on every model)."""
+        self._authorize(Role.ADMIN, None, action="import_from")
+
+    def _import_bundles_checked(
+        self, bundles: list[ModelBundle], *, dry_run: bool
+    ) -> list[BundleOutcome]:
+        self._check_import()
+        return self._backend.import_bundles(bundles, dry_run=dry_run)
+
+    def _import_edges_checked(
+        self, lines: list[dict[str, Any]], *, dry_run: bool
+    ) -> list[str | None]:
+        self._check_import()
+        return self._backend.import_edges(lines, dry_run=dry_run)
+
+    def _artifact_checksums_checked(
+        self, model_name: str
+    ) -> dict[tuple[str, str, str], str | None]:
+        self._authorize(Role.READ, model_name, action="artifact_checksums")
+        return self._backend.artifact_checksums(model_name)
 
     def import_hf(
         self,

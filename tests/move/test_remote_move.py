@@ -46,7 +46,7 @@ def behind(server: RegistryServer) -> Iterator[Registry]:
 
 @pytest.fixture
 def remote(server: RegistryServer) -> Iterator[RemoteRegistry]:
-    registry = RemoteRegistry(server.url)
+    registry = RemoteRegistry(server.url, token=server.token)
     yield registry
     registry.close()
 
@@ -154,10 +154,11 @@ def test_cli_export_and_import_through_the_server(
     cmr: Runner, seeded: Registry, behind: Registry, server: RegistryServer, tmp_path: Path
 ):
     seeded.export_to(tmp_path / "a")
-    imported = cmr("--server", server.url, "import", str(tmp_path / "a"), "--json")
+    login = ("--server", server.url, "--token", server.token)
+    imported = cmr(*login, "import", str(tmp_path / "a"), "--json")
     assert imported.code == 0, imported.stderr
     assert imported.json()["imported"]["versions"] == 4
-    exported = cmr("--server", server.url, "export", str(tmp_path / "b"), "--json")
+    exported = cmr(*login, "export", str(tmp_path / "b"), "--json")
     assert exported.code == 0, exported.stderr
     assert exported.json()["counts"]["versions"] == 4
     assert read_export(tmp_path / "b") == read_export(tmp_path / "a")

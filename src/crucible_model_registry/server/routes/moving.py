@@ -5,6 +5,9 @@ per line (a ``models`` frame opens each model), and ends with ``["end", {"models
 an error after the answer has started comes as ``["error", <error>]`` instead, so a client
 never takes a cut stream for a whole one. The lines are sent as the database rendered them.
 
+Exporting needs read access to every model, importing admin (as ``export_to`` and
+``import_from``); the checks run before the stream starts or the body is read.
+
 ``POST /import/bundles`` takes NDJSON, one model's bundle per line, spools it to a
 temporary file (bounded memory, no body limit) and imports model by model; the answer is
 each bundle's outcome, in order. ``POST /import/edges`` applies deferred lineage edges.
@@ -49,13 +52,13 @@ _FRAME_BYTES = 256 * 1024  # text per chunk of the export stream
 @router.get("/export/plan")
 def export_plan(request: Request, models: str | None = None) -> JSONResponse:
     """How many versions an export of ``models`` (a glob) holds, and its kinds of line."""
-    return JSONResponse(registry_of(request).backend.export_plan(models).to_dict())
+    return JSONResponse(registry_of(request)._export_plan_checked(models).to_dict())
 
 
 @router.get("/export")
 def export(request: Request, models: str | None = None) -> StreamingResponse:
     """Every model matching ``models`` with its export lines, as NDJSON frames (see above)."""
-    bundles = registry_of(request).backend.export_bundles(models)
+    bundles = registry_of(request)._export_stream_checked(models)  # checked before a byte
     return StreamingResponse(_frames(bundles), media_type="application/x-ndjson")
 
 
@@ -96,6 +99,7 @@ def _frames(bundles: Iterator[ExportBundle]) -> Iterator[str]:
 async def import_bundles(request: Request, *, dry_run: bool = False) -> JSONResponse:
     """Import the bundles of the body (NDJSON, one model per line); their outcomes, in order."""
     registry = registry_of(request)
+    await run_in_threadpool(registry._check_import)  # before a byte of the body is read
     scratch = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "cmr-import-"))
     try:
         received = scratch / "bundles.ndjson"
@@ -117,7 +121,7 @@ def _import_spooled(registry: Registry, path: Path, dry_run: bool) -> list[Bundl
                 if isinstance(bundle, BundleOutcome):
                     outcomes.append(bundle)
                 else:
-                    outcomes += registry.backend.import_bundles([bundle], dry_run=dry_run)
+                    outcomes += registry._import_bundles_checked([bundle], dry_run=dry_run)
     return outcomes
 
 
@@ -147,12 +151,12 @@ def import_edges(request: Request, body: Any = Body(...)) -> JSONResponse:  # no
         raise ValidationError.single("lines", "must be a list of lineage edge lines (objects)")
     if not isinstance(dry_run, bool):
         raise ValidationError.single("dry_run", "must be true or false")
-    outcomes = registry_of(request).backend.import_edges(lines, dry_run=dry_run)
+    outcomes = registry_of(request)._import_edges_checked(lines, dry_run=dry_run)
     return JSONResponse({"outcomes": outcomes})
 
 
 @router.get("/import/artifact-checksums")
 def artifact_checksums(request: Request, model: str) -> JSONResponse:
     """The model's artifacts: ``[[version, type, file name, checksum], ...]``."""
-    found = registry_of(request).backend.artifact_checksums(model)
+    found = registry_of(request)._artifact_checksums_checked(model)
     return JSONResponse({"artifacts": [[*key, checksum] for key, checksum in found.items()]})
