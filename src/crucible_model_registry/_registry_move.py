@@ -427,13 +427,13 @@ class MoveMethods(RegistryBase):
         self, bundles: list[ModelBundle], *, dry_run: bool
     ) -> list[BundleOutcome]:
         self._check_import()
-        return self._backend.import_bundles(bundles, dry_run=dry_run)
+        return self._backend.import_bundles(bundles, by=self._by(), dry_run=dry_run)
 
     def _import_edges_checked(
         self, lines: list[dict[str, Any]], *, dry_run: bool
     ) -> list[str | None]:
         self._check_import()
-        return self._backend.import_edges(lines, dry_run=dry_run)
+        return self._backend.import_edges(lines, by=self._by(), dry_run=dry_run)
 
     def _artifact_checksums_checked(
         self, model_name: str

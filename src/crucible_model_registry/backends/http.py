@@ -795,7 +795,7 @@ class HttpBackend:
         raise DatabaseError(f"the export from {self._url} broke off before its end")
 
     def import_bundles(
-        self, bundles: Sequence[ModelBundle], *, dry_run: bool
+        self, bundles: Sequence[ModelBundle], *, by: Attribution, dry_run: bool
     ) -> list[BundleOutcome]:
         """Stream the bundles as NDJSON (one model per line); never resent (not needed:
         a repeated import skips what the first one wrote, but its report would differ)."""
@@ -815,16 +815,18 @@ class HttpBackend:
             "/import/bundles",
             params={"dry_run": dry_run},
             content=body,
-            headers={"content-type": "application/x-ndjson"},
+            headers={"content-type": "application/x-ndjson", **_actor_header(by)},
         )
         outcomes = [BundleOutcome.from_dict(item) for item in data["outcomes"]]
         if len(outcomes) != len(bundles):
             raise DatabaseError(f"the server at {self._url} answered an import incompletely")
         return outcomes
 
-    def import_edges(self, lines: Sequence[dict[str, Any]], *, dry_run: bool) -> list[str | None]:
+    def import_edges(
+        self, lines: Sequence[dict[str, Any]], *, by: Attribution, dry_run: bool
+    ) -> list[str | None]:
         body = {"lines": list(lines), "dry_run": dry_run}
-        data = self._send("POST", "/import/edges", json=body, retry=False)
+        data = self._send("POST", "/import/edges", json=body, retry=False, actor=by.actor)
         return [None if o is None else str(o) for o in data["outcomes"]]
 
     def artifact_checksums(self, model_name: str) -> dict[tuple[str, str, str], str | None]:
@@ -940,6 +942,10 @@ def _counted(chunks: Iterator[bytes], progress: ProgressCallback | None) -> Iter
         if progress is not None:
             progress(len(chunk))
         yield chunk
+
+
+def _actor_header(by: Attribution) -> dict[str, str]:
+    return {} if by.actor is None else {ACTOR_HEADER: quote(by.actor, safe="")}
 
 
 def _split_frame(frame: str) -> tuple[str, str]:
