@@ -22,6 +22,7 @@ from crucible_model_registry.domain.exchange import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    ExportBundle,
     ImportConflict,
     ModelBundle,
     file_name,
@@ -63,17 +64,21 @@ class ExportWriter:
             kind: (self.root / file_name(kind)).open("w", encoding="utf-8") for kind in kinds
         }
 
-    def write(self, bundle: ModelBundle) -> None:
-        """Append one model's lines to the files."""
-        self._line("models", bundle.model)
-        for kind, lines in bundle.lines.items():
-            for line in lines:
-                self._line(kind, line)
+    def write(self, bundle: ExportBundle) -> None:
+        """Append one model's lines (JSON text, one line each) to the files.
 
-    def _line(self, kind: str, line: dict[str, Any]) -> None:
-        self._files[kind].write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
-        self._files[kind].write("\n")
-        self.counts[kind] += 1
+        Raises:
+            ValidationError: a kind of line this export has no file for.
+        """
+        for kind, lines in bundle.lines.items():
+            if not lines:
+                continue
+            sink = self._files.get(kind)
+            if sink is None:
+                raise ValidationError.single("kinds", f"the export has no file for {kind!r} lines")
+            sink.write("\n".join(lines))
+            sink.write("\n")
+            self.counts[kind] += len(lines)
 
     def commit(self, extra: dict[str, Any]) -> int:
         """Close the files, write the manifest, move the export into place; the file count."""
@@ -212,8 +217,8 @@ def read_bundles(
         kind: _Lines(src / file_name(kind) if (src / file_name(kind)).exists() else None)
         for kind in kinds
     }
+    models = files.pop("models")
     try:
-        models = files.pop("models")
         while models.peeked is not None:
             _number, model, _error = models.peeked
             models.pop()
@@ -227,6 +232,7 @@ def read_bundles(
                 )
             yield bundle
     finally:
+        models.close()
         for lines in files.values():
             lines.close()
 

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from crucible_model_registry.domain.refs import VersionRef
     from crucible_model_registry.settings import Settings
     from crucible_model_registry.storage.base import StorageBackend
-    from crucible_model_registry.store.engine import Database
 
 __all__ = ["RegistryBase", "VersionLike", "aware"]
 
@@ -116,14 +115,6 @@ class RegistryBase:
         if not isinstance(self._backend, SqlBackend):
             raise ConfigurationError(f"{self!r} has no SQL engine: its backend is not SQL")
         return self._backend.engine
-
-    @property
-    def _db(self) -> Database:
-        # TODO(#15): export, import and copy (_registry_move) still call store/ directly;
-        # once they are backend methods, this bridge goes.
-        if not isinstance(self._backend, SqlBackend):
-            raise ConfigurationError(f"{self!r}: export, import and copy need a SQL database")
-        return self._backend.database
 
     def _by(self) -> Attribution:
         """Who makes the write about to be made: the actor and the server request's id."""

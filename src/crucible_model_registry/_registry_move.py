@@ -1,27 +1,32 @@
 """The moving methods of ``Registry``: export to a directory, import from one, copy between two.
 
-All three run on the same stream of :class:`ModelBundle` values (one model's lines of
-every kind): an export writes the stream that ``store.exchange`` reads, an import applies
-each bundle in one transaction (``store.exchange_import``), and a copy pipes one
-registry's stream straight into the other's import, without an export on disk.
+All three run on the backend's stream of bundles (one model's lines of every kind): an
+export writes the lines its backend renders (``export_bundles``), an import hands the
+bundles to its backend in batches, each model in one transaction (``import_bundles``), and
+a copy pipes one registry's stream straight into the other's import, without an export on
+disk. The backend is SQL or a registry server, so each end may be either.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from crucible_model_registry import _move_files, _transfers, store, telemetry
+from crucible_model_registry import _move_files, _transfers, telemetry
 from crucible_model_registry._registry_base import RegistryBase
 from crucible_model_registry.domain.access import Role
 from crucible_model_registry.domain.exchange import (
     ARTIFACTS_DIR,
+    BundleOutcome,
+    ExportBundle,
+    ExportPlan,
     ExportResult,
     ImportConflict,
     ImportReport,
@@ -62,6 +67,11 @@ __all__ = ["MoveMethods", "MoveProgress"]
 MoveProgress = Callable[[int, int], None]
 """Called with (versions done, versions in all) as an export, import or copy advances."""
 
+T = TypeVar("T")
+
+_BATCH_LINES = 5_000
+"""Lines per call of the backend's import (one request to a server), whole models at a time."""
+
 # Where an artifact's bytes are for an import: a local file or directory, or None.
 _BytesSource = Callable[[dict[str, Any], Path], Path | None]
 
@@ -98,23 +108,22 @@ class MoveMethods(RegistryBase):
         """
         self._authorize(Role.READ, None, action="export_to")
         target = Path(dest)
-        extras = [store.exchange.extra_kind(t) for t in store.exchange.extra_tables()]
-        kinds = _move_files.export_kinds(extras)
-        total = store.exchange.count_versions(self._db, models)
-        writer = _move_files.ExportWriter(target, kinds)
+        plan = self._backend.export_plan(models)
+        writer = _move_files.ExportWriter(target, plan.kinds)
         artifact_bytes = done = 0
         try:
-            for bundle in store.exchange.export_bundles(self._db, model_glob=models):
-                if with_artifacts:
-                    artifact_bytes += self._export_bytes(bundle, writer.root)
-                writer.write(bundle)
-                done += len(bundle.of("versions"))
-                if progress is not None:
-                    progress(done, total)
+            with _closing(self._backend.export_bundles(models)) as bundles:
+                for bundle in bundles:
+                    if with_artifacts:
+                        artifact_bytes += self._export_bytes(bundle, writer.root)
+                    writer.write(bundle)
+                    done += bundle.count("versions")
+                    if progress is not None:
+                        progress(done, plan.versions)
             files = writer.commit(
                 {
                     "created_at": format_time(datetime.now(UTC)),
-                    "source_dialect": self._db.dialect,
+                    "source_dialect": plan.source_dialect,
                     "models_pattern": models,
                     "with_artifacts": with_artifacts,
                 }
@@ -124,25 +133,41 @@ class MoveMethods(RegistryBase):
             raise
         return ExportResult(str(target), dict(writer.counts), files, artifact_bytes)
 
-    def _export_bytes(self, bundle: ModelBundle, root: Path) -> int:
+    def _export_bytes(self, bundle: ExportBundle, root: Path) -> int:
         size = 0
-        for line in bundle.of("artifacts"):
-            try:
-                backend = self._storages.get(line["storage_backend"])
-            except ConfigurationError:
+        lines = [json.loads(raw) for raw in bundle.lines.get("artifacts", ())]
+        for line in lines:
+            source = self._artifact_source(line)
+            if source is None:
                 continue  # a reference to storage this registry cannot read: kept as one
             rel = f"{ARTIFACTS_DIR}/{_layout(line)}"
             directory = is_directory_path(line["storage_path"])
-            download_artifact_files(  # into the export's own, fresh tree
-                backend,
-                line["storage_path"],
-                root / rel,
-                expected_sha256=line["checksum"],
-                parents=True,
-            )
+            try:
+                download_artifact_files(  # into the export's own, fresh tree
+                    source,
+                    line["storage_path"],
+                    root / rel,
+                    expected_sha256=line["checksum"],
+                    parents=True,
+                )
+            except ConfigurationError:
+                continue  # a server without that storage: a reference, as above
             line["file"] = rel + ("/" if directory else "")
             size += int(line.get("size_bytes") or 0)
+        if lines:
+            bundle.lines["artifacts"] = [json.dumps(line, ensure_ascii=False) for line in lines]
         return size
+
+    def _artifact_source(self, line: dict[str, Any]) -> StorageBackend | None:
+        """Where an exported artifact's bytes can be read, or None for a mere reference."""
+        try:
+            return self._storages.get(line["storage_backend"])
+        except ConfigurationError:
+            return None
+
+    def _import_storage(self) -> StorageBackend:
+        """Where an import stores the artifact bytes an export carries."""
+        return self._storages.default()
 
     def import_from(
         self,
@@ -182,12 +207,13 @@ class MoveMethods(RegistryBase):
             rel = line.get("file")
             return None if not isinstance(rel, str) else root / rel.rstrip("/")
 
+        carries_bytes = manifest.get("with_artifacts") is not False  # older exports: look
         return self._import_bundles(
             bundles,
             kinds=kinds,
             total=int(counts.get("versions", 0)),
             dry_run=dry_run,
-            bytes_source=from_export,
+            bytes_source=from_export if carries_bytes else None,
             strays=strays,
             progress=progress,
         )
@@ -211,23 +237,22 @@ class MoveMethods(RegistryBase):
             ``target``'s import report.
         """
         self._authorize(Role.READ, None, action="copy_to")
-        extras = [store.exchange.extra_kind(t) for t in store.exchange.extra_tables()]
+        plan = self._backend.export_plan(models)
 
         def from_source(line: dict[str, Any], tmp: Path) -> Path | None:
-            try:
-                backend = self._storages.get(line["storage_backend"])
-            except ConfigurationError:
+            source = self._artifact_source(line)
+            if source is None:
                 return None
             local = tmp / _layout(line)
             download_artifact_files(  # into a scratch directory of our own
-                backend, line["storage_path"], local, expected_sha256=line["checksum"], parents=True
+                source, line["storage_path"], local, expected_sha256=line["checksum"], parents=True
             )
             return local
 
         return target._import_bundles(
-            store.exchange.export_bundles(self._db, model_glob=models),
-            kinds=_move_files.export_kinds(extras),
-            total=store.exchange.count_versions(self._db, models),
+            (bundle.parsed() for bundle in self._backend.export_bundles(models)),
+            kinds=plan.kinds,
+            total=plan.versions,
             dry_run=dry_run,
             bytes_source=from_source if with_artifacts else None,
             strays=[],
@@ -249,49 +274,74 @@ class MoveMethods(RegistryBase):
         deferred: list[dict[str, Any]] = []
         imported_models: set[str] = set()
         done = 0
-        for bundle in bundles:
-            uploaded: list[tuple[StorageBackend, str]] = []
-            with _scratch(bytes_source is not None) as tmp:
-                refusal = None
-                if bytes_source is not None and tmp is not None:
-                    refusal = self._import_bytes(bundle, bytes_source, tmp, dry_run, uploaded)
-            if refusal is not None:
-                counter.refuse(refusal)
-                counter.refused_models.append(bundle.name)
-            else:
-                outcome = store.exchange_import.import_bundle(
-                    self._db, bundle, by=self._by(), dry_run=dry_run
-                )
+        batch: list[tuple[ModelBundle, list[tuple[StorageBackend, str]]]] = []
+
+        def flush() -> None:
+            nonlocal done
+            outcomes = self._backend.import_bundles(
+                [b for b, _ in batch], by=self._by(), dry_run=dry_run
+            )
+            for (bundle, uploaded), outcome in zip(batch, outcomes, strict=True):
                 if outcome.refused:
                     _delete_quietly(uploaded)
                 else:
                     imported_models.add(bundle.name)
                 counter.merge(outcome.counter)
                 deferred.extend(outcome.deferred_edges)
-            done += len(bundle.of("versions"))
+                done += len(bundle.of("versions"))
+            batch.clear()
             if progress is not None:
                 progress(done, total)
-        for line in deferred:
-            self._import_deferred_edge(line, counter, dry_run, imported_models)
+
+        lines = 0
+        with _closing(bundles) as stream:
+            for bundle in stream:
+                uploaded: list[tuple[StorageBackend, str]] = []
+                with _scratch(bytes_source is not None) as tmp:
+                    refusal = None
+                    if bytes_source is not None and tmp is not None:
+                        refusal = self._import_bytes(bundle, bytes_source, tmp, dry_run, uploaded)
+                if refusal is not None:
+                    counter.refuse(refusal)
+                    counter.refused_models.append(bundle.name)
+                    done += len(bundle.of("versions"))
+                    continue
+                batch.append((bundle, uploaded))
+                lines += sum(len(v) for v in bundle.lines.values())
+                if lines >= _BATCH_LINES:
+                    flush()
+                    lines = 0
+        if batch:
+            flush()
+        for start in range(0, len(deferred), _BATCH_LINES):
+            self._import_deferred_edges(
+                deferred[start : start + _BATCH_LINES], counter, dry_run, imported_models
+            )
         for stray in strays:
             counter.refuse(stray)
         return counter.report(dry_run=dry_run, kinds=kinds)
 
-    def _import_deferred_edge(
-        self, line: dict[str, Any], counter: ReportCounter, dry_run: bool, models: set[str]
+    def _import_deferred_edges(
+        self, lines: list[dict[str, Any]], counter: ReportCounter, dry_run: bool, models: set[str]
     ) -> None:
-        parent, child = line["parent_model"], line["model"]
-        ref = f"{parent}@{line['parent_version']} -> {child}@{line['version']}"
-        if dry_run and line["parent_model"] in models and line["parent_model"] != line["model"]:
-            counter.add("imported", "lineage_edges")  # its parent's model would be written
-            return
-        outcome = store.exchange_import.import_edge(self._db, line, by=self._by(), dry_run=dry_run)
-        if outcome is None:
-            counter.add("imported", "lineage_edges")
-        elif outcome == "skipped":
-            counter.add("skipped", "lineage_edges")
-        else:
-            counter.refuse(ImportConflict("lineage_edges", line["model"], ref, outcome))
+        applied = []
+        for line in lines:
+            if dry_run and line["parent_model"] in models and line["parent_model"] != line["model"]:
+                counter.add("imported", "lineage_edges")  # its parent's model would be written
+            else:
+                applied.append(line)
+        outcomes = (
+            self._backend.import_edges(applied, by=self._by(), dry_run=dry_run) if applied else []
+        )
+        for line, outcome in zip(applied, outcomes, strict=True):
+            if outcome is None:
+                counter.add("imported", "lineage_edges")
+            elif outcome == "skipped":
+                counter.add("skipped", "lineage_edges")
+            else:
+                parent, child = line["parent_model"], line["model"]
+                ref = f"{parent}@{line['parent_version']} -> {child}@{line['version']}"
+                counter.refuse(ImportConflict("lineage_edges", line["model"], ref, outcome))
 
     def _import_bytes(
         self,
@@ -309,8 +359,7 @@ class MoveMethods(RegistryBase):
         lines = bundle.of("artifacts")
         if not lines:
             return None
-        backend = self._storages.default()
-        recorded = store.exchange_import.artifact_checksums(self._db, bundle.name)
+        recorded = self._backend.artifact_checksums(bundle.name)
         for line in lines:
             ref = f"{bundle.name}@{line.get('version')}"
             try:
@@ -320,6 +369,7 @@ class MoveMethods(RegistryBase):
                 local = bytes_source(line, tmp)
                 if local is None:
                     continue  # a reference: recorded as it is
+                backend = self._import_storage()
                 remote = _layout(line)
                 directory = is_directory_path(line["storage_path"])
                 stored = remote + "/" if directory else remote
@@ -357,6 +407,39 @@ class MoveMethods(RegistryBase):
                 _delete_quietly(uploaded)
                 return ImportConflict("artifact_bytes", bundle.name, ref, str(exc))
         return None
+
+    # -- what a server's move routes run (server/routes/moving.py), checked like the above
+
+    def _export_plan_checked(self, models: str | None) -> ExportPlan:
+        self._authorize(Role.READ, None, action="export_to")
+        return self._backend.export_plan(models)
+
+    def _export_stream_checked(self, models: str | None) -> Iterator[ExportBundle]:
+        """The backend's export stream, once the caller may read every model."""
+        self._authorize(Role.READ, None, action="export_to")
+        return self._backend.export_bundles(models)
+
+    def _check_import(self) -> None:
+        """Refuse unless the caller may import (admin on every model)."""
+        self._authorize(Role.ADMIN, None, action="import_from")
+
+    def _import_bundles_checked(
+        self, bundles: list[ModelBundle], *, dry_run: bool
+    ) -> list[BundleOutcome]:
+        self._check_import()
+        return self._backend.import_bundles(bundles, by=self._by(), dry_run=dry_run)
+
+    def _import_edges_checked(
+        self, lines: list[dict[str, Any]], *, dry_run: bool
+    ) -> list[str | None]:
+        self._check_import()
+        return self._backend.import_edges(lines, by=self._by(), dry_run=dry_run)
+
+    def _artifact_checksums_checked(
+        self, model_name: str
+    ) -> dict[tuple[str, str, str], str | None]:
+        self._authorize(Role.READ, model_name, action="artifact_checksums")
+        return self._backend.artifact_checksums(model_name)
 
     def import_hf(
         self,
@@ -417,7 +500,7 @@ class MoveMethods(RegistryBase):
         by = self._by()
         spec = new_version_from_input(fields, actor=by.actor)
         with telemetry.operation("register", model=repo_id) as op:
-            version = store.registration.register(self._db, spec, by=by)
+            version = self._backend.register(spec, by=by)
             op.metadata.update(version=version.version, stage=version.stage.value)
         if copy_artifacts and not version.artifacts:
             options = {"repo_id": repo_id, "revision": hub.commit, "token": token}
@@ -471,6 +554,19 @@ def _scratch(wanted: bool) -> Iterator[Path | None]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _closing(items: Iterable[T]) -> Iterator[Iterator[T]]:
+    """Iterate ``items`` and close them on the way out, early or not (a generator's files,
+    or the read transaction of an export)."""
+    stream = iter(items)
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def _delete_quietly(uploaded: list[tuple[StorageBackend, str]]) -> None:

@@ -784,6 +784,20 @@ class RemoteRegistry(Registry):
             self._artifact(artifact).id, keep_bytes=keep_bytes, by=self._by()
         )
 
+    def _artifact_source(self, line: dict[str, Any]) -> StorageBackend | None:
+        # An exported artifact's bytes come through the server, from its record.
+        version = self.get_version(f"{line['model']}@{line['version']}")
+        for record in version.artifacts:
+            if record.storage_path == line["storage_path"] and record.type.value == line["type"]:
+                return _ServerFiles(self._http, record)
+        return None
+
+    def _import_storage(self) -> StorageBackend:
+        raise ConfigurationError(
+            f"{self!r} cannot store the artifact bytes of an export: import it on the "
+            "server's host (`cmr import` there), or export without --with-artifacts"
+        )
+
     def collect_garbage(
         self,
         *,

@@ -273,3 +273,25 @@ def test_seed_works_on_both_databases(registry: Registry, tmp_path: Path):
     first = _export(registry, tmp_path / "a")
     assert first["versions"][0]["model"] == "zeta-consumer"
     assert len(first["stage_transitions"]) == 7
+
+
+def test_an_interrupted_import_leaves_whole_models_and_a_rerun_completes_it(
+    seeded: Registry, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from crucible_model_registry import _registry_move
+
+    seeded.export_to(tmp_path / "a")
+    monkeypatch.setattr(_registry_move, "_BATCH_LINES", 1)  # one model per backend call
+
+    def stop_after_the_first_model(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        registry.import_from(tmp_path / "a", progress=stop_after_the_first_model)
+    assert registry.check().ok
+    assert [m.name for m in registry.list_models()] == ["zeta-consumer"]
+    assert [v.ref for v in registry.query({"model_name": "zeta-consumer"})] == ["zeta-consumer@1"]
+    rerun = registry.import_from(tmp_path / "a")
+    assert rerun.refused == []
+    assert rerun.skipped["models"] == 1
+    assert _export(registry, tmp_path / "b") == read_export(tmp_path / "a")

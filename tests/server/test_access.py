@@ -213,6 +213,15 @@ ENDPOINTS = [
              scope="global"),
     Endpoint("audit_log", "GET", lambda m, i: "/audit", "admin", scope="global",
              writes=False),
+    Endpoint("export_plan", "GET", lambda m, i: "/export/plan", "read", scope="global",
+             writes=False),
+    Endpoint("export", "GET", lambda m, i: "/export", "read", scope="global", writes=False),
+    Endpoint("import_bundles", "POST", lambda m, i: "/import/bundles", "admin", content=b"",
+             scope="global", writes=False),
+    Endpoint("import_edges", "POST", lambda m, i: "/import/edges", "admin",
+             body=_json({"lines": []}), scope="global", writes=False),
+    Endpoint("artifact_checksums", "GET", lambda m, i: "/import/artifact-checksums", "read",
+             params=lambda m, i: {"model": m}, writes=False),
 ]  # fmt: skip
 
 

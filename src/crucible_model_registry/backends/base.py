@@ -23,11 +23,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
     from datetime import timedelta
 
     from crucible_model_registry.domain.access import NewToken, Role, TokenInfo
     from crucible_model_registry.domain.audit import Attribution, AuditEntry
     from crucible_model_registry.domain.enums import Relationship, Stage
+    from crucible_model_registry.domain.exchange import (
+        BundleOutcome,
+        ExportBundle,
+        ExportPlan,
+        ModelBundle,
+    )
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
     from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
@@ -435,4 +442,44 @@ class MetadataBackend(Protocol):
         Raises:
             ValidationError: a malformed cursor, or one from a differently ordered query.
         """
+        ...
+
+    # ------------------------------------------------------------------ moving (API.md §15)
+
+    def export_plan(self, model_glob: str | None) -> ExportPlan:
+        """How many versions an export of the models matching ``model_glob`` (an fnmatch
+        pattern; None: all) holds, and its kinds of line."""
+        ...
+
+    def export_bundles(self, model_glob: str | None) -> Iterator[ExportBundle]:
+        """Every model matching ``model_glob`` with its export lines, one model at a time.
+
+        A generator over one consistent snapshot, in bounded memory (one model's lines);
+        close it to stop early.
+        """
+        ...
+
+    def import_bundles(
+        self, bundles: Sequence[ModelBundle], *, by: Attribution, dry_run: bool
+    ) -> list[BundleOutcome]:
+        """Apply each model's lines, each model all or nothing (``domain/exchange.py``).
+
+        A conflict or an invalid line refuses that model and is reported in its outcome,
+        never raised; edges that must wait for other models come back deferred. With
+        ``dry_run`` every model's transaction is rolled back.
+        """
+        ...
+
+    def import_edges(
+        self, lines: Sequence[dict[str, Any]], *, by: Attribution, dry_run: bool
+    ) -> list[str | None]:
+        """Apply deferred lineage edges with the cycle check, each in its own transaction.
+
+        Returns, per line: None (imported), ``"skipped"`` (here already), or why it was
+        refused.
+        """
+        ...
+
+    def artifact_checksums(self, model_name: str) -> dict[tuple[str, str, str], str | None]:
+        """The model's artifacts here: (version, type, file name) -> checksum."""
         ...

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -32,6 +33,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from crucible_model_registry.backends.base import KEEP, Keep, UploadClaim
 from crucible_model_registry.domain.access import NewToken, Role, TokenInfo
 from crucible_model_registry.domain.audit import Attribution, AuditEntry
+from crucible_model_registry.domain.exchange import (
+    BundleOutcome,
+    ExportBundle,
+    ExportPlan,
+    ModelBundle,
+)
 from crucible_model_registry.domain.integrity import IntegrityReport
 from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
 from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
@@ -740,6 +747,92 @@ class HttpBackend:
         body = {"query": spec.to_json(), "size": size, "cursor": cursor}
         return from_json(Page, self._send("POST", "/query/page", json=body))
 
+    # ------------------------------------------------------------------ moving
+
+    def export_plan(self, model_glob: str | None) -> ExportPlan:
+        return ExportPlan.from_dict(
+            self._send("GET", "/export/plan", params={"models": model_glob})
+        )
+
+    def export_bundles(self, model_glob: str | None) -> Iterator[ExportBundle]:
+        """The server's export stream (``server/routes/moving.py``), regrouped by model."""
+        import httpx2
+
+        params = {} if model_glob is None else {"models": model_glob}
+        bundle: ExportBundle | None = None
+        try:
+            with self._http().stream(
+                "GET",
+                "/api/v1/export",
+                params=params,
+                timeout=httpx2.Timeout(self._timeout, read=None),
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    _raise_for(response, self._url)
+                for frame in response.iter_lines():
+                    if not frame:
+                        continue
+                    kind, raw = _split_frame(frame)
+                    if kind == "models":
+                        if bundle is not None:
+                            yield bundle
+                        bundle = ExportBundle(str(json.loads(raw)["name"]), {"models": [raw]})
+                    elif kind == "end":
+                        if bundle is not None:
+                            yield bundle
+                        return
+                    elif kind == "error":
+                        raise error_from_json(json.loads(raw))
+                    elif bundle is None:
+                        raise ValidationError.single("export", f"a {kind} line before any model")
+                    else:
+                        bundle.lines.setdefault(kind, []).append(raw)
+        except httpx2.TransportError as exc:
+            raise DatabaseError(
+                f"the export from {self._url} broke off: {type(exc).__name__}"
+            ) from exc
+        raise DatabaseError(f"the export from {self._url} broke off before its end")
+
+    def import_bundles(
+        self, bundles: Sequence[ModelBundle], *, by: Attribution, dry_run: bool
+    ) -> list[BundleOutcome]:
+        """Stream the bundles as NDJSON (one model per line); never resent (not needed:
+        a repeated import skips what the first one wrote, but its report would differ)."""
+        body = (
+            (
+                json.dumps(
+                    {"model": b.model, "lines": b.lines, "problems": b.problems},
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+                + "\n"
+            ).encode()
+            for b in bundles
+        )
+        data = self._stream_request(
+            "POST",
+            "/import/bundles",
+            params={"dry_run": dry_run},
+            content=body,
+            headers={"content-type": "application/x-ndjson", **_actor_header(by)},
+        )
+        outcomes = [BundleOutcome.from_dict(item) for item in data["outcomes"]]
+        if len(outcomes) != len(bundles):
+            raise DatabaseError(f"the server at {self._url} answered an import incompletely")
+        return outcomes
+
+    def import_edges(
+        self, lines: Sequence[dict[str, Any]], *, by: Attribution, dry_run: bool
+    ) -> list[str | None]:
+        body = {"lines": list(lines), "dry_run": dry_run}
+        data = self._send("POST", "/import/edges", json=body, retry=False, actor=by.actor)
+        return [None if o is None else str(o) for o in data["outcomes"]]
+
+    def artifact_checksums(self, model_name: str) -> dict[tuple[str, str, str], str | None]:
+        data = self._send("GET", "/import/artifact-checksums", params={"model": model_name})
+        return {(str(v), str(t), str(f)): c for v, t, f, c in data["artifacts"]}
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -849,6 +942,18 @@ def _counted(chunks: Iterator[bytes], progress: ProgressCallback | None) -> Iter
         if progress is not None:
             progress(len(chunk))
         yield chunk
+
+
+def _actor_header(by: Attribution) -> dict[str, str]:
+    return {} if by.actor is None else {ACTOR_HEADER: quote(by.actor, safe="")}
+
+
+def _split_frame(frame: str) -> tuple[str, str]:
+    """``["kind",<json>]`` -> (kind, the JSON text), without decoding the line itself."""
+    kind, sep, rest = frame[2:].partition('",')
+    if not (frame.startswith('["') and sep and rest.endswith("]")):
+        raise ValidationError.single("export", f"not an export frame: {frame[:80]!r}")
+    return kind, rest[:-1]
 
 
 if TYPE_CHECKING:

@@ -17,11 +17,19 @@ from crucible_model_registry.backends.base import KEEP, Keep, UploadClaim
 from crucible_model_registry.domain.access import NewToken, hash_token, new_token_secret
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from sqlalchemy import Engine
 
     from crucible_model_registry.domain.access import Role, TokenInfo
     from crucible_model_registry.domain.audit import Attribution, AuditEntry
     from crucible_model_registry.domain.enums import Relationship, Stage
+    from crucible_model_registry.domain.exchange import (
+        BundleOutcome,
+        ExportBundle,
+        ExportPlan,
+        ModelBundle,
+    )
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
     from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
@@ -77,14 +85,6 @@ class SqlBackend:
     def engine(self) -> Engine:
         """The SQLAlchemy engine."""
         return self._database.engine
-
-    @property
-    def database(self) -> Database:
-        """The engine with the store's transactions, once the schema is checked.
-
-        For the store functions not behind the protocol yet (export and import).
-        """
-        return self._db
 
     @property
     def _db(self) -> Database:
@@ -425,6 +425,33 @@ class SqlBackend:
 
     def page_versions(self, spec: QuerySpec, *, size: int, cursor: str | None) -> Page:
         return store.queries.page_versions(self._db, spec, size=size, cursor=cursor)
+
+    # ------------------------------------------------------------------ moving
+
+    def export_plan(self, model_glob: str | None) -> ExportPlan:
+        return store.exchange.export_plan(self._db, model_glob)
+
+    def export_bundles(self, model_glob: str | None) -> Iterator[ExportBundle]:
+        return store.exchange.export_bundles(self._db, model_glob=model_glob)
+
+    def import_bundles(
+        self, bundles: Sequence[ModelBundle], *, by: Attribution, dry_run: bool
+    ) -> list[BundleOutcome]:
+        return [
+            store.exchange_import.import_bundle(self._db, bundle, by=by, dry_run=dry_run)
+            for bundle in bundles
+        ]
+
+    def import_edges(
+        self, lines: Sequence[dict[str, Any]], *, by: Attribution, dry_run: bool
+    ) -> list[str | None]:
+        return [
+            store.exchange_import.import_edge(self._db, line, by=by, dry_run=dry_run)
+            for line in lines
+        ]
+
+    def artifact_checksums(self, model_name: str) -> dict[tuple[str, str, str], str | None]:
+        return store.exchange_import.artifact_checksums(self._db, model_name)
 
 
 if TYPE_CHECKING:

@@ -32,6 +32,7 @@ policy conflicts when it exists with another target or other rules.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -42,6 +43,9 @@ from crucible_model_registry.domain.records import to_jsonable
 __all__ = [
     "ARTIFACTS_DIR",
     "CORE_KINDS",
+    "BundleOutcome",
+    "ExportBundle",
+    "ExportPlan",
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
@@ -249,3 +253,88 @@ class ExportResult:
         """This result as plain JSON values."""
         result: dict[str, Any] = to_jsonable(self)
         return result
+
+
+@dataclasses.dataclass
+class ExportBundle:
+    """One model's export lines of every kind as JSON text, ready to write as JSON Lines.
+
+    ``lines["models"]`` holds the model's own line; the other kinds follow in export order.
+    The text is what the backend produced (the database renders it where it can), so an
+    export moves rows to disk without building records; :meth:`parsed` decodes it for an
+    import or a copy.
+    """
+
+    name: str
+    lines: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def count(self, kind: str) -> int:
+        """How many lines of ``kind`` the bundle holds."""
+        return len(self.lines.get(kind, ()))
+
+    def parsed(self) -> ModelBundle:
+        """The same lines decoded, as an import applies them."""
+        (model,) = (json.loads(raw) for raw in self.lines["models"])
+        bundle = ModelBundle(model)
+        for kind, raws in self.lines.items():
+            if kind != "models":
+                bundle.lines[kind] = [json.loads(raw) for raw in raws]
+        return bundle
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExportPlan:
+    """What an export of a backend holds before it starts: for progress and the manifest."""
+
+    versions: int
+    """How many versions the export will hold."""
+    kinds: list[str]
+    """Every kind of line, core kinds first, then the schema's extra history tables."""
+    source_dialect: str
+    """Where the rows come from (``sqlite``, ``postgresql``), for the manifest."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """This plan as plain JSON values."""
+        return {"versions": self.versions, "kinds": list(self.kinds), "source": self.source_dialect}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExportPlan:
+        """The plan :meth:`to_dict` wrote."""
+        return cls(int(data["versions"]), [str(k) for k in data["kinds"]], str(data["source"]))
+
+
+@dataclasses.dataclass
+class BundleOutcome:
+    """What importing one model did: its counts, and the lineage edges left for afterwards
+    (their parent is in a model not imported yet, or they link existing versions)."""
+
+    counter: ReportCounter
+    deferred_edges: list[dict[str, Any]]
+
+    @property
+    def refused(self) -> bool:
+        """Was the whole model refused?"""
+        return bool(self.counter.refused_models)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This outcome as plain JSON values (how a server answers an import)."""
+        c = self.counter
+        return {
+            "imported": c.imported,
+            "skipped": c.skipped,
+            "conflicts": c.conflicts,
+            "refused": [r.to_dict() for r in c.refused],
+            "refused_models": c.refused_models,
+            "deferred_edges": self.deferred_edges,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BundleOutcome:
+        """The outcome :meth:`to_dict` wrote."""
+        counter = ReportCounter()
+        for bucket in ("imported", "skipped", "conflicts"):
+            for kind, n in dict(data[bucket]).items():
+                counter.add(bucket, str(kind), int(n))
+        counter.refused = [ImportConflict(**dict(r)) for r in data["refused"]]
+        counter.refused_models = [str(m) for m in data["refused_models"]]
+        return cls(counter, [dict(e) for e in data["deferred_edges"]])

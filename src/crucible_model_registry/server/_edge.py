@@ -43,6 +43,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _UPLOAD_PATH = re.compile(
     r"/api/v1/versions/.+/artifacts/[^/]+|/(?:ajax-)?api/2\.0/mlflow-artifacts/artifacts/.+"
 )
+_IMPORT_PATH = "/api/v1/import/bundles"  # spooled to disk: no body limit either
 _access = logging.getLogger("crucible_model_registry.server.access")
 
 OPEN_PATHS: set[str] = {"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"}
@@ -103,7 +104,8 @@ class Edge:
 
     Args:
         max_body_bytes: the largest request body accepted, except on streaming artifact
-            uploads (``PUT .../artifacts/...``); larger ones get 413 before any handler runs.
+            uploads (``PUT .../artifacts/...``) and imports (``POST /import/bundles``),
+            which spool to disk; larger ones get 413 before any handler runs.
     """
 
     def __init__(
@@ -129,7 +131,9 @@ class Edge:
         started = time.perf_counter()
         status = [500]
         method = scope["method"]
-        is_upload = method == "PUT" and _UPLOAD_PATH.fullmatch(scope["path"]) is not None
+        is_upload = (method == "PUT" and _UPLOAD_PATH.fullmatch(scope["path"]) is not None) or (
+            method == "POST" and scope["path"] == _IMPORT_PATH
+        )
 
         exceeded = [False]  # the body outgrew the limit: the app's answer is replaced by 413
 

@@ -78,6 +78,7 @@ def create_app(
         audit,
         lineage,
         models,
+        moving,
         operations,
         policies,
         query,
@@ -125,7 +126,18 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_exception_handler)
     # Specific paths first: a model name or a ref may hold '/', so /models/{name:path}
     # and /versions/{version:path} come last.
-    resources = (lineage, artifacts, aliases, policies, query, tokens, audit, models, versions)
+    resources = (
+        lineage,
+        artifacts,
+        aliases,
+        policies,
+        query,
+        tokens,
+        audit,
+        moving,
+        models,
+        versions,
+    )
     routers = [m.router for m in resources]
     routers.append(operations.router)
     for router in routers:

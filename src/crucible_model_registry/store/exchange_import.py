@@ -11,16 +11,17 @@ every model is in.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, insert, select, update
+from sqlalchemy import JSON, Connection, Double, Table, cast, func, insert, select, true, update
+from sqlalchemy.exc import IntegrityError
 
 from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import ArtifactType, Relationship, Stage
 from crucible_model_registry.domain.exchange import (
+    BundleOutcome,
     ImportConflict,
     ModelBundle,
     ReportCounter,
@@ -54,7 +55,6 @@ from crucible_model_registry.store.tables import (
 )
 
 __all__ = [
-    "BundleOutcome",
     "artifact_checksums",
     "import_bundle",
     "import_edge",
@@ -75,18 +75,6 @@ class _RefusedError(Exception):
 
 class _DryRunError(Exception):
     """Raised at the end of a dry run's transaction so that it rolls back."""
-
-
-@dataclasses.dataclass
-class BundleOutcome:
-    """What importing one model did: its counts, and the edges left for afterwards."""
-
-    counter: ReportCounter
-    deferred_edges: list[dict[str, Any]]
-
-    @property
-    def refused(self) -> bool:
-        return bool(self.counter.refused_models)
 
 
 def import_bundle(
@@ -155,6 +143,7 @@ class _Importer:
         self.version_ids: dict[str, int] = {}  # version string -> id here
         self.new_versions: set[str] = set()
         self.conflicts: list[ImportConflict] = []
+        self.new_model = False  # created by this import: nothing of it to compare with
 
     def run(self, *, dry_run: bool, by: Attribution) -> None:
         self.model_id = self._model()
@@ -215,6 +204,7 @@ class _Importer:
                     insert(MODEL_TAGS), [{"model_id": model_id, "tag": t} for t in tags]
                 )
             self.counter.add("imported", "models")
+            self.new_model = True
             return model_id
         model_id = int(row.id)
         lock_model(self.db, self.conn, model_id)
@@ -229,7 +219,7 @@ class _Importer:
     def _versions(self) -> None:
         lines = self.bundle.of("versions")
         existing: dict[str, Any] = {}
-        for chunk in _chunks([line["version"] for line in lines]):
+        for chunk in _chunks([] if self.new_model else [line["version"] for line in lines]):
             rows = self.conn.execute(
                 select(VERSIONS).where(V.model_id == self.model_id, V.version.in_(chunk))
             )
@@ -256,24 +246,29 @@ class _Importer:
                 self._conflict("versions", ref, f"differs from the registry's in {differ}")
             else:
                 self.counter.add("skipped", "versions")
-        self._refuse_same_runs(fresh)
         if not fresh or self.conflicts:
             return
         new_rows = [self._version_row(line) for line in fresh]
-        ids = self._insert_versions(new_rows)
-        metric_rows: list[dict[str, Any]] = []
-        tag_rows: list[dict[str, Any]] = []
+        integrity_error = self.db.engine.dialect.loaded_dbapi.IntegrityError
+        try:
+            with self.conn.begin_nested():
+                ids = self._insert_versions(new_rows)
+        except (IntegrityError, integrity_error):
+            # The one constraint a fresh version can break: its training run is registered
+            # here already (one run, one version). Say where; anything else is an error.
+            self._refuse_same_runs(fresh)
+            if self.conflicts:
+                return
+            raise
         for version_id, new in zip(ids, new_rows, strict=True):
             self.version_ids[new["version"]] = version_id
             self.new_versions.add(new["version"])
-            metric_rows += [
-                {"version_id": version_id, "name": k, "value": v} for k, v in new["metrics"].items()
-            ]
-            tag_rows += [{"version_id": version_id, "tag": t} for t in new["tags"]]
-        if metric_rows:
-            self._bulk(METRICS, metric_rows)
-        if tag_rows:
-            self._bulk(VERSION_TAGS, tag_rows)
+        # The metric and tag index rows, derived by the database from the rows just written:
+        # the model's versions from the first new id on are this import's (its lock is held,
+        # and ids only grow).
+        first = min(ids)
+        self.conn.execute(_derived_metrics(self.db.is_postgres, self.model_id, first))
+        self.conn.execute(_derived_tags(self.db.is_postgres, self.model_id, first))
         self.counter.add("imported", "versions", len(new_rows))
 
     def _insert_versions(self, rows: list[dict[str, Any]]) -> list[int]:
@@ -338,6 +333,7 @@ class _Importer:
             "metadata": dict(line.get("metadata") or {}),
             "created_at": parse_time(line["created_at"]),
             "updated_at": parse_time(line["updated_at"]),
+            "registered_by": _text_or_none(line.get("registered_by")),
         }
 
     def _refuse_same_runs(self, fresh: list[dict[str, Any]]) -> None:
@@ -583,6 +579,40 @@ def _extra_rows(table: Table, model_id: int) -> Any:
             .where(table.c.model_id == model_id)
         )
     return select(table).where(table.c.model_id == model_id)
+
+
+def _derived_metrics(postgres: bool, model_id: int, first_id: int) -> Any:
+    """INSERT the metric rows of the model's versions from ``first_id`` on, from their JSON."""
+    if postgres:
+        pairs = func.json_each_text(V.metrics).table_valued("key", "value")
+    else:
+        pairs = func.json_each(V.metrics).table_valued("key", "value")
+    rows = (
+        select(V.id, pairs.c.key, cast(pairs.c.value, Double))
+        .select_from(VERSIONS.join(pairs, true()))
+        .where(V.model_id == model_id, V.id >= first_id)
+    )
+    return insert(METRICS).from_select(["version_id", "name", "value"], rows)
+
+
+def _derived_tags(postgres: bool, model_id: int, first_id: int) -> Any:
+    """INSERT the tag rows of the model's versions from ``first_id`` on, from their JSON."""
+    if postgres:
+        tags = func.json_array_elements_text(V.tags).table_valued("value")
+    else:
+        tags = func.json_each(V.tags).table_valued("value")
+    rows = (
+        select(V.id, tags.c.value)
+        .select_from(VERSIONS.join(tags, true()))
+        .where(V.model_id == model_id, V.id >= first_id)
+    )
+    return insert(VERSION_TAGS).from_select(["version_id", "tag"], rows)
+
+
+def _text_or_none(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string or null, got {value!r}")
 
 
 def _comparable(line: dict[str, Any]) -> str:
