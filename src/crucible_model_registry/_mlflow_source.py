@@ -126,6 +126,7 @@ class _DatabaseSource:
             "model_version_tags",
             "registered_model_aliases",
             "runs",
+            "logged_models",
         )
         try:
             meta.reflect(self._engine, only=lambda name, _meta: name in wanted)
@@ -214,30 +215,43 @@ class _DatabaseSource:
             )
 
     def fetch_artifacts(self, model: MlflowModel, version: MlflowVersion, dest: Path) -> Path:
-        for location in (version.storage_location, version.source, self._run_location(version)):
-            path = _local_path(location)
+        for location in (version.storage_location, version.source):
+            path = _local_path(self._resolve(location))
             if path is not None:
                 return _copy_local(path, dest)
         raise _failed(
             f"the files of {model.name} version {version.version} ({version.source}) are not "
             "on this machine; import from the MLflow server (http://...) to copy them "
-            "through its artifact proxy",
+            "through its artifact proxy"
         )
 
-    def _run_location(self, version: MlflowVersion) -> str | None:
-        """``runs:/<run id>/<path>`` resolved through the runs table, when it is there."""
-        source = version.source or ""
-        if not source.startswith("runs:/") or "runs" not in self._tables:
-            return None
+    def _resolve(self, location: str | None) -> str | None:
+        """``runs:/<run id>/<path>`` and ``models:/<model id>/<path>`` through MLflow's tables."""
         from sqlalchemy import select
 
-        run_id, _, rel = source[len("runs:/") :].partition("/")
-        runs = self._tables["runs"]
+        scheme, rest = _split_reference(location)
+        if scheme == "runs" and "runs" in self._tables:
+            table, key, column = self._tables["runs"], "run_uuid", "artifact_uri"
+        elif scheme == "models" and "logged_models" in self._tables:
+            table, key, column = self._tables["logged_models"], "model_id", "artifact_location"
+        else:
+            return location
+        ident, _, rel = rest.partition("/")
         with self._engine.connect() as conn:
-            root = conn.execute(
-                select(runs.c.artifact_uri).where(runs.c.run_uuid == run_id)
-            ).scalar()
-        return None if root is None else f"{str(root).rstrip('/')}/{rel}".rstrip("/")
+            root = conn.execute(select(table.c[column]).where(table.c[key] == ident)).scalar()
+        return None if root is None else _joined(str(root), rel)
+
+
+def _split_reference(location: str | None) -> tuple[str, str]:
+    """(``runs`` | ``models``, the rest) for MLflow's references to a run's or model's files."""
+    for scheme in ("runs", "models"):
+        if location and location.startswith(f"{scheme}:/"):
+            return scheme, location[len(scheme) + 2 :].lstrip("/")
+    return "", location or ""
+
+
+def _joined(root: str, rel: str) -> str:
+    return f"{root.rstrip('/')}/{rel}".rstrip("/") if rel else root
 
 
 def _sqlalchemy_url(url: str) -> str:
@@ -334,7 +348,7 @@ class _RestSource:
             f"{_API}/model-versions/get-download-uri",
             {"name": model.name, "version": str(version.version)},
         )
-        uri = str(answer.get("artifact_uri") or "")
+        uri = self._resolve(str(answer.get("artifact_uri") or ""))
         local = _local_path(uri)
         if local is not None and local.exists():
             return _copy_local(local, dest)
@@ -351,6 +365,18 @@ class _RestSource:
             return target
         self._download_tree(root, target)
         return target
+
+    def _resolve(self, uri: str) -> str:
+        """``runs:/`` and ``models:/`` references resolved through the server's API."""
+        scheme, rest = _split_reference(uri)
+        ident, _, rel = rest.partition("/")
+        if scheme == "runs":
+            info = self._get(f"{_API}/runs/get", {"run_id": ident})["run"]["info"]
+            return _joined(str(info["artifact_uri"]), rel)
+        if scheme == "models":
+            info = self._get(f"{_API}/logged-models/{ident}", {})["model"]["info"]
+            return _joined(str(info["artifact_uri"]), rel)
+        return uri
 
     def _download_tree(self, root: str, target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ mapping, field by field:
   ``default`` becomes ``<workspace>/<name>``); description, creation and last-update
   times kept; MLflow tags, key -> value exactly, in ``Model.metadata["mlflow"]["tags"]``.
 * model version -> version ``str(n)``: ``source``, ``run_id``, ``run_link``, ``status``,
-  ``status_message``, ``user_id``, ``storage_location`` and the tags (key -> value) in
+  ``status_message``, ``user_id`` and the tags (key -> value) in
   ``ModelVersion.metadata["mlflow"]``; description, creation and last-update times kept.
 * our required fields: recipe ``mlflow``, base model ``unknown`` (MLflow records none),
   training config ``{"mlflow": {"model", "version", "run_id", "source"}}``. MLflow lets
@@ -208,7 +208,6 @@ def _version_metadata(version: MlflowVersion) -> dict[str, Any]:
             "status": version.status,
             "status_message": version.status_message,
             "user_id": version.user_id,
-            "storage_location": version.storage_location,
         }
     }
 
