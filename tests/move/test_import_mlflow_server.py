@@ -8,9 +8,11 @@ database directly gives.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -68,6 +70,7 @@ def mlflow_server(
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            start_new_session=True,  # its workers are its children: stop them with it
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -85,11 +88,13 @@ def mlflow_server(
             c.create_model_version("served-model", f"runs:/{run}/model", run_id=run)
         yield url, db, payload
     finally:
-        process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
