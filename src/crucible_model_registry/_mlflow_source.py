@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
-from crucible_model_registry.domain.mlflow import MlflowModel, MlflowVersion
+from crucible_model_registry.domain.mlflow import MlflowModel, MlflowVersion, wanted
 from crucible_model_registry.domain.redaction import redact
 from crucible_model_registry.errors import (
     ConfigurationError,
@@ -45,8 +45,8 @@ class MlflowSource(Protocol):
         """Where it is, any password masked."""
         ...
 
-    def models(self) -> Iterator[MlflowModel]:
-        """Every registered model with its versions, tags and aliases, by name."""
+    def models(self, pattern: str | None = None) -> Iterator[MlflowModel]:
+        """Every registered model (matching the glob) with its versions, tags and aliases."""
         ...
 
     def fetch_artifacts(self, model: MlflowModel, version: MlflowVersion, dest: Path) -> Path:
@@ -154,7 +154,7 @@ class _DatabaseSource:
         workspace = row._mapping["workspace"] if "workspace" in table.c else ""
         return (workspace or "", row._mapping["name"])
 
-    def models(self) -> Iterator[MlflowModel]:
+    def models(self, pattern: str | None = None) -> Iterator[MlflowModel]:
         from sqlalchemy import select
 
         t = self._tables
@@ -203,6 +203,8 @@ class _DatabaseSource:
         for row in rows:
             key = self._key(rm, row)
             m = row._mapping
+            if not wanted(m["name"], key[0] or None, pattern):
+                continue
             yield MlflowModel(
                 name=m["name"],
                 creation_time=m["creation_time"],
@@ -315,7 +317,7 @@ class _RestSource:
             if not token:
                 return
 
-    def models(self) -> Iterator[MlflowModel]:
+    def models(self, pattern: str | None = None) -> Iterator[MlflowModel]:
         listed = list(
             self._pages(
                 f"{_API}/registered-models/search", "registered_models", {"max_results": _PAGE}
@@ -323,6 +325,8 @@ class _RestSource:
         )
         for item in sorted(listed, key=lambda m: m["name"]):
             name = item["name"]
+            if not wanted(name, None, pattern):
+                continue  # before its versions are fetched
             quoted = name.replace("'", "\\'")
             versions = [
                 _rest_version(v)

@@ -22,7 +22,6 @@ from crucible_model_registry.domain.mlflow import (
     MlflowModel,
     bundle_for,
     our_model_name,
-    wanted,
 )
 from crucible_model_registry.errors import NotFoundError, RegistryError
 from crucible_model_registry.storage.base import artifact_remote_path
@@ -75,7 +74,7 @@ class MlflowMethods(MoveMethods):
         """
         source = open_source(uri, token=token)
         try:
-            chosen = [m for m in source.models() if wanted(m, models)]
+            chosen = list(source.models(models))
             total = sum(len(m.versions) for m in chosen)
             counter = ReportCounter()
             unmapped: list[ImportConflict] = []

@@ -172,17 +172,21 @@ def from_millis(value: int | None, *, default: datetime | None = None) -> dateti
 
 def our_model_name(model: MlflowModel) -> str:
     """The name the model gets here: its own, prefixed by a non-default workspace."""
-    if model.workspace and model.workspace != DEFAULT_WORKSPACE:
-        return f"{model.workspace}/{model.name}"
-    return model.name
+    return _our_name(model.name, model.workspace)
 
 
-def wanted(model: MlflowModel, pattern: str | None) -> bool:
+def _our_name(name: str, workspace: str | None) -> str:
+    if workspace and workspace != DEFAULT_WORKSPACE:
+        return f"{workspace}/{name}"
+    return name
+
+
+def wanted(name: str, workspace: str | None, pattern: str | None) -> bool:
     """Does ``--models PATTERN`` (an fnmatch glob) select the model (MLflow's name or ours)?"""
     if pattern is None:
         return True
-    return fnmatch.fnmatchcase(model.name, pattern) or fnmatch.fnmatchcase(
-        our_model_name(model), pattern
+    return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(
+        _our_name(name, workspace), pattern
     )
 
 
