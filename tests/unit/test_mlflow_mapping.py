@@ -79,3 +79,12 @@ def test_stage_history_is_registration_then_the_current_stage():
         (None, "experiment", "1970-01-01T00:00:03.000000+00:00"),
         ("experiment", "staging", "1970-01-01T00:00:03.007000+00:00"),
     ]
+
+
+def test_config_hashes_equal_hash_config_for_any_text():
+    for name, source in [("m", "runs:/r/m"), ("m", "s3://b/ﬁ"), ("m", "e\u0301")]:
+        version = _version(1, run_id="r", source=source)
+        bundle, _ = bundle_for(MlflowModel(name, 0, 10, versions=[version]))
+        assert bundle is not None
+        (line,) = bundle.of("versions")
+        assert line["config_hash"] == hash_config(training_config(name, version))

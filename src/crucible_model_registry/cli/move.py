@@ -102,6 +102,8 @@ def say_report(report: ImportReport | MlflowImportReport, *, json_flag: bool, wh
             if any(counts):
                 table.add_row(kind, *(str(n) for n in counts))
         console.print(table)
+        if any(report.skipped.values()):
+            console.print("skipped: in this registry already, with the same content")
         for conflict in report.refused:
             console.print(f"refused {conflict.kind} {conflict.ref}: {conflict.reason}")
         if report.refused_models:
@@ -247,7 +249,7 @@ def import_mlflow(
     token: Annotated[
         str | None,
         typer.Option(
-            "--token",
+            "--mlflow-token",
             envvar="MLFLOW_TRACKING_TOKEN",
             help="Bearer token for an MLflow server (default: MLFLOW_TRACKING_TOKEN).",
             show_default=False,

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from crucible_model_registry.domain.config_hash import hash_config
+from crucible_model_registry.domain.config_hash import canonical_json, hash_config
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.exchange import ImportConflict, ImportReport, ModelBundle
 from crucible_model_registry.domain.exchange import format_time as _iso
@@ -202,6 +203,16 @@ def training_config(name: str, version: MlflowVersion) -> dict[str, Any]:
     }
 
 
+def _config_hash(config: dict[str, Any]) -> str:
+    """``hash_config(config)``, a third of the import's time, skipped where it can be:
+    ASCII text is NFC already and the values are plain JSON, so the canonical JSON of the
+    config as it is hashes the same."""
+    values = config["mlflow"].values()
+    if all(v is None or type(v) is int or (type(v) is str and v.isascii()) for v in values):
+        return hashlib.sha256(canonical_json(config)).hexdigest()
+    return hash_config(config)
+
+
 def _version_metadata(version: MlflowVersion) -> dict[str, Any]:
     return {
         "mlflow": {
@@ -258,6 +269,7 @@ def bundle_for(model: MlflowModel) -> tuple[ModelBundle | None, list[ImportConfl
         v_updated = max(from_millis(version.last_updated_time, default=v_created), v_created)
         by_number[version.version] = v_created
         config = training_config(model.name, version)
+        config_hash = _config_hash(config)
         version_lines.append(
             {
                 "model": name,
@@ -265,7 +277,7 @@ def bundle_for(model: MlflowModel) -> tuple[ModelBundle | None, list[ImportConfl
                 "stage": stage.value,
                 "recipe": RECIPE,
                 "base_model": BASE_MODEL,
-                "config_hash": hash_config(config),
+                "config_hash": config_hash,
                 "training_config": config,
                 "metrics": {},
                 "tags": [],
