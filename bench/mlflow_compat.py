@@ -44,13 +44,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import MetaData, create_engine, insert, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from tests.move.mlflow_registry import fill_mlflow
 
 from crucible_model_registry import Registry
 from crucible_model_registry.storage.local import LocalStorage
 
-T0_MS = 1_767_225_600_000  # 2026-01-01
 PEER = "mlflow server 3.17.2"
 
 
@@ -77,60 +77,6 @@ def create_mlflow_schema(url: str) -> float:
         store = SqlAlchemyStore(url)
         store.engine.dispose()
     return time.perf_counter() - start
-
-
-def fill_mlflow(url: str, versions: int, models: int) -> None:
-    """``versions`` versions over ``models`` models, written with SQL into MLflow's tables."""
-    engine = create_engine(url)
-    meta = MetaData()
-    meta.reflect(
-        engine,
-        only=[
-            "registered_models",
-            "registered_model_tags",
-            "model_versions",
-            "model_version_tags",
-            "registered_model_aliases",
-        ],
-    )
-    t = meta.tables
-    per_model = versions // models
-    stages = ["None", "None", "Staging", "None", "None", "Archived", "None", "None", "None"]
-    with engine.begin() as conn:
-        for m in range(models):
-            name = f"bench-{m}"
-            at = T0_MS + m * 1_000_000
-            conn.execute(
-                insert(t["registered_models"]),
-                {"name": name, "creation_time": at, "last_updated_time": at + per_model * 10},
-            )
-            conn.execute(
-                insert(t["registered_model_tags"]), {"name": name, "key": "team", "value": "ml"}
-            )
-            rows, tags = [], []
-            for n in range(1, per_model + 1):
-                rows.append(
-                    {
-                        "name": name,
-                        "version": n,
-                        "creation_time": at + n * 10,
-                        "last_updated_time": at + n * 10 + 5,
-                        "current_stage": "Production" if n % 10 == 0 else stages[n % 9],
-                        "source": f"s3://bucket/{name}/{n}/model",
-                        "run_id": f"{m:04d}{n:028d}",
-                        "status": "READY",
-                        "user_id": "trainer",
-                    }
-                )
-                tags.append({"name": name, "version": n, "key": "shard", "value": str(n % 100)})
-                tags.append({"name": name, "version": n, "key": "dataset", "value": "2026-10"})
-            conn.execute(insert(t["model_versions"]), rows)
-            conn.execute(insert(t["model_version_tags"]), tags)
-            conn.execute(
-                insert(t["registered_model_aliases"]),
-                {"name": name, "alias": "champion", "version": per_model // 2},
-            )
-    engine.dispose()
 
 
 # --------------------------------------------------------------------------- part 1

@@ -2,7 +2,8 @@
 
 :func:`populate` writes the same registry through an unmodified ``MlflowClient`` into any
 database MLflow supports; :func:`mlflow_view` reads it back through MLflow, the oracle the
-tests compare our registry with field by field. :func:`create_pre_workspace_schema`
+tests compare our registry with field by field; :func:`fill_mlflow` adds many versions
+with SQL, fast, into MLflow's tables. :func:`create_pre_workspace_schema`
 builds MLflow's own schema as it was before the ``workspace`` columns (its migrations up to
 the revision before ``1b5f0d9ad7c1``), for the importer's reflection of older databases.
 """
@@ -15,6 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import MetaData, create_engine, insert
+
+T0_MS = 1_767_225_600_000  # 2026-01-01
 MODELS = ["bad name", "churn", "churn-eu", "fraud-detector", "summarise-prompt"]
 PRE_WORKSPACE_REVISION = "c8d9e0f1a2b3"
 
@@ -120,3 +124,58 @@ def create_pre_workspace_schema(url: str) -> None:
                 command.upgrade(config, PRE_WORKSPACE_REVISION)
         finally:
             engine.dispose()
+
+
+def fill_mlflow(url: str, versions: int, models: int, prefix: str = "bench") -> None:
+    """``versions`` versions over ``models`` models (``<prefix>-<i>``), written with SQL into
+    MLflow's tables: two tags each, every tenth in Production, one alias per model."""
+    engine = create_engine(url)
+    meta = MetaData()
+    meta.reflect(
+        engine,
+        only=[
+            "registered_models",
+            "registered_model_tags",
+            "model_versions",
+            "model_version_tags",
+            "registered_model_aliases",
+        ],
+    )
+    t = meta.tables
+    per_model = versions // models
+    stages = ["None", "None", "Staging", "None", "None", "Archived", "None", "None", "None"]
+    with engine.begin() as conn:
+        for m in range(models):
+            name = f"{prefix}-{m}"
+            at = T0_MS + m * 1_000_000
+            conn.execute(
+                insert(t["registered_models"]),
+                {"name": name, "creation_time": at, "last_updated_time": at + per_model * 10},
+            )
+            conn.execute(
+                insert(t["registered_model_tags"]), {"name": name, "key": "team", "value": "ml"}
+            )
+            rows, tags = [], []
+            for n in range(1, per_model + 1):
+                rows.append(
+                    {
+                        "name": name,
+                        "version": n,
+                        "creation_time": at + n * 10,
+                        "last_updated_time": at + n * 10 + 5,
+                        "current_stage": "Production" if n % 10 == 0 else stages[n % 9],
+                        "source": f"s3://bucket/{name}/{n}/model",
+                        "run_id": f"{m:04d}{n:028d}",
+                        "status": "READY",
+                        "user_id": "trainer",
+                    }
+                )
+                tags.append({"name": name, "version": n, "key": "shard", "value": str(n % 100)})
+                tags.append({"name": name, "version": n, "key": "dataset", "value": "2026-10"})
+            conn.execute(insert(t["model_versions"]), rows)
+            conn.execute(insert(t["model_version_tags"]), tags)
+            conn.execute(
+                insert(t["registered_model_aliases"]),
+                {"name": name, "alias": "champion", "version": per_model // 2},
+            )
+    engine.dispose()

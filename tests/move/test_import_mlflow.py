@@ -8,6 +8,11 @@ fixture (SQLite and PostgreSQL). What MLflow's client reads back is the oracle.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,7 @@ from sqlalchemy import MetaData as SaMetaData
 from sqlalchemy import create_engine, insert, text
 from tests.cli.runner import Runner
 from tests.move.conftest import read_export
-from tests.move.mlflow_registry import create_pre_workspace_schema, mlflow_view
+from tests.move.mlflow_registry import create_pre_workspace_schema, fill_mlflow, mlflow_view
 
 from crucible_model_registry import (
     NotFoundError,
@@ -26,6 +31,7 @@ from crucible_model_registry import (
     ValidationError,
 )
 from crucible_model_registry.domain.mlflow import MlflowImportReport
+from crucible_model_registry.storage.local import LocalStorage
 
 STAGES = {
     "None": Stage.EXPERIMENT,
@@ -170,6 +176,53 @@ def test_interrupted_import_resumes_to_the_same_result(
     clean.export_to(tmp_path / "clean")
     assert read_export(tmp_path / "resumed") == read_export(tmp_path / "clean")
     assert_matches_mlflow(registry, mlflow_sqlite)
+
+
+@pytest.mark.slow
+def test_killed_import_resumes_to_the_same_result(
+    make_registry: Any, mlflow_sqlite: str, sqlite_template: Path, tmp_path: Path
+):
+    fill_mlflow(mlflow_sqlite, 4000, 20, prefix="bulk")
+    ours = tmp_path / "ours.db"
+    shutil.copyfile(sqlite_template, ours)
+    url = f"sqlite:///{ours}"
+    cmr = str(Path(sys.executable).with_name("cmr"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_")}
+    env["CMR_HOME"] = str(tmp_path / "home")
+    process = subprocess.Popen(
+        [cmr, "--database-url", url, "import", "mlflow", "--from", mlflow_sqlite],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    engine = create_engine(url)
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(text("SELECT count(*) FROM cmr_models")).scalar_one() >= 2:
+                    process.kill()  # mid-run, most likely inside a model's transaction
+                    break
+            time.sleep(0.005)
+        process.wait()
+        with engine.connect() as conn:
+            models = conn.execute(text("SELECT count(*) FROM cmr_models")).scalar_one()
+    finally:
+        engine.dispose()
+    assert process.returncode != 0, "the import finished before it could be killed"
+    assert 2 <= models < 23  # 20 bulk models and 3 of the test registry's could come over
+    resumed_registry = Registry.from_url(url, storage=LocalStorage(tmp_path / "killed-files"))
+    try:
+        resumed = resumed_registry.import_mlflow(mlflow_sqlite)
+        assert resumed.skipped["models"] == models
+        assert resumed.imported["models"] == 23 - models
+        clean = make_registry("clean")
+        clean.import_mlflow(mlflow_sqlite)
+        resumed_registry.export_to(tmp_path / "resumed")
+        clean.export_to(tmp_path / "clean")
+        assert read_export(tmp_path / "resumed") == read_export(tmp_path / "clean")
+    finally:
+        resumed_registry.close()
 
 
 def test_models_glob_selects_models(registry: Registry, mlflow_sqlite: str):
