@@ -20,8 +20,10 @@ from urllib.parse import unquote, urlparse
 from crucible_model_registry.domain.mlflow import MlflowModel, MlflowVersion, wanted
 from crucible_model_registry.domain.redaction import redact
 from crucible_model_registry.errors import (
+    AuthenticationError,
     ConfigurationError,
     NotFoundError,
+    PermissionDeniedError,
     StorageError,
     ValidationError,
 )
@@ -300,11 +302,23 @@ class _RestSource:
             raise _failed(f"{self.describe()}{path}: {exc}") from exc
         if response.status_code == 404:
             raise NotFoundError("MLflow resource", f"{self.describe()}{path}")
+        if response.status_code == 401:
+            raise AuthenticationError(
+                f"the MLflow server {self.describe()} refused the credentials (401): "
+                "pass --mlflow-token or set MLFLOW_TRACKING_TOKEN"
+            )
+        if response.status_code == 403:
+            raise PermissionDeniedError(
+                f"the MLflow server {self.describe()} does not let this token read {path} (403)"
+            )
         if response.status_code >= 400:
             raise _failed(
                 f"{self.describe()}{path} answered {response.status_code}: {response.text[:300]}",
             )
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
         if not isinstance(body, dict):
             raise _failed(f"{self.describe()}{path} answered {body!r:.100}")
         return body
@@ -319,6 +333,19 @@ class _RestSource:
                 return
 
     def models(self, pattern: str | None = None) -> Iterator[MlflowModel]:
+        try:
+            yield from self._models(pattern)
+        except NotFoundError as exc:
+            raise ValidationError.single(
+                "uri", f"{self.describe()} answers no MLflow model registry API (404)"
+            ) from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _failed(
+                f"{self.describe()} answered something that is not MLflow's registry API "
+                f"({exc.__class__.__name__}: {exc})"
+            ) from exc
+
+    def _models(self, pattern: str | None) -> Iterator[MlflowModel]:
         listed = list(
             self._pages(
                 f"{_API}/registered-models/search", "registered_models", {"max_results": _PAGE}

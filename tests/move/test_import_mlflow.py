@@ -25,6 +25,7 @@ from tests.move.conftest import read_export
 from tests.move.mlflow_registry import create_pre_workspace_schema, fill_mlflow, mlflow_view
 
 from crucible_model_registry import (
+    AuthenticationError,
     NotFoundError,
     Registry,
     Stage,
@@ -292,6 +293,18 @@ def test_a_database_without_mlflow_tables_is_refused(registry: Registry, tmp_pat
     assert registry.list_models() == []
     with pytest.raises(ValidationError):
         registry.import_mlflow("mlflow.db")  # neither a URL nor a server
+    assert registry.list_models() == []
+
+
+def test_a_server_that_is_not_mlflow_is_refused(registry: Registry, hub_server: Any):
+    # The Hub double refuses an unknown token, then answers 404 to MLflow's routes.
+    with pytest.raises(AuthenticationError) as refused:
+        registry.import_mlflow(hub_server.endpoint, token="not-logged")
+    assert "not-logged" not in str(refused.value)
+    with pytest.raises(ValidationError) as caught:
+        registry.import_mlflow(hub_server.endpoint, token=hub_server.token)
+    assert "uri" in caught.value.errors
+    assert hub_server.token not in str(caught.value)
     assert registry.list_models() == []
 
 
