@@ -72,6 +72,7 @@ class MlflowMethods(MoveMethods):
             ConfigurationError: this registry is remote, or a driver is missing.
             StorageError: the MLflow server failed.
         """
+        db = self._db  # a remote registry refuses here, before MLflow is read
         source = open_source(uri, token=token)
         try:
             chosen = list(source.models(models))
@@ -83,7 +84,7 @@ class MlflowMethods(MoveMethods):
                 bundle, problems = bundle_for(model)
                 unmapped.extend(problems)
                 if bundle is not None:
-                    outcome = store.exchange_import.import_bundle(self._db, bundle, dry_run=dry_run)
+                    outcome = store.exchange_import.import_bundle(db, bundle, dry_run=dry_run)
                     counter.merge(outcome.counter)
                     if copy_artifacts and not outcome.refused:
                         mapped = {line["version"] for line in bundle.of("versions")}
