@@ -23,7 +23,6 @@ from crucible_model_registry.errors import (
     AuthenticationError,
     ConfigurationError,
     NotFoundError,
-    PermissionDeniedError,
     StorageError,
     ValidationError,
 )
@@ -308,7 +307,8 @@ class _RestSource:
                 "pass --mlflow-token or set MLFLOW_TRACKING_TOKEN"
             )
         if response.status_code == 403:
-            raise PermissionDeniedError(
+            # Not our PermissionDeniedError: that names a role of this registry.
+            raise _failed(
                 f"the MLflow server {self.describe()} does not let this token read {path} (403)"
             )
         if response.status_code >= 400:
