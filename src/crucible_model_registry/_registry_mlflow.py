@@ -84,7 +84,9 @@ class MlflowMethods(MoveMethods):
                 bundle, problems = bundle_for(model)
                 unmapped.extend(problems)
                 if bundle is not None:
-                    outcome = store.exchange_import.import_bundle(db, bundle, dry_run=dry_run)
+                    outcome = store.exchange_import.import_bundle(
+                        db, bundle, by=self._by(), dry_run=dry_run
+                    )
                     counter.merge(outcome.counter)
                     if copy_artifacts and not outcome.refused:
                         mapped = {line["version"] for line in bundle.of("versions")}
@@ -140,7 +142,13 @@ class MlflowMethods(MoveMethods):
                     local = source.fetch_artifacts(model, mlflow_version, tmp)
                     remote = artifact_remote_path(name, version.version, kind.value, local.name)
                     _transfers.upload(
-                        self._backend, backend, version, kind=kind, local=local, remote=remote
+                        self._backend,
+                        backend,
+                        version,
+                        kind=kind,
+                        local=local,
+                        remote=remote,
+                        by=self._by(),
                     )
                 except (RegistryError, OSError) as exc:
                     unmapped.append(ImportConflict("artifacts", name, ref, str(exc)))

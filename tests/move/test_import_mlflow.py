@@ -144,7 +144,10 @@ def test_what_cannot_be_mapped_is_reported(registry: Registry, mlflow_sqlite: st
 def test_second_run_imports_nothing(registry: Registry, mlflow_url: str, tmp_path: Path):
     first = registry.import_mlflow(mlflow_url)
     registry.export_to(tmp_path / "after-first")
+    audited = registry.audit_log(action="import")
+    assert sorted(entry.target for entry in audited) == MAPPED  # one entry per model
     second = registry.import_mlflow(mlflow_url)
+    assert len(registry.audit_log(action="import")) == len(audited)
     assert first.changed
     assert not second.changed
     assert sum(second.imported.values()) == 0
