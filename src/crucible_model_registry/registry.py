@@ -14,7 +14,7 @@ from crucible_model_registry._registry_access import AccessMethods
 from crucible_model_registry._registry_artifacts import ArtifactMethods
 from crucible_model_registry._registry_base import VersionLike, aware
 from crucible_model_registry._registry_lineage import LineageMethods
-from crucible_model_registry._registry_move import MoveMethods
+from crucible_model_registry._registry_mlflow import MlflowMethods
 from crucible_model_registry.backends.base import KEEP
 from crucible_model_registry.backends.http import HttpBackend, is_server_url
 from crucible_model_registry.domain.access import DEFAULT_PROTECTED, Role
@@ -71,7 +71,7 @@ __all__ = ["Registry", "RemoteRegistry", "VersionLike"]
 _UNSET: Any = object()
 
 
-class Registry(AccessMethods, ArtifactMethods, LineageMethods, MoveMethods):
+class Registry(AccessMethods, ArtifactMethods, LineageMethods, MlflowMethods):
     """The model registry on one database and one default artifact store.
 
     Safe to share between threads; every public call is one transaction.

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from crucible_model_registry.domain.exchange import ExportResult, ImportReport
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
+    from crucible_model_registry.domain.mlflow import MlflowImportReport
     from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
     from crucible_model_registry.domain.query_spec import QuerySpec, SupportsQuerySpec
     from crucible_model_registry.domain.records import (
@@ -354,6 +355,17 @@ class RegistryAPI(Protocol):
         endpoint: str | None = None,
         copy_artifacts: bool = False,
     ) -> ModelVersion: ...
+
+    def import_mlflow(
+        self,
+        uri: str,
+        *,
+        models: str | None = None,
+        copy_artifacts: bool = False,
+        dry_run: bool = False,
+        token: str | None = None,
+        progress: MoveProgress | None = None,
+    ) -> MlflowImportReport: ...
 
 
 if TYPE_CHECKING:

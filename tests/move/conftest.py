@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from tests.cli.conftest import cmr, home, home_registry, seeded_home
+from tests.move.mlflow_registry import populate
+from tests.pg_names import database_name
 from tests.servers.hub import hub_repo, hub_server
 
 from crucible_model_registry import PromotionPolicy, Registry
@@ -129,3 +134,50 @@ def seeded(make_registry: Any, tmp_path: Path) -> Registry:
     files.mkdir()
     seed(registry, files)
     return registry
+
+
+# --------------------------------------------------------------------------- MLflow registries
+
+
+@pytest.fixture(scope="session")
+def mlflow_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlflow") / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def mlflow_sqlite_template(mlflow_files: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mlflow-db") / "mlflow.db"
+    populate(f"sqlite:///{path}", mlflow_files)
+    return path
+
+
+@pytest.fixture
+def mlflow_sqlite(mlflow_sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "mlflow.db"
+    shutil.copyfile(mlflow_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def mlflow_postgres(postgres_server: str, mlflow_files: Path) -> Iterator[str]:
+    """An MLflow registry in its own PostgreSQL database (MLflow's URL form: no driver)."""
+    name = database_name("mlflow")
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_server).set(database=name)
+    populate(url.render_as_string(hide_password=False), mlflow_files / "pg")
+    try:
+        yield url.set(drivername="postgresql").render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def mlflow_url(request: pytest.FixtureRequest) -> str:
+    """An MLflow registry written by MLflow: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("mlflow_sqlite"))
+    return str(request.getfixturevalue("mlflow_postgres"))

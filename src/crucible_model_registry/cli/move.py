@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from crucible_model_registry.domain.exchange import ImportReport
+    from crucible_model_registry.domain.mlflow import MlflowImportReport
 
 __all__ = ["app", "progress_bar", "say_report"]
 
@@ -48,7 +49,8 @@ app = typer.Typer()
 import_app = typer.Typer(
     cls=_ImportGroup,
     help="Import an export directory: `cmr import SRC [--dry-run] [--json]` (idempotent, all "
-    "or nothing per model, conflicts refused); or models from elsewhere: `cmr import hf`.",
+    "or nothing per model, conflicts refused); or models from elsewhere: `cmr import hf`, "
+    "`cmr import mlflow`.",
     no_args_is_help=True,
 )
 app.add_typer(
@@ -83,7 +85,7 @@ def progress_bar(description: str) -> Iterator[Any]:
         yield advance
 
 
-def say_report(report: ImportReport, *, json_flag: bool, what: str) -> None:
+def say_report(report: ImportReport | MlflowImportReport, *, json_flag: bool, what: str) -> None:
     """Print an import report (a table, or JSON); exit 1 when anything was refused."""
 
     def human(console: Console) -> None:
@@ -100,10 +102,14 @@ def say_report(report: ImportReport, *, json_flag: bool, what: str) -> None:
             if any(counts):
                 table.add_row(kind, *(str(n) for n in counts))
         console.print(table)
+        if any(report.skipped.values()):
+            console.print("skipped: in this registry already, with the same content")
         for conflict in report.refused:
             console.print(f"refused {conflict.kind} {conflict.ref}: {conflict.reason}")
         if report.refused_models:
             console.print("models not imported: " + ", ".join(report.refused_models))
+        for item in getattr(report, "unmapped", []):
+            console.print(f"could not map {item.kind} {item.ref}: {item.reason}")
 
     _session.emit(report, json_flag=json_flag, human=human)
     if report.refused:
@@ -211,3 +217,55 @@ def import_hf(
             )
 
     _session.emit(versions, json_flag=json_flag, human=human, quiet=[v.id for v in versions])
+
+
+@import_app.command("mlflow")
+def import_mlflow(
+    uri: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="The MLflow registry: its database URL (sqlite:///mlflow.db, "
+            "postgresql://user@host/db) or tracking server (http://host:5000).",
+            show_default=False,
+        ),
+    ],
+    *,
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="Only MLflow models whose name matches this glob."),
+    ] = None,
+    copy_artifacts: Annotated[
+        bool,
+        typer.Option(
+            "--copy-artifacts",
+            help="Copy each version's files into the registry's storage (SHA-256 on the "
+            "way); by default only their MLflow source URI is kept.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be imported; write nothing.")
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow-token",
+            envvar="MLFLOW_TRACKING_TOKEN",
+            help="Bearer token for an MLflow server (default: MLFLOW_TRACKING_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    json_flag: _session.JsonFlag = False,
+) -> None:
+    """Bring an MLflow model registry over: idempotent, resumable, one model at a time."""
+    registry = _session.current().registry()
+    with progress_bar("import mlflow") as progress:
+        report = registry.import_mlflow(
+            uri,
+            models=models,
+            copy_artifacts=copy_artifacts,
+            dry_run=dry_run,
+            token=token,
+            progress=progress,
+        )
+    say_report(report, json_flag=json_flag, what=report.source)
