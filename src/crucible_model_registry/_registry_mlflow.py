@@ -2,7 +2,7 @@
 
 The MLflow registry is read (``_mlflow_source``: its database or its REST API), each model
 mapped to the export form (``domain.mlflow``, where the mapping is documented) and applied
-by the export import (``store.exchange_import``), one model per transaction: what is here
+by the export import (the backend's ``import_bundles``), one model per transaction: what is here
 with the same content is skipped, so a second run imports nothing, and a run interrupted
 between models resumes where it stopped. Artifact bytes, when asked for, are copied after
 their model's records, through the ordinary upload (SHA-256 and size computed on the way).
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crucible_model_registry import _transfers, store
+from crucible_model_registry import _transfers
 from crucible_model_registry._mlflow_source import MlflowSource, open_source
 from crucible_model_registry._registry_move import MoveMethods, MoveProgress, _scratch
+from crucible_model_registry.backends.http import HttpBackend
 from crucible_model_registry.domain.enums import ArtifactType
 from crucible_model_registry.domain.exchange import ImportConflict, ReportCounter
 from crucible_model_registry.domain.mlflow import (
@@ -23,7 +24,7 @@ from crucible_model_registry.domain.mlflow import (
     bundle_for,
     our_model_name,
 )
-from crucible_model_registry.errors import NotFoundError, RegistryError
+from crucible_model_registry.errors import ConfigurationError, NotFoundError, RegistryError
 from crucible_model_registry.storage.base import artifact_remote_path
 
 if TYPE_CHECKING:
@@ -72,7 +73,12 @@ class MlflowMethods(MoveMethods):
             ConfigurationError: this registry is remote, or a driver is missing.
             StorageError: the MLflow server failed.
         """
-        db = self._db  # a remote registry refuses here, before MLflow is read
+        if isinstance(self._backend, HttpBackend):  # before MLflow is read
+            raise ConfigurationError(
+                f"{self!r}: import mlflow needs a SQL database (it copies files into the "
+                "registry's storage); run it where the registry's database is reachable"
+            )
+        self._check_import()
         source = open_source(uri, token=token)
         try:
             chosen = list(source.models(models))
@@ -84,8 +90,8 @@ class MlflowMethods(MoveMethods):
                 bundle, problems = bundle_for(model)
                 unmapped.extend(problems)
                 if bundle is not None:
-                    outcome = store.exchange_import.import_bundle(
-                        db, bundle, by=self._by(), dry_run=dry_run
+                    [outcome] = self._backend.import_bundles(
+                        [bundle], by=self._by(), dry_run=dry_run
                     )
                     counter.merge(outcome.counter)
                     if copy_artifacts and not outcome.refused:
