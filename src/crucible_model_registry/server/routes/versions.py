@@ -37,6 +37,17 @@ def stage_history(request: Request, version: str) -> JSONResponse:
     return reply(registry_of(request).stage_history(ref(version)))
 
 
+@router.get("/versions/{version:path}/promotion-check")
+def check_promotion(
+    request: Request, version: str, stage: str, archive_existing: bool = False
+) -> JSONResponse:
+    """Each policy condition on promoting the version to ``stage``, met or not; no write."""
+    check = registry_of(request).check_promotion(
+        ref(version), stage, archive_existing=archive_existing
+    )
+    return reply(check)
+
+
 @router.post("/versions/{version:path}/promote")
 def promote(request: Request, version: str, body: Any = Body(...)) -> JSONResponse:  # noqa: B008
     """Move the version to ``stage``; the answer says what changed (a PromotionResult)."""
