@@ -22,6 +22,7 @@ from crucible_model_registry.errors import (
 from crucible_model_registry.server._edge import Edge, Metrics
 from crucible_model_registry.server.auth import Authenticator
 from crucible_model_registry.server.errors import error_response, registry_error_handler
+from crucible_model_registry.server.ui import install_ui
 
 if TYPE_CHECKING:
     from crucible_model_registry.registry import Registry
@@ -46,7 +47,7 @@ def create_app(
     auth_cache_seconds: float = 5.0,
     max_failed_auth: int = 20,
 ) -> Any:
-    """The registry's ASGI app: REST under ``/api/v1``, ``/healthz``, ``/readyz``, ``/metrics``.
+    """The registry's ASGI app: REST under ``/api/v1``, health and metrics, the web UI at ``/``.
 
     Args:
         registry: the registry to serve; None: the one the ``CMR_*`` settings describe
@@ -122,6 +123,7 @@ def create_app(
     for module in (lineage, artifacts, aliases, policies, query, tokens, models, versions):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(operations.router)
+    install_ui(app)  # last: its /models/{name:path} and /versions/{ref:path} match widely
     app.add_middleware(
         Edge, metrics=metrics, max_body_bytes=max_body_bytes, authenticator=authenticator
     )
