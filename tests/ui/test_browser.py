@@ -112,10 +112,10 @@ def test_version_page_draws_the_registrys_lineage(
     assert HOSTILE in page.locator("main").inner_text()
     assert page.locator("script").count() == 1  # htmx only
     page.goto(f"{ui.url}/versions/{v3.id}")
-    shot(page, screenshots, "version")
     page.click(f"svg.lineage a:has(g[data-key='v{ui.seeded.v4.id}'])")
     page.wait_for_url(f"**/versions/{ui.seeded.v4.id}")
-    assert page.locator("h1").inner_text().startswith(MODEL)
+    assert page.locator("h1").inner_text().startswith(f"{MODEL} @{ui.seeded.v4.version}")
+    shot(page, screenshots, "version")  # the merge: the README's docs/version-page.png
 
 
 def test_lineage_page(ui: UiServer, page: Any, screenshots: Path) -> None:

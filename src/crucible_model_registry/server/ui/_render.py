@@ -23,7 +23,7 @@ from crucible_model_registry.server.ui.session import (
     viewer_of,
 )
 
-__all__ = ["TEMPLATES", "UiRoute", "page", "require_viewer"]
+__all__ = ["TEMPLATES", "UiRoute", "page", "render", "require_viewer"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -65,13 +65,16 @@ _env = jinja2.Environment(
 _env.filters.update(when=_when, number=_number, size=_size, pretty=_pretty)
 
 
+def render(template: str, **context: Any) -> str:
+    """A template as HTML: every value is escaped unless the template marks it safe."""
+    return _env.get_template(template).render(**context)
+
+
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """The template rendered for the request's viewer."""
     viewer = context.pop("viewer", None) or viewer_of(request)
     audit = callable(getattr(request.app.state.registry, "audit_log", None))
-    html = _env.get_template(template).render(
-        request=request, viewer=viewer, has_audit=audit, **context
-    )
+    html = render(template, request=request, viewer=viewer, has_audit=audit, **context)
     return HTMLResponse(html, status_code=status)
 
 

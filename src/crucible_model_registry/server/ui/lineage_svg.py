@@ -182,7 +182,9 @@ def _layout(keys: list[str], edges: list[tuple[str, str]]) -> _Layout:
     longest = max((sum(map(extent, m)) for m in layers.values()), default=0)
     positions: dict[str, tuple[int, int]] = {}
     for index, members in layers.items():
-        along = MARGIN + (longest - sum(map(extent, members))) // 2
+        # Top to bottom, layers are centred; left to right they start at the top, so a
+        # broad graph's first screen shows its roots rather than a column's empty half.
+        along = MARGIN + (0 if across else (longest - sum(map(extent, members))) // 2)
         step = index * (NODE_W + GAP_X) if across else index * (NODE_H + LAYER_GAP_Y)
         for key in members:
             positions[key] = (MARGIN + step, along) if across else (along, MARGIN + step)

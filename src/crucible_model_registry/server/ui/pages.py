@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -370,5 +371,13 @@ def audit_page(request: Request) -> HTMLResponse:
     if not viewer.can("admin"):
         raise PermissionDeniedError("the audit log needs the admin role")
     filters = {k: request.query_params.get(k) or None for k in ("actor", "action", "since")}
-    entries = audit_log(**filters, limit=200)
+    since = None
+    if filters["since"]:
+        try:
+            since = datetime.fromisoformat(filters["since"])
+        except ValueError:
+            raise ValidationError.single(
+                "since", "must be an ISO 8601 time with an offset, e.g. 2026-12-01T00:00:00+00:00"
+            ) from None
+    entries = audit_log(since=since, actor=filters["actor"], action=filters["action"], limit=200)
     return page(request, "audit.html", viewer=viewer, entries=entries, filters=filters)
