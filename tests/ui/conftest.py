@@ -111,3 +111,16 @@ def page(chromium: Any) -> Iterator[Any]:
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture(scope="module")
+def plain_server(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[RegistryServer]:
+    """``cmr serve`` as it starts by default: authentication on, no token check configured."""
+    workdir = tmp_path_factory.mktemp("ui-plain")
+    database = workdir / "registry.db"
+    shutil.copyfile(sqlite_template, database)
+    server = start_registry_server(f"sqlite:///{database}", workdir)
+    yield server
+    server.stop()

@@ -21,7 +21,7 @@ class Seeded:
     v1: cmr.ModelVersion
     v2: cmr.ModelVersion  # staging, accuracy 0.88: fails the production gate
     v3: cmr.ModelVersion  # staging, accuracy 0.93: passes it
-    v4: cmr.ModelVersion  # merged from v3 and the other model's version
+    v4: cmr.ModelVersion  # merged from v3 and the other model's version; has the artifact
     other: cmr.ModelVersion
 
 
@@ -94,11 +94,11 @@ def seed(registry: Registry, artifact_dir: Path | None = None) -> Seeded:
         artifact_dir.mkdir(parents=True, exist_ok=True)
         weights = artifact_dir / "model.safetensors"
         weights.write_bytes(b"\0" * 4096)
-        registry.upload_artifact(v3, "checkpoint", weights)
+        registry.upload_artifact(v4, "checkpoint", weights)
     return Seeded(
         v1=v1,
         v2=registry.get_version(v2.id),
         v3=registry.get_version(v3.id),
-        v4=v4,
+        v4=registry.get_version(v4.id),
         other=other,
     )

@@ -99,14 +99,6 @@ def test_version_page_draws_the_registrys_lineage(
     labels = svg.locator("g.edge.lineage text").all_text_contents()
     assert sorted(labels) == sorted(e.relationship.value for e in graph.edges)
     assert svg.locator("g.node.focus").get_attribute("data-key") == f"v{v3.id}"
-    # The artifact: size, checksum and a download link that serves its bytes.
-    artifact = ui.registry.get_version(v3.id).artifacts[0]
-    link = page.locator("a:text-is('Download')")
-    assert link.get_attribute("href") == f"/api/v1/artifacts/{artifact.id}/content"
-    assert (artifact.checksum or "")[:16] in page.locator("main").inner_text()
-    response = page.request.get(ui.url + link.get_attribute("href"))
-    assert response.status == 200
-    assert len(response.body()) == artifact.size_bytes
     # The hostile text in a description and a reason is shown as text, never run.
     page.goto(f"{ui.url}/versions/{ui.seeded.v1.id}")
     assert HOSTILE in page.locator("main").inner_text()
@@ -116,6 +108,15 @@ def test_version_page_draws_the_registrys_lineage(
     page.wait_for_url(f"**/versions/{ui.seeded.v4.id}")
     assert page.locator("h1").inner_text().startswith(f"{MODEL} @{ui.seeded.v4.version}")
     shot(page, screenshots, "version")  # the merge: the README's docs/version-page.png
+    # The artifact: size, checksum and a download link that serves its bytes.
+    artifact = ui.registry.get_version(ui.seeded.v4.id).artifacts[0]
+    link = page.locator("a:text-is('Download')")
+    assert link.get_attribute("href") == f"/api/v1/artifacts/{artifact.id}/content"
+    assert (artifact.checksum or "")[:16] in page.locator("main").inner_text()
+    assert "4.0 KiB" in page.locator("main").inner_text()
+    response = page.request.get(ui.url + link.get_attribute("href"))
+    assert response.status == 200
+    assert len(response.body()) == artifact.size_bytes
 
 
 def test_lineage_page(ui: UiServer, page: Any, screenshots: Path) -> None:
@@ -123,6 +124,10 @@ def test_lineage_page(ui: UiServer, page: Any, screenshots: Path) -> None:
     graph = ui.registry.get_lineage(ui.seeded.v4)
     assert page.locator("svg.lineage g.edge.lineage").count() == len(graph.edges)
     shot(page, screenshots, "lineage")
+    page.emulate_media(color_scheme="dark")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(21, 23, 27)"  # the dark theme's --bg
+    shot(page, screenshots, "lineage-dark")
 
 
 def test_compare_highlights_a_changed_config_key(
@@ -300,3 +305,27 @@ def test_without_a_session_every_page_asks_for_a_login(ui_auth: UiServer, page: 
     )
     assert response.status == 303
     assert "x" not in ui_auth.registry.get_version(ui_auth.seeded.v1.id).tags
+
+
+def test_keyset_pages_of_a_model_with_a_slash_in_its_name(ui: UiServer, page: Any) -> None:
+    name = "team/paged"
+    made = [
+        ui.registry.register(
+            model_name=name,
+            recipe="sft",
+            base_model="org/base",
+            training_config={"n": n},
+            metrics={"accuracy": n / 100},
+        )
+        for n in range(30)
+    ]
+    page.goto(f"{ui.url}/?q=team")
+    page.click(f"a:text-is('{name}')")
+    page.wait_for_url(f"**/models/{name}")
+    first = version_column(page)
+    assert first == [v.version for v in reversed(made)][:25]  # newest first
+    page.click("a[rel=next]")
+    page.wait_for_url("**cursor=**")
+    second = version_column(page)
+    assert second == [v.version for v in reversed(made)][25:]
+    assert page.locator("a[rel=next]").count() == 0

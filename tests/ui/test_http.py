@@ -1,0 +1,53 @@
+"""The UI over plain HTTP (no browser): what `cmr serve` answers before anyone logs in."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from tests.servers.registry_server import RegistryServer
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def fetch(url: str, *, data: bytes | None = None) -> tuple[int, dict[str, str], str]:
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(urllib.request.Request(url, data=data), timeout=10) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+def test_pages_redirect_to_the_login_and_it_says_tokens_cannot_be_checked(
+    plain_server: RegistryServer,
+) -> None:
+    status, headers, _ = fetch(plain_server.url + "/models/anything")
+    assert status == 303
+    assert headers["location"] == "/login?next=/models/anything"
+    status, headers, body = fetch(plain_server.url + "/login?next=//evil.example/")
+    assert status == 200
+    assert headers["content-type"].startswith("text/html")
+    assert "cannot check tokens yet" in body
+    assert 'name="next" value="/"' in body  # an off-site "next" is dropped
+
+
+def test_a_login_with_no_token_check_is_refused_and_sets_no_cookie(
+    plain_server: RegistryServer,
+) -> None:
+    status, headers, body = fetch(plain_server.url + "/login", data=b"token=anything&next=/")
+    assert status == 401
+    assert "set-cookie" not in {k.lower() for k in headers}
+    assert "unknown, expired or revoked" in body
+
+
+def test_static_files_are_served_from_the_package(plain_server: RegistryServer) -> None:
+    status, _, body = fetch(plain_server.url + "/static/htmx.min.js")
+    assert status == 200
+    assert "htmx" in body[:2000]
+    status, _, body = fetch(plain_server.url + "/static/style.css")
+    assert status == 200
+    assert "prefers-color-scheme: dark" in body
