@@ -66,6 +66,12 @@ def test_model_page_sorts_by_a_metric_and_filters_by_stage(
     expected = [v.version for v in sorted(in_staging, key=lambda v: v.metrics["accuracy"])]
     assert version_column(page) == expected
     assert set(page.locator("#versions tbody .stage").all_inner_texts()) == {"staging"}
+    # The histories load when scrolled into view (htmx), from their own page.
+    page.locator("#history").scroll_into_view_if_needed()
+    aliases = page.locator("#history table").first
+    aliases.wait_for()
+    moved = {c.alias for c in ui.registry.alias_history(MODEL)}
+    assert {t.strip() for t in aliases.locator("td .alias").all_inner_texts()} == moved
     shot(page, screenshots, "model")
 
 
@@ -81,6 +87,10 @@ def test_model_page_works_without_javascript(
         page.click("th a[data-sort='version']")
         page.wait_for_url("**sort=version**")
         assert page.locator("#versions tbody tr").count() == len(expected)
+        page.click("a:text-is('Alias and stage history')")
+        page.wait_for_url(f"**/history/{MODEL}")
+        reasons = page.locator("#history").inner_text()
+        assert all(t.reason in reasons for t in ui.registry.stage_history(ui.seeded.v2))
     finally:
         context.close()
 

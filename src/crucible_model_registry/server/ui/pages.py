@@ -125,6 +125,35 @@ def model_query(registry: Registry, name: str, params: Any) -> tuple[Query, dict
     return query, given
 
 
+@router.get("/history/{name:path}")
+def model_history_page(request: Request, name: str) -> HTMLResponse:
+    """A model's alias history, and the stage history of its versions in production/staging.
+
+    Its own page (the model page loads it when scrolled into view, or links to it without
+    JavaScript), so the versions table does not wait for a history query per version. Not
+    under ``/models/``: a model may be named ``x/history``.
+    """
+    viewer = require_viewer(request)
+    registry = registry_of(request)
+    model = registry.get_model(name)
+    history = registry.alias_history(name)
+    holders = Query(registry).where_model_name(name).where_stage(list(HOLDER_STAGES))
+    transitions = [
+        (v, t)
+        for v in holders.order_by("updated_at", "desc").limit(5).execute()
+        for t in registry.stage_history(v)
+    ]
+    transitions.sort(key=lambda pair: pair[1].at, reverse=True)
+    return page(
+        request,
+        "model_history.html",
+        viewer=viewer,
+        model=model,
+        alias_history=list(reversed(history))[:50],
+        transitions=transitions[:50],
+    )
+
+
 @router.get("/models/{name:path}")
 def model_page(request: Request, name: str) -> HTMLResponse:
     """A model's versions table (sortable metric columns, filters, keyset pages), histories."""
@@ -139,15 +168,7 @@ def model_page(request: Request, name: str) -> HTMLResponse:
         sorted_metric = given["sort"].removeprefix("metric:")
         if sorted_metric not in metric_names:
             metric_names.append(sorted_metric)
-    history = registry.alias_history(name)
-    aliases = current_aliases(history)
-    holders = Query(registry).where_model_name(name).where_stage(list(HOLDER_STAGES))
-    transitions = [
-        (v, t)
-        for v in holders.order_by("updated_at", "desc").limit(5).execute()
-        for t in registry.stage_history(v)
-    ]
-    transitions.sort(key=lambda pair: pair[1].at, reverse=True)
+    aliases = current_aliases(registry.alias_history(name))
     base = f"/models/{quote(name)}"
 
     def make_url(sort: str, direction: str, cursor: str | None = None) -> str:
@@ -169,8 +190,6 @@ def model_page(request: Request, name: str) -> HTMLResponse:
         given=given,
         stages=[s.value for s in Stage],
         aliases=aliases,
-        alias_history=list(reversed(history))[:50],
-        transitions=transitions[:50],
         make_url=make_url,
     )
 
