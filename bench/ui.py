@@ -15,7 +15,7 @@ target of issue 18, and the ratio to the REST floor measured in the same run:
 
 The machine is shared: read the ratios, and the load printed with them.
 
-    .venv/bin/python bench/ui.py [--runs 50] [--versions 10000] [--nodes 200]
+    .venv/bin/python bench/ui.py [--runs 50] [--versions 10000] [--nodes 200] [--no-analyze]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 """
 
@@ -76,10 +76,12 @@ def seed(registry: Registry, versions: int, nodes: int) -> int:
 
 
 def analyze(url: str) -> None:
-    """Give PostgreSQL's planner statistics of the bulk-loaded tables, as autovacuum would.
+    """Give the planner statistics of the bulk-loaded tables (``ANALYZE``).
 
-    Right after loading, the planner believes a model has a handful of versions and sorts
-    all 10,000 instead of walking an index: a state a live registry is not in.
+    Without them both planners believe a model has a handful of versions and sort all
+    10,000 instead of walking an index: the REST floor and the page alike take 30-80 ms.
+    PostgreSQL's autovacuum gathers them in a live registry; SQLite never does on its own
+    (``--no-analyze`` shows that state).
     """
     from sqlalchemy import create_engine, text
 
@@ -134,6 +136,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--postgres", help="a PostgreSQL server URL to make a database on")
+    parser.add_argument("--no-analyze", action="store_true", help="time without ANALYZE")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="cmr-bench-ui-"))
@@ -147,7 +150,7 @@ def main() -> None:
     seeded_in = time.perf_counter() - started
     graph = local.get_lineage(focus)
     local.close()
-    if args.postgres:
+    if not args.no_analyze:
         analyze(url)
     server = start_registry_server(url, workdir / "server", extra_args=("--no-auth",))
     conn = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=30)
@@ -202,7 +205,8 @@ def main() -> None:
 
     load = os.getloadavg()
     print(
-        f"database: {'PostgreSQL' if args.postgres else 'SQLite'}, runs={args.runs}, "
+        f"database: {'PostgreSQL' if args.postgres else 'SQLite'}"
+        f"{' (not analyzed)' if args.no_analyze else ' (analyzed)'}, runs={args.runs}, "
         f"seeded in {seeded_in:.0f}s, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print(
