@@ -100,7 +100,7 @@ def test_version_page_draws_the_registrys_lineage(
 ) -> None:
     v3 = ui.seeded.v3
     page.goto(f"{ui.url}/versions/{v3.id}")
-    graph = ui.registry.get_lineage(v3)
+    graph = ui.registry.get_lineage(v3, max_depth=3)  # the version page's generations
     svg = page.locator("svg.lineage")
     assert svg.locator("g.node.version, g.node.focus").count() == len(graph.versions)
     assert svg.locator("g.node.base").count() == len(graph.base_models)
@@ -134,6 +134,13 @@ def test_lineage_page(ui: UiServer, page: Any, screenshots: Path) -> None:
     graph = ui.registry.get_lineage(ui.seeded.v4)
     assert page.locator("svg.lineage g.edge.lineage").count() == len(graph.edges)
     shot(page, screenshots, "lineage")
+    page.fill("input[name=depth]", "1")
+    page.click("button:text-is('Draw')")
+    page.wait_for_url("**depth=1")
+    near = ui.registry.get_lineage(ui.seeded.v4, max_depth=1)
+    assert len(near.versions) < len(graph.versions)
+    versions = page.locator("svg.lineage g.node.version, svg.lineage g.node.focus")
+    assert versions.count() == len(near.versions)
     page.emulate_media(color_scheme="dark")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(21, 23, 27)"  # the dark theme's --bg
@@ -339,3 +346,22 @@ def test_keyset_pages_of_a_model_with_a_slash_in_its_name(ui: UiServer, page: An
     second = version_column(page)
     assert second == [v.version for v in reversed(made)][25:]
     assert page.locator("a[rel=next]").count() == 0
+
+
+def test_the_audit_page_shows_the_registrys_audit_log(ui: UiServer, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    from crucible_model_registry import Registry
+
+    page.goto(f"{ui.url}/")
+    if not callable(getattr(Registry, "audit_log", None)):
+        # This registry keeps no audit log yet: no link, and the page says so.
+        assert page.locator("header nav a:text-is('Audit')").count() == 0
+        response = page.goto(f"{ui.url}/audit")
+        assert response is not None
+        assert response.status == 404
+        return
+    ui.registry.add_tags(ui.seeded.v1, ["audited"])
+    page.click("header nav a:text-is('Audit')")
+    entries = ui.registry.audit_log(limit=200)  # type: ignore[attr-defined]
+    expect(page.locator("main tbody tr")).to_have_count(len(entries))

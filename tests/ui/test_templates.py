@@ -76,6 +76,7 @@ def test_a_hostile_version_renders_as_text() -> None:
         tags=[HOSTILE],
         metrics={HOSTILE: 1.0},
         training_config={HOSTILE: HOSTILE},
+        metadata={HOSTILE: HOSTILE},
     )
     graph = LineageGraph(focus=hostile)
     html = render(
@@ -91,12 +92,13 @@ def test_a_hostile_version_renders_as_text() -> None:
         parents=[],
         children=[],
         picture=draw_lineage(graph),
+        depth=3,
         stages=[s.value for s in Stage],
     )
     elements = parsed(html)
     assert elements.tags.count("script") == 1  # the vendored htmx, nothing else
     assert "<script>alert" not in html
-    assert sum(HOSTILE in t for t in elements.text) >= 8  # shown as text, each place
+    assert sum(HOSTILE in t for t in elements.text) >= 9  # shown as text, each place
 
 
 def test_a_hostile_model_name_in_the_models_table_is_text() -> None:

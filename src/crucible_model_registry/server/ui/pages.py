@@ -36,7 +36,7 @@ router = APIRouter(route_class=UiRoute, include_in_schema=False)
 PAGE_SIZE = 25
 MODELS_PAGE_SIZE = 20
 HOLDER_STAGES = (Stage.PRODUCTION, Stage.STAGING)
-ORDER_FIELDS = ("created_at", "updated_at", "version", "stage", "id")
+VERSION_PAGE_DEPTH = 3
 
 
 def current_aliases(history: Sequence[AliasChange]) -> dict[int, list[str]]:
@@ -241,9 +241,15 @@ def lineage_page(request: Request, ref: str) -> HTMLResponse:
     viewer = require_viewer(request)
     registry = registry_of(request)
     version = registry.get_version(ref)
-    graph = registry.get_lineage(version)
+    depth = _int_param(request, "depth", 0) or None
+    graph = registry.get_lineage(version, max_depth=depth)
     return page(
-        request, "lineage.html", viewer=viewer, version=version, picture=draw_lineage(graph)
+        request,
+        "lineage.html",
+        viewer=viewer,
+        version=version,
+        picture=draw_lineage(graph),
+        depth=depth,
     )
 
 
@@ -283,7 +289,9 @@ def version_page(request: Request, ref: str) -> HTMLResponse:
     viewer = require_viewer(request)
     registry = registry_of(request)
     version = registry.get_version(ref)
-    graph = registry.get_lineage(version)
+    # The nearest generations only: a long line of continued training would otherwise put
+    # thousands of boxes on every version's page (the lineage page draws them all).
+    graph = registry.get_lineage(version, max_depth=VERSION_PAGE_DEPTH)
     aliases = current_aliases(registry.alias_history(version.model_name)).get(version.id, [])
     return page(
         request,
@@ -295,6 +303,7 @@ def version_page(request: Request, ref: str) -> HTMLResponse:
         parents=graph.parents(version.id),
         children=graph.children(version.id),
         picture=draw_lineage(graph),
+        depth=VERSION_PAGE_DEPTH,
         stages=[s.value for s in Stage],
     )
 
