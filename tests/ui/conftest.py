@@ -109,8 +109,12 @@ def page(chromium: Any) -> Iterator[Any]:
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     yield page
     context.close()
+    # The pages' Content-Security-Policy must not block anything they need (htmx included).
+    assert not [e for e in errors if "Content Security Policy" in e]
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,13 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(url: str, *, data: bytes | None = None) -> tuple[int, dict[str, str], str]:
+def fetch(
+    url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
     opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
-        with opener.open(urllib.request.Request(url, data=data), timeout=10) as response:
+        with opener.open(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read().decode()
@@ -33,6 +36,10 @@ def test_pages_redirect_to_the_login_and_it_says_tokens_cannot_be_checked(
     assert headers["content-type"].startswith("text/html")
     assert "cannot check tokens yet" in body
     assert 'name="next" value="/"' in body  # an off-site "next" is dropped
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    _, _, body = fetch(plain_server.url + "/login?next=/%5Cevil.example/")
+    assert 'name="next" value="/"' in body  # "/\\host" is "//host" to a browser
 
 
 def test_a_login_with_no_token_check_is_refused_and_sets_no_cookie(
@@ -51,3 +58,14 @@ def test_static_files_are_served_from_the_package(plain_server: RegistryServer) 
     status, _, body = fetch(plain_server.url + "/static/style.css")
     assert status == 200
     assert "prefers-color-scheme: dark" in body
+
+
+def test_a_login_posted_from_another_site_is_refused(plain_server: RegistryServer) -> None:
+    status, headers, body = fetch(
+        plain_server.url + "/login",
+        data=b"token=anything&next=/",
+        headers={"Origin": "https://evil.example"},
+    )
+    assert status == 403
+    assert "set-cookie" not in {k.lower() for k in headers}
+    assert "own login page" in body

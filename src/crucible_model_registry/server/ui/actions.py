@@ -18,7 +18,11 @@ from starlette.responses import RedirectResponse, Response
 
 from crucible_model_registry._context import acting_as
 from crucible_model_registry.domain.enums import Stage
-from crucible_model_registry.errors import PromotionDeniedError, ValidationError
+from crucible_model_registry.errors import (
+    PermissionDeniedError,
+    PromotionDeniedError,
+    ValidationError,
+)
 from crucible_model_registry.server.routes._common import registry_of
 from crucible_model_registry.server.ui._render import UiRoute, page, require_viewer
 from crucible_model_registry.server.ui.session import (
@@ -105,10 +109,25 @@ def login_page(request: Request) -> Response:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only a path on this server: never "//host" or "https://...", an open redirect.
-    if not target or not target.startswith("/") or target.startswith("//"):
+    # Only a path on this server: never "//host", "/\\host" (browsers read it as "//host")
+    # or "https://...", an open redirect.
+    if not target or not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return "/"
+    if any(c in target for c in "\\\r\n"):
         return "/"
     return target
+
+
+def _same_origin(request: Request) -> bool:
+    """Does the request come from a page of this server (when the browser says where from)?
+
+    Login has no session to derive a CSRF value from, so another site could post its own
+    token and log a visitor in as someone else; browsers send ``Origin`` with every POST.
+    """
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return origin == f"{request.url.scheme}://{request.url.netloc}"
 
 
 @router.post("/login")
@@ -116,6 +135,8 @@ async def login(request: Request) -> Response:
     """Check the token; on success set ``cmr_session`` to it and go where the user was going."""
     if not request.app.state.auth:
         return _back_to("/")
+    if not _same_origin(request):
+        raise PermissionDeniedError("log in from this server's own login page")
     form = await _form(request)
     token = form.get("token").strip()
     target = _safe_next(form.get("next"))
