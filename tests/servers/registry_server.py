@@ -148,18 +148,10 @@ def start_registry_server(
     storage_dir: Path | None = None,
     wait_for: str = "/readyz",
     ready_timeout: float = 30.0,
-<<<<<<< HEAD
     extra_env: dict[str, str] | None = None,
     token: str | None = None,
-=======
-    command: tuple[str, ...] | None = None,
-    extra_env: dict[str, str] | None = None,
->>>>>>> 4556248 (server/ui: the web UI at / — models, model, version, lineage SVG, compare, query, audit, promote with the policy's conditions shown first; token login cookie and CSRF on every form; tested in headless Chromium against cmr serve)
 ) -> RegistryServer:
-    """Start ``cmr serve`` over ``database_url`` on a free loopback port and wait until ready.
-
-    ``command`` replaces ``cmr serve`` by another program taking the same options.
-    """
+    """Start ``cmr serve`` over ``database_url`` on a free loopback port and wait until ready."""
     workdir.mkdir(parents=True, exist_ok=True)
     storage = storage_dir or workdir / "artifacts"
     storage.mkdir(parents=True, exist_ok=True)
@@ -170,7 +162,6 @@ def start_registry_server(
         "CMR_STORAGE_BACKEND": "local",
         "CMR_STORAGE_OPTIONS": json.dumps({"base_path": str(storage)}),
         "CMR_ACTOR": "server",
-        **(extra_env or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(extra_env or {})
@@ -182,14 +173,7 @@ def start_registry_server(
         log = workdir / f"server-{port}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [
-                    *(command or (CMR, "serve")),
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(workers),
-                    *extra_args,
-                ],
+                [CMR, "serve", "--port", str(port), "--workers", str(workers), *extra_args],
                 env=env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,

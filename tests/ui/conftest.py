@@ -7,10 +7,8 @@ except under ``CI=true`` (``.ci/run`` installs it), where that fails.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +18,11 @@ import pytest
 from tests.servers.registry_server import RegistryServer, start_registry_server
 from tests.ui.seed import Seeded, seed
 
-from crucible_model_registry.registry import RemoteRegistry
+from crucible_model_registry.registry import Registry, RemoteRegistry
 
 CHROMIUM = Path(os.environ.get("CMR_TEST_CHROMIUM", "/usr/bin/chromium"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-REPO = Path(__file__).resolve().parents[2]
-TOKENS = {"tok-read-0123456789": ["rita", "read"], "tok-promote-0123456789": ["pat", "promote"]}
+ROLES = {"rita": "read", "pat": "promote", "ada": "admin"}
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 
 
@@ -36,24 +33,31 @@ class UiServer:
     server: RegistryServer
     registry: RemoteRegistry
     seeded: Seeded
+    tokens: dict[str, str]  # principal name -> token (with authentication)
 
     @property
     def url(self) -> str:
         return self.server.url
 
 
-def _start(tmp: Path, template: Path, **options: Any) -> UiServer:
+def _start(tmp: Path, template: Path, *, auth: bool) -> UiServer:
     database = tmp / "registry.db"
     shutil.copyfile(template, database)
-    server = start_registry_server(f"sqlite:///{database}", tmp, **options)
-    registry = RemoteRegistry(server.url)
-    return UiServer(server, registry, seed(registry, tmp / "files"))
+    tokens: dict[str, str] = {}
+    if auth:  # tokens made on the database, as an operator makes the first admin's
+        local = Registry.from_url(f"sqlite:///{database}")
+        tokens = {name: local.create_token(name, role=role).token for name, role in ROLES.items()}
+        local.close()
+    extra = () if auth else ("--no-auth",)
+    server = start_registry_server(f"sqlite:///{database}", tmp, extra_args=extra)
+    registry = RemoteRegistry(server.url, token=tokens.get("ada"))
+    return UiServer(server, registry, seed(registry, tmp / "files"), tokens)
 
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[UiServer]:
     """``cmr serve --no-auth`` over a seeded SQLite registry (one per test module)."""
-    started = _start(tmp_path_factory.mktemp("ui"), sqlite_template, extra_args=("--no-auth",))
+    started = _start(tmp_path_factory.mktemp("ui"), sqlite_template, auth=False)
     yield started
     started.registry.close()
     started.server.stop()
@@ -61,13 +65,8 @@ def ui(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Itera
 
 @pytest.fixture(scope="module")
 def ui_auth(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[UiServer]:
-    """The app with authentication on, its token check a stand-in (tests/servers/ui_server.py)."""
-    started = _start(
-        tmp_path_factory.mktemp("ui-auth"),
-        sqlite_template,
-        command=(sys.executable, "-m", "tests.servers.ui_server"),
-        extra_env={"CMR_UI_TEST_TOKENS": json.dumps(TOKENS), "PYTHONPATH": str(REPO)},
-    )
+    """``cmr serve`` as it starts by default (tokens required), with a token per role."""
+    started = _start(tmp_path_factory.mktemp("ui-auth"), sqlite_template, auth=True)
     yield started
     started.registry.close()
     started.server.stop()
@@ -121,7 +120,7 @@ def page(chromium: Any) -> Iterator[Any]:
 def plain_server(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
 ) -> Iterator[RegistryServer]:
-    """``cmr serve`` as it starts by default: authentication on, no token check configured."""
+    """``cmr serve`` as it starts by default (tokens required) on a database with none yet."""
     workdir = tmp_path_factory.mktemp("ui-plain")
     database = workdir / "registry.db"
     shutil.copyfile(sqlite_template, database)

@@ -12,6 +12,7 @@ import pytest
 from tests.ui.seed import HOSTILE
 
 from crucible_model_registry import Stage
+from crucible_model_registry.domain.access import Role
 from crucible_model_registry.domain.enums import Relationship
 from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
 from crucible_model_registry.domain.records import LineageEdge, ModelVersion
@@ -63,7 +64,7 @@ def parsed(html: str) -> Elements:
     return found
 
 
-VIEWER = Viewer("admin", "admin", csrf_value("k"), authenticated=False)
+VIEWER = Viewer("admin", Role.ADMIN, csrf_value("k"), authenticated=False)
 
 
 def test_a_hostile_version_renders_as_text() -> None:

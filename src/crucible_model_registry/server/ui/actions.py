@@ -6,7 +6,6 @@ permissions and the audit log judge a click exactly as they judge an API call.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import parse_qs, quote
@@ -16,10 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from crucible_model_registry._context import acting_as
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.errors import (
-    PermissionDeniedError,
+    AuthenticationError,
     PromotionDeniedError,
     ValidationError,
 )
@@ -27,9 +25,9 @@ from crucible_model_registry.server.routes._common import registry_of
 from crucible_model_registry.server.ui._render import UiRoute, page, require_viewer
 from crucible_model_registry.server.ui.session import (
     SESSION_COOKIE,
+    RefusedFormError,
     Viewer,
     check_csrf,
-    login_available,
     principal_of_token,
     set_session_cookie,
     viewer_of,
@@ -76,13 +74,8 @@ async def _checked(request: Request) -> tuple[Viewer, Form]:
 
 
 async def _as_viewer(viewer: Viewer, call: Callable[[], T]) -> T:
-    """Run a registry call in the thread pool, as the logged-in principal when there is one."""
-
-    def run() -> T:
-        with acting_as(viewer.name) if viewer.authenticated else contextlib.nullcontext():
-            return call()
-
-    return await run_in_threadpool(run)
+    """Run a registry call in the thread pool, as the request's principal (set by the Edge)."""
+    return await run_in_threadpool(call)
 
 
 def _back_to(path: str) -> RedirectResponse:
@@ -103,8 +96,7 @@ def login_page(request: Request) -> Response:
         "login.html",
         viewer=viewer_of(request),
         next=_safe_next(request.query_params.get("next")),
-        available=login_available(request),
-        failed=False,
+        failure=None,
     )
 
 
@@ -136,21 +128,14 @@ async def login(request: Request) -> Response:
     if not request.app.state.auth:
         return _back_to("/")
     if not _same_origin(request):
-        raise PermissionDeniedError("log in from this server's own login page")
+        raise RefusedFormError("log in from this server's own login page")
     form = await _form(request)
-    token = form.get("token").strip()
+    token = form.get("token").strip() or "-"  # an empty one fails like any unknown token
     target = _safe_next(form.get("next"))
-    principal = principal_of_token(request, token) if token else None
-    if principal is None:
-        return page(
-            request,
-            "login.html",
-            status=401,
-            viewer=None,
-            next=target,
-            available=login_available(request),
-            failed=True,
-        )
+    try:
+        await run_in_threadpool(principal_of_token, request, token)
+    except AuthenticationError as exc:
+        return page(request, "login.html", status=401, viewer=None, next=target, failure=exc)
     response = _back_to(target)
     set_session_cookie(request, response, SESSION_COOKIE, token)
     return response
@@ -158,8 +143,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """Forget the session cookie."""
-    await _checked(request)
+    """Forget the session cookie (an open path: an expired session may log out too)."""
     response = _back_to("/login" if request.app.state.auth else "/")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -397,7 +397,7 @@ def audit_page(request: Request) -> HTMLResponse:
     if audit_log is None:
         raise NotFoundError("page", "/audit", hint="this server's registry keeps no audit log yet")
     if not viewer.can("admin"):
-        raise PermissionDeniedError("the audit log needs the admin role")
+        raise PermissionDeniedError("admin", None, principal=viewer.name)
     filters = {k: request.query_params.get(k) or None for k in ("actor", "action", "since")}
     since = None
     if filters["since"]:

@@ -1,38 +1,40 @@
 """Who is looking at a UI page: the session cookie, the viewer's role, and CSRF values.
 
-The login form posts a token; the server sets the cookie ``cmr_session`` to the token
-itself, and the server's authentication resolves that cookie exactly as it resolves a
-Bearer token. :func:`principal_of_token` is the one place that asks it.
+The login form posts a token; the server checks it with the app's ``Authenticator``
+(``server/auth.py``) and sets the cookie ``cmr_session`` to the token itself. From then
+on the Edge middleware resolves that cookie exactly as it resolves a Bearer token, and
+each page runs as that principal, so the registry's permissions apply to every click.
 
-Every form carries a CSRF value, ``HMAC-SHA256(key=token, msg=b"cmr-csrf")`` in hex,
-checked on every POST (a mismatch is 403): a page on another site can make a browser post
-a form, but cannot read the value, and holds no token to compute it. Stateless, so it
-holds across workers. Without authentication (``--no-auth``) there is no token: the key
-is then a random value in its own ``SameSite=Strict`` cookie, ``cmr_csrf`` (a double-
-submit cookie).
+Every form carries a CSRF value, ``HMAC-SHA256(key=token, msg=b"cmr-csrf")`` in hex
+(``domain.access.csrf_token_for``), checked on every POST (a mismatch is 403): a page on
+another site can make a browser post a form, but cannot read the value, and holds no
+token to compute it. Stateless, so it holds across workers. Without authentication
+(``--no-auth``) there is no token: the key is then a random value in its own
+``SameSite=Strict`` cookie, ``cmr_csrf`` (a double-submit cookie).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
-from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crucible_model_registry._context import current_actor
-from crucible_model_registry.errors import PermissionDeniedError
+from crucible_model_registry._context import current_actor, current_principal
+from crucible_model_registry.domain.access import Principal, Role, csrf_token_for
+from crucible_model_registry.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    RegistryError,
+)
+from crucible_model_registry.server.auth import SESSION_COOKIE, credentials_from_headers
 
 __all__ = [
     "CSRF_COOKIE",
-    "ROLES",
     "SESSION_COOKIE",
-    "Role",
-    "TokenResolver",
+    "RefusedFormError",
     "Viewer",
     "check_csrf",
     "csrf_value",
@@ -41,12 +43,16 @@ __all__ = [
     "viewer_of",
 ]
 
-SESSION_COOKIE = "cmr_session"
 CSRF_COOKIE = "cmr_csrf"
-ROLES = ("read", "write", "promote", "admin")
-Role = Literal["read", "write", "promote", "admin"]
-TokenResolver = Callable[[str], "tuple[str, Role] | None"]
-"""A token -> its principal's name and role, or None for an unknown, expired or revoked one."""
+
+
+class RefusedFormError(PermissionDeniedError):
+    """A form the UI refuses before any registry call (403): forged, or from another site."""
+
+    def __init__(self, message: str) -> None:
+        RegistryError.__init__(self, message)
+        self.permission = "form"
+        self.model = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,67 +64,82 @@ class Viewer:
     csrf: str
     authenticated: bool
 
-    def can(self, role: Role) -> bool:
-        """Does the viewer's role include ``role`` (read ⊂ write ⊂ promote ⊂ admin)?"""
-        return ROLES.index(self.role) >= ROLES.index(role)
+    def can(self, role: str) -> bool:
+        """Does the viewer's role include ``role`` (read < write < promote < admin)?
+
+        Only which buttons to draw: the registry decides, per model, what a click may do.
+        """
+        return Role(self.role).includes(Role(role))
 
     def __repr__(self) -> str:  # the CSRF value is derived from a token: keep it out of logs
-        return f"Viewer(name={self.name!r}, role={self.role!r})"
+        return f"Viewer(name={self.name!r}, role={Role(self.role).value!r})"
 
 
 def csrf_value(key: str) -> str:
     """The CSRF value of a session: HMAC-SHA256 of ``b"cmr-csrf"`` keyed by its token."""
-    return hmac.new(key.encode(), b"cmr-csrf", hashlib.sha256).hexdigest()
+    return csrf_token_for(key)
 
 
-def principal_of_token(request: Request, token: str) -> tuple[str, Role] | None:
-    """The name and role of the token's principal, or None: the seam to server auth.
+def principal_of_token(request: Request, token: str) -> Principal:
+    """The principal of ``token``, checked by the app's authenticator (blocking).
 
-    The server's token authentication (issue 16, ``server/auth.py``) is not on this
-    branch: until it is, the app's ``state.ui_token_resolver`` answers (None: nobody can
-    log in, and the login page says why). Point this at ``server/auth.py`` when it lands.
+    A failure counts against the client's address (rate limit) and is audited, as a
+    failed Bearer token is at the Edge.
+
+    Raises:
+        AuthenticationError: unknown, revoked or expired (the message never holds it), or
+            the address failed too often lately.
     """
-    resolver: TokenResolver | None = getattr(request.app.state, "ui_token_resolver", None)
-    return None if resolver is None else resolver(token)
-
-
-def login_available(request: Request) -> bool:
-    """Can a token be checked at all (see :func:`principal_of_token`)?"""
-    return getattr(request.app.state, "ui_token_resolver", None) is not None
+    auth = request.app.state.authenticator
+    address = request.client.host if request.client else "unknown"
+    wait = auth.retry_after(address)
+    if wait is not None:
+        raise AuthenticationError(
+            f"too many failed authentications from this address; retry in {wait} s"
+        )
+    try:
+        principal: Principal = auth.authenticate(token)
+    except AuthenticationError as exc:
+        auth.failed(address)
+        auth.audit_failure(address, str(exc), request.headers.get("x-request-id", ""))
+        raise
+    return principal
 
 
 def viewer_of(request: Request) -> Viewer | None:
-    """Who is looking: None when the server needs a login and the session is missing or bad.
+    """Who is looking: None when the server needs a login and the request has no principal.
 
-    Without authentication the viewer is the server's actor with every role (the registry
-    still applies its rules); a fresh CSRF key is left in ``request.state.new_csrf_key``
-    for the response to set.
+    With authentication the Edge middleware has resolved the session cookie (or a Bearer
+    token) to the principal this request runs as. Without it the viewer is the server's
+    actor with every role (the registry still applies its rules); a fresh CSRF key is
+    left in ``request.state.new_csrf_key`` for the response to set.
     """
     if not request.app.state.auth:
         key = request.cookies.get(CSRF_COOKIE)
         if not key:
             key = getattr(request.state, "new_csrf_key", None) or secrets.token_hex(32)
             request.state.new_csrf_key = key
-        return Viewer(current_actor() or "local", "admin", csrf_value(key), authenticated=False)
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
+        name = current_actor() or "local"
+        return Viewer(name, Role.ADMIN, csrf_value(key), authenticated=False)
+    principal = current_principal()
+    try:
+        token = credentials_from_headers({k.lower(): v for k, v in request.headers.items()})
+    except AuthenticationError:
         return None
-    principal = principal_of_token(request, token)
-    if principal is None:
+    if principal is None or token is None:
         return None
-    name, role = principal
-    return Viewer(name, role, csrf_value(token), authenticated=True)
+    return Viewer(principal.name, Role(principal.role), csrf_value(token), authenticated=True)
 
 
 def check_csrf(request: Request, viewer: Viewer, given: object) -> None:
     """Refuse a form whose CSRF value is not the session's.
 
     Raises:
-        PermissionDeniedError: the value is missing or wrong (the form was forged, or the
+        RefusedFormError: the value is missing or wrong (the form was forged, or the
             session changed since the page was drawn).
     """
     if not isinstance(given, str) or not hmac.compare_digest(given, viewer.csrf):
-        raise PermissionDeniedError(
+        raise RefusedFormError(
             "the form's CSRF value does not match this session: reload the page and try again"
         )
 
