@@ -90,3 +90,25 @@ def test_unknown_version_and_stage_raise(registry: Registry) -> None:
     with pytest.raises(cmr.ValidationError) as exc:
         registry.check_promotion(v, "moon")
     assert "stage" in exc.value.errors
+
+
+@pytest.mark.in_process  # through a server the actor is the token's principal, not acting_as
+def test_the_four_eyes_rule_is_judged_for_the_caller(registry: Registry) -> None:
+    from crucible_model_registry import acting_as
+
+    with acting_as("alice"):
+        v = make(registry, 7, accuracy=0.95)
+    registry.set_promotion_policy(
+        MODEL, cmr.PromotionPolicy(require_distinct_promoter=["production"], protected=[])
+    )
+    with acting_as("alice"):
+        own = registry.check_promotion(v, "production")
+        with pytest.raises(PromotionDeniedError) as denied:
+            registry.promote(v, "production")
+    assert not own.allowed
+    assert own.unmet == denied.value.unmet
+    with acting_as("bob"):
+        other = registry.check_promotion(v, "production")
+        assert other.allowed
+        assert [c.met for c in other.conditions] == [True]
+        assert registry.promote(v, "production").stage is Stage.PRODUCTION
