@@ -23,7 +23,7 @@ from crucible_model_registry.domain.config_hash import hash_config
 from crucible_model_registry.domain.diff import VersionDiff, diff_versions
 from crucible_model_registry.domain.enums import ArtifactType, Stage, parse_enum
 from crucible_model_registry.domain.integrity import IntegrityReport
-from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
+from crucible_model_registry.domain.policy import PolicyChange, PromotionCheck, PromotionPolicy
 from crucible_model_registry.domain.query_spec import QuerySpec, SupportsQuerySpec, spec_of
 from crucible_model_registry.domain.records import (
     AliasChange,
@@ -429,6 +429,28 @@ class Registry(AccessMethods, ArtifactMethods, LineageMethods, MlflowMethods):
                 archived=len(result.archived_ids),
             )
         return result
+
+    def check_promotion(
+        self, version: VersionLike, stage: Stage | str, *, archive_existing: bool = False
+    ) -> PromotionCheck:
+        """Every condition of the model's policy on promoting ``version`` to ``stage``, judged now.
+
+        Writes nothing. The unmet conditions are what :meth:`promote` would list in its
+        ``PromotionDeniedError`` at this moment, for the acting principal (a concurrent
+        change can alter the answer). Reading it needs the read role on the model; whether
+        the caller's role may make the move is not a policy condition (``promote`` says).
+
+        Raises:
+            ValidationError: unknown stage.
+            NotFoundError: unknown version.
+        """
+        target = parse_enum(Stage, stage, field="stage")
+        ref = ref_of(version, field="version")
+        self._authorize_ref(Role.READ, ref, action="check_promotion")
+        # The four-eyes rule is judged for whoever asks: the one who would click.
+        return self._backend.check_promotion(
+            ref, target, actor=self._by().actor, archive_existing=archive_existing
+        )
 
     def update_metrics(self, version: VersionLike, metrics: Mapping[str, float]) -> ModelVersion:
         """Merge metrics into a version (metrics often arrive after registration)."""

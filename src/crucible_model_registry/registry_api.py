@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
     from crucible_model_registry.domain.mlflow import MlflowImportReport
-    from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
+    from crucible_model_registry.domain.policy import PolicyChange, PromotionCheck, PromotionPolicy
     from crucible_model_registry.domain.query_spec import QuerySpec, SupportsQuerySpec
     from crucible_model_registry.domain.records import (
         AliasChange,
@@ -131,6 +131,14 @@ class RegistryAPI(Protocol):
         reason: str | None = None,
         archive_existing: bool = False,
     ) -> ModelVersion: ...
+
+    def check_promotion(
+        self,
+        version: ModelVersion | int | str,
+        stage: Stage | str,
+        *,
+        archive_existing: bool = False,
+    ) -> PromotionCheck: ...
 
     def update_metrics(
         self, version: ModelVersion | int | str, metrics: Mapping[str, float]

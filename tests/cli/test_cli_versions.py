@@ -262,3 +262,23 @@ def test_models(cmr: Runner, home_registry: Registry):
 def test_global_json_flag_before_the_command(cmr: Runner, home_registry: Registry):
     _register(home_registry)
     assert cmr("--json", "models").json()[0]["name"] == "llama-sft"
+
+
+def test_promote_check_lists_each_condition_and_changes_nothing(
+    cmr: Runner, home_registry: Registry
+):
+    v = _register(home_registry, metrics={"accuracy": 0.5})
+    home_registry.set_promotion_policy(
+        v.model_name, {"gates": {"production": {"min_accuracy": 0.9}}}
+    )
+    result = cmr("promote", v.ref, "production", "--check", "--json")
+    assert result.code == 1
+    doc = result.json()
+    assert doc["allowed"] is False
+    assert [c["met"] for c in doc["conditions"]] == [False]
+    assert "(it is 0.5)" in doc["conditions"][0]["text"]
+    assert home_registry.get_version(v.id).stage.value == "experiment"
+    assert len(home_registry.stage_history(v)) == 1
+    human = cmr("promote", v.ref, "staging", "--check")
+    assert human.code == 0
+    assert "allowed" in human.stdout

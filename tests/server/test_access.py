@@ -134,6 +134,8 @@ ENDPOINTS = [
     Endpoint("get_version", "GET", lambda m, i: f"/versions/{m}@1", "read", writes=False),
     Endpoint("stage_history", "GET", lambda m, i: f"/versions/{m}@1/stage-history", "read",
              writes=False),
+    Endpoint("check_promotion", "GET", lambda m, i: f"/versions/{m}@1/promotion-check", "read",
+             params=lambda m, i: {"stage": "staging"}, writes=False),
     Endpoint("promote", "POST", lambda m, i: f"/versions/{m}@1/promote", "write",
              body=_json({"stage": "staging"})),
     Endpoint("promote_protected", "POST", lambda m, i: f"/versions/{m}@1/promote", "promote",

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     )
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
-    from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
+    from crucible_model_registry.domain.policy import PolicyChange, PromotionCheck, PromotionPolicy
     from crucible_model_registry.domain.query_spec import Page, QuerySpec
     from crucible_model_registry.domain.records import (
         AliasChange,
@@ -249,6 +249,18 @@ class MetadataBackend(Protocol):
 
         Raises:
             PromotionDeniedError: the policy forbids it; nothing is written.
+            NotFoundError: no such version.
+        """
+        ...
+
+    def check_promotion(
+        self, ref: VersionRef, target: Stage, *, actor: str | None, archive_existing: bool
+    ) -> PromotionCheck:
+        """Every policy condition on moving the version to ``target``, met or not; no write.
+
+        ``actor`` is who would promote (the four-eyes rule is judged for them).
+
+        Raises:
             NotFoundError: no such version.
         """
         ...

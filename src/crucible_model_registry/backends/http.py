@@ -41,7 +41,7 @@ from crucible_model_registry.domain.exchange import (
 )
 from crucible_model_registry.domain.integrity import IntegrityReport
 from crucible_model_registry.domain.lineage import LineageGraph, LineageHit
-from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
+from crucible_model_registry.domain.policy import PolicyChange, PromotionCheck, PromotionPolicy
 from crucible_model_registry.domain.query_spec import Page
 from crucible_model_registry.domain.records import (
     AliasChange,
@@ -434,6 +434,17 @@ class HttpBackend:
         # Promoting to the stage a version holds is a no-op, so a resent promotion is safe.
         data = self._send("POST", f"/versions/{_ref(ref)}/promote", json=body, actor=by.actor)
         return from_json(PromotionResult, data)
+
+    def check_promotion(
+        self, ref: VersionRef, target: Stage, *, actor: str | None, archive_existing: bool
+    ) -> PromotionCheck:
+        # The server judges the four-eyes rule for the token's principal, not ``actor``.
+        return self._get(
+            PromotionCheck,
+            f"/versions/{_ref(ref)}/promotion-check",
+            stage=target.value,
+            archive_existing=archive_existing,
+        )
 
     def stage_history(self, ref: VersionRef) -> list[StageTransition]:
         return self._get(list[StageTransition], f"/versions/{_ref(ref)}/stage-history")

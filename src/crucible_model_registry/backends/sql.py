@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     )
     from crucible_model_registry.domain.integrity import IntegrityReport
     from crucible_model_registry.domain.lineage import Direction, LineageGraph, LineageHit
-    from crucible_model_registry.domain.policy import PolicyChange, PromotionPolicy
+    from crucible_model_registry.domain.policy import PolicyChange, PromotionCheck, PromotionPolicy
     from crucible_model_registry.domain.query_spec import Page, QuerySpec
     from crucible_model_registry.domain.records import (
         AliasChange,
@@ -286,6 +286,13 @@ class SqlBackend:
             reason=reason,
             by=by,
             archive_existing=archive_existing,
+        )
+
+    def check_promotion(
+        self, ref: VersionRef, target: Stage, *, actor: str | None, archive_existing: bool
+    ) -> PromotionCheck:
+        return store.promotion.check_promotion(
+            self._db, ref, target, actor=actor, archive_existing=archive_existing
         )
 
     def stage_history(self, ref: VersionRef) -> list[StageTransition]:

@@ -57,7 +57,7 @@ def serve(
             "address could change the registry; drop --no-auth (tokens are required then) "
             "or bind 127.0.0.1"
         )
-    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if not find_spec(m)]
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client", "jinja2") if not find_spec(m)]
     if missing:
         raise _session.CommandError(
             f"cmr serve needs {', '.join(missing)}: pip install 'crucible-model-registry[server]'"

@@ -10,6 +10,7 @@ import typer
 
 from crucible_model_registry.cli import _parse, _session
 from crucible_model_registry.domain.enums import Relationship, Stage, parse_enum
+from crucible_model_registry.domain.records import to_jsonable
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -278,6 +279,7 @@ def promote(
             autocompletion=_complete(STAGES),
         ),
     ],
+    *,
     archive_existing: Annotated[
         bool,
         typer.Option(
@@ -288,6 +290,14 @@ def promote(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why, for the stage history.")
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Change nothing: show each condition of the model's policy on this move, "
+            "met or not (exit 1 when the policy would refuse it).",
+        ),
+    ] = False,
     json_flag: _session.JsonFlag = False,
 ) -> None:
     """Move a version to another stage (recorded in its stage history).
@@ -296,6 +306,11 @@ def promote(
     makes the stage exclusive.
     """
     registry = _session.current().registry()
+    if check:
+        _check_promotion(
+            registry, ref, stage, archive_existing=archive_existing, json_flag=json_flag
+        )
+        return
     before = registry.get_version(ref)
     target = parse_enum(Stage, stage, field="stage")
     incumbents = [
@@ -339,6 +354,29 @@ def promote(
 def _looks_like_ref(text: str) -> bool:
     stripped = text.strip()
     return "@" in stripped or (stripped.isdigit() and stripped.isascii())
+
+
+def _check_promotion(
+    registry: Registry, ref: str, stage: str, *, archive_existing: bool, json_flag: bool
+) -> None:
+    check = registry.check_promotion(ref, stage, archive_existing=archive_existing)
+    doc = {**to_jsonable(check), "allowed": check.allowed}
+
+    def human(console: Console) -> None:
+        from rich.text import Text
+
+        head = Text(f"{check.version_ref}: {check.from_stage.value} -> {check.target.value}: ")
+        head.append(*(("allowed", "green") if check.allowed else ("refused", "bold red")))
+        console.print(head)
+        if not check.conditions:
+            console.print("  the model's policy sets no condition on this move")
+        for condition in check.conditions:
+            mark = Text("  pass ", style="green") if condition.met else Text("  FAIL ", "red")
+            console.print(mark.append(condition.text, style=""))
+
+    _session.emit(doc, json_flag=json_flag, human=human, quiet=check.unmet)
+    if not check.allowed:
+        raise typer.Exit(1)
 
 
 @app.command(rich_help_panel=PANEL)

@@ -16,8 +16,12 @@ from crucible_model_registry.errors import ValidationError
 __all__ = [
     "GateTags",
     "PolicyChange",
+    "PolicyCondition",
+    "PromotionCheck",
     "PromotionPolicy",
+    "allowed_sources_condition",
     "allowed_sources_unmet",
+    "distinct_promoter_condition",
     "distinct_promoter_unmet",
 ]
 
@@ -194,34 +198,100 @@ class PolicyChange:
     at: datetime
 
 
+def distinct_promoter_condition(
+    policy: PromotionPolicy, target: Stage, *, registered_by: str | None, promoter: str | None
+) -> PolicyCondition | None:
+    """The four-eyes rule (``require_distinct_promoter``) for this promotion, or None."""
+    if target not in policy.require_distinct_promoter:
+        return None
+    rule = f"require_distinct_promoter: {target.value}"
+    if registered_by is None:
+        return PolicyCondition(
+            f"{rule}: the version's registrant is not recorded (registered before the "
+            "registry kept it), so nobody can be shown to be a second pair of eyes",
+            met=False,
+        )
+    if promoter is not None and promoter == registered_by:
+        return PolicyCondition(
+            f"{rule}: {promoter!r} registered this version and may not promote it there",
+            met=False,
+        )
+    return PolicyCondition(
+        f"{rule}: registered by {registered_by!r}, promoted by someone else", met=True
+    )
+
+
 def distinct_promoter_unmet(
     policy: PromotionPolicy, target: Stage, *, registered_by: str | None, promoter: str | None
 ) -> list[str]:
     """The unmet four-eyes rule (``require_distinct_promoter``) for this promotion, if any."""
-    if target not in policy.require_distinct_promoter:
-        return []
-    rule = f"require_distinct_promoter: {target.value}"
-    if registered_by is None:
-        return [
-            f"{rule}: the version's registrant is not recorded (registered before the "
-            "registry kept it), so nobody can be shown to be a second pair of eyes"
-        ]
-    if promoter is not None and promoter == registered_by:
-        return [f"{rule}: {promoter!r} registered this version and may not promote it there"]
-    return []
+    condition = distinct_promoter_condition(
+        policy, target, registered_by=registered_by, promoter=promoter
+    )
+    return [] if condition is None or condition.met else [condition.text]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PolicyCondition:
+    """One condition a promotion must meet, as a sentence, and whether the version meets it."""
+
+    text: str
+    met: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PromotionCheck:
+    """What promoting a version to ``target`` would meet and fail, judged without promoting.
+
+    ``conditions`` are the policy's conditions for this move in the order a denial lists
+    them (the ``allowed`` rule, then each gate condition, then the incumbents' moves);
+    the unmet ones are exactly a :class:`PromotionDeniedError`'s ``unmet`` at that moment.
+    Empty when the model has no policy or the version is in ``target`` already.
+
+    Attributes:
+        archives_incumbent: promoting archives the versions now in ``target`` (an
+            exclusive stage, or ``archive_existing``).
+    """
+
+    version_ref: str
+    from_stage: Stage
+    target: Stage
+    conditions: list[PolicyCondition]
+    archives_incumbent: bool
+
+    @property
+    def allowed(self) -> bool:
+        """Would the promotion be allowed now?"""
+        return all(c.met for c in self.conditions)
+
+    @property
+    def unmet(self) -> list[str]:
+        """The failed conditions' sentences, as a denial would list them."""
+        return [c.text for c in self.conditions if not c.met]
+
+
+def allowed_sources_condition(
+    policy: PromotionPolicy, source: Stage, target: Stage
+) -> PolicyCondition | None:
+    """The ``allowed`` condition for ``source -> target``, or None when ``target`` is free."""
+    sources = policy.allowed.get(target)
+    if sources is None:
+        return None
+    if not sources:
+        return PolicyCondition(f"{target.value} may not be entered from any stage", met=False)
+    names = ", ".join(s.value for s in sources)
+    if source in sources:
+        return PolicyCondition(f"{target.value} may be entered from {names}", met=True)
+    return PolicyCondition(
+        f"{target.value} may be entered only from {names}, and the version is in {source.value}",
+        met=False,
+    )
 
 
 def allowed_sources_unmet(policy: PromotionPolicy, source: Stage, target: Stage) -> list[str]:
     """The unmet ``allowed`` condition for ``source -> target`` as a sentence, if any."""
-    sources = policy.allowed.get(target)
-    if sources is None or source in sources:
-        return []
-    if not sources:
-        return [f"{target.value} may not be entered from any stage"]
-    names = ", ".join(s.value for s in sources)
-    return [
-        f"{target.value} may be entered only from {names}, and the version is in {source.value}"
-    ]
+    condition = allowed_sources_condition(policy, source, target)
+    return [] if condition is None or condition.met else [condition.text]
 
 
 def _stage(value: object, field: str, errors: dict[str, list[str]]) -> Stage | None:

@@ -171,6 +171,9 @@ class Edge:
         try:
             if refusal is not None:
                 error, code, extra = refusal
+                if code == 401 and _wants_login_page(scope, headers):
+                    await _send_login_redirect(send_with_id, scope)
+                    return
                 await _send_error(send_with_id, error, code, extra, path=scope["path"])
                 return
             try:
@@ -263,6 +266,30 @@ class Edge:
             request_id,
             extra={"request_id": request_id, "status": status, "route": template},
         )
+
+
+def _wants_login_page(scope: Scope, headers: dict[str, str]) -> bool:
+    """Is this a browser asking for a UI page (not the API), to be sent to the login?"""
+    path = scope["path"]
+    return (
+        scope["method"] == "GET"
+        and not path.startswith("/api/")
+        and "text/html" in headers.get("accept", "")
+    )
+
+
+async def _send_login_redirect(send: Send, scope: Scope) -> None:
+    from urllib.parse import quote
+
+    target = "/login?next=" + quote(scope["path"], safe="/")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 303,
+            "headers": [(b"location", target.encode()), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _token_in_query(query: str) -> bool:

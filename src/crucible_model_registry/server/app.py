@@ -24,6 +24,7 @@ from crucible_model_registry.server._openapi import document
 from crucible_model_registry.server.auth import Authenticator
 from crucible_model_registry.server.errors import error_response, registry_error_handler
 from crucible_model_registry.server.routes._common import RouteTable, allowed_methods
+from crucible_model_registry.server.ui import install_ui
 
 if TYPE_CHECKING:
     from crucible_model_registry.registry import Registry
@@ -48,7 +49,7 @@ def create_app(
     auth_cache_seconds: float = 5.0,
     max_failed_auth: int = 20,
 ) -> Any:
-    """The registry's ASGI app: REST under ``/api/v1``, ``/healthz``, ``/readyz``, ``/metrics``.
+    """The registry's ASGI app: REST under ``/api/v1``, health and metrics, the web UI at ``/``.
 
     MLflow's model-registry API answers under ``/api/2.0/mlflow/`` and its artifact proxy
     under ``/api/2.0/mlflow-artifacts/`` (``server.mlflow``), over the same registry.
@@ -148,6 +149,7 @@ def create_app(
     from crucible_model_registry.server import mlflow
 
     mlflow.mount(app, registry)
+    install_ui(app)  # last: its /models/{name:path} and /versions/{ref:path} match widely
     app.add_middleware(
         Edge, metrics=metrics, max_body_bytes=max_body_bytes, authenticator=authenticator
     )

@@ -12,8 +12,9 @@ from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
 from crucible_model_registry.domain.policy import (
     PolicyChange,
+    PolicyCondition,
     PromotionPolicy,
-    allowed_sources_unmet,
+    allowed_sources_condition,
 )
 from crucible_model_registry.domain.query_conditions import MetricCondition, describe
 from crucible_model_registry.domain.query_spec import QuerySpec
@@ -25,7 +26,7 @@ from crucible_model_registry.store import audit
 from crucible_model_registry.store._records import load_versions
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.models import lock_model, now, resolve_ref
-from crucible_model_registry.store.queries import unmet_conditions as failed_conjuncts
+from crucible_model_registry.store.queries import judge_conjuncts
 from crucible_model_registry.store.tables import (
     ALIAS_CHANGES,
     ALIASES,
@@ -43,6 +44,7 @@ __all__ = [
     "get_version_at",
     "load_policy",
     "policy_history",
+    "promotion_conditions",
     "record_alias_changes",
     "resolve_ref_at",
     "set_alias",
@@ -369,32 +371,46 @@ def unmet_conditions(
     Run inside the promotion's transaction, after the version's row is locked, so that the
     gate judges the metrics, tags and stage the version has when its stage changes.
     """
-    unmet = allowed_sources_unmet(policy, current, target)
+    judged = promotion_conditions(conn, policy, version_id, current, target)
+    return [c.text for c in judged if not c.met]
+
+
+def promotion_conditions(
+    conn: Connection, policy: PromotionPolicy, version_id: int, current: Stage, target: Stage
+) -> list[PolicyCondition]:
+    """Every condition of ``policy`` on moving the version to ``target``, met or not.
+
+    The one judgement behind both a promotion's denial and ``Registry.check_promotion``.
+    """
+    judged = []
+    allowed = allowed_sources_condition(policy, current, target)
+    if allowed is not None:
+        judged.append(allowed)
     gate = policy.gates.get(target)
     if gate is not None:
-        unmet.extend(_gate_unmet(conn, policy, gate, version_id, target))
-    return unmet
+        judged.extend(_gate_conditions(conn, policy, gate, version_id, target))
+    return judged
 
 
-def _gate_unmet(
+def _gate_conditions(
     conn: Connection, policy: PromotionPolicy, gate: QuerySpec, version_id: int, target: Stage
-) -> list[str]:
+) -> list[PolicyCondition]:
     # A gate judges the version: its model's tags count only if the policy says so.
     model_tags = policy.gate_tags == "version_or_model"
-    failed = failed_conjuncts(conn, gate, version_id, model_tags=model_tags)
-    if not failed:
+    judged = judge_conjuncts(conn, gate, version_id, model_tags=model_tags)
+    if not judged:
         return []
-    # Say why a metric condition failed: the metric is missing, or what its value is.
+    # Say why a metric condition holds or fails: the metric is missing, or what its value is.
     metrics: dict[str, float] = conn.execute(
         select(V.metrics).where(V.id == version_id)
     ).scalar_one()
     leaves = {describe(c): c for c in gate.conjuncts() if isinstance(c, MetricCondition)}
-    unmet = []
-    for text in failed:
+    out = []
+    for text, met in judged:
         leaf = leaves.get(text)
         why = ""
         if leaf is not None:
             actual = metrics.get(leaf.name)
             why = " (the version lacks this metric)" if actual is None else f" (it is {actual!r})"
-        unmet.append(f"{target.value} gate: {text}{why}")
-    return unmet
+        out.append(PolicyCondition(f"{target.value} gate: {text}{why}", met=met))
+    return out

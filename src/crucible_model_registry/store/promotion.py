@@ -9,7 +9,13 @@ from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, u
 
 from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import Stage
-from crucible_model_registry.domain.policy import PromotionPolicy, distinct_promoter_unmet
+from crucible_model_registry.domain.policy import (
+    PolicyCondition,
+    PromotionCheck,
+    PromotionPolicy,
+    distinct_promoter_condition,
+    distinct_promoter_unmet,
+)
 from crucible_model_registry.domain.records import PromotionResult
 from crucible_model_registry.domain.refs import VersionRef
 from crucible_model_registry.errors import NotFoundError, PromotionDeniedError
@@ -20,11 +26,11 @@ from crucible_model_registry.store._records import (
     version_with_artifacts,
 )
 from crucible_model_registry.store.engine import Database
-from crucible_model_registry.store.governance import unmet_conditions
+from crucible_model_registry.store.governance import promotion_conditions, unmet_conditions
 from crucible_model_registry.store.models import now, resolve_ref
 from crucible_model_registry.store.tables import ARTIFACTS, MODELS, POLICIES, TRANSITIONS, VERSIONS
 
-__all__ = ["PromotionResult", "promote"]
+__all__ = ["PromotionResult", "check_promotion", "promote"]
 
 V = VERSIONS.c
 
@@ -185,6 +191,47 @@ def promote(
         )
         record = replace(version_with_artifacts(rows), stage=target, updated_at=at)
         return PromotionResult(record, current, archived, changed=True)
+
+
+def check_promotion(
+    db: Database, ref: VersionRef, target: Stage, *, actor: str | None, archive_existing: bool
+) -> PromotionCheck:
+    """What :func:`promote` would judge now, every condition with its outcome; writes nothing.
+
+    The same functions as the promotion's own check, read without its locks, so a
+    concurrent change may make the real promotion answer differently.
+
+    Raises:
+        NotFoundError: no such version.
+    """
+    with db.read() as conn:
+        version_id = ref.id if ref.id is not None else resolve_ref(conn, ref)
+        rows = conn.execute(_VERSION_AND_POLICY, {"id": version_id}).all()
+        if not rows:
+            raise NotFoundError("version", str(ref) if ref.id is None else ref.id)
+        row = rows[0]
+        current = Stage(row.stage)
+        policy = None if row.policy is None else PromotionPolicy.from_dict(row.policy)
+        exclusive = policy is not None and target in policy.exclusive
+        archive = (archive_existing or exclusive) and target is not Stage.ARCHIVED
+        conditions: list[PolicyCondition] = []
+        if policy is not None and current is not target:
+            conditions = promotion_conditions(conn, policy, version_id, current, target)
+            if archive and not exclusive:
+                unmet = _incumbents_unmet(conn, policy, row.model_id, version_id, target)
+                conditions.extend(PolicyCondition(text, met=False) for text in unmet)
+            four_eyes = distinct_promoter_condition(
+                policy, target, registered_by=row.registered_by, promoter=actor
+            )
+            if four_eyes is not None:
+                conditions.append(four_eyes)
+        return PromotionCheck(
+            version_ref=f"{row.model_name}@{row.version}",
+            from_stage=current,
+            target=target,
+            conditions=conditions,
+            archives_incumbent=archive and current is not target,
+        )
 
 
 def _incumbents_unmet(

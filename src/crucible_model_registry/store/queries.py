@@ -91,6 +91,7 @@ __all__ = [
     "matches",
     "page_versions",
     "select_statement",
+    "judge_conjuncts",
     "unmet_conditions",
 ]
 
@@ -189,6 +190,17 @@ def unmet_conditions(
 ) -> list[str]:
     """Each top-level condition of the spec the version fails, described, in one query.
 
+    The failed ones of :func:`judge_conjuncts`.
+    """
+    judged = judge_conjuncts(conn, spec, version_id, model_tags=model_tags)
+    return [text for text, met in judged if not met]
+
+
+def judge_conjuncts(
+    conn: Connection, spec: QuerySpec, version_id: int, *, model_tags: bool = True
+) -> list[tuple[str, bool]]:
+    """Each top-level condition of the spec, described, and whether the version meets it.
+
     ``spec.conjuncts()`` are judged one by one (a ``|`` inside one counts as one
     condition), so a denied promotion can list every unmet gate condition at once.
 
@@ -205,7 +217,7 @@ def unmet_conditions(
     row = conn.execute(select(V.id, *flags).select_from(VERSIONS).where(V.id == version_id)).first()
     if row is None:
         raise NotFoundError("version", version_id)
-    return [describe(c) for i, c in enumerate(conjuncts) if not row._mapping[f"c{i}"]]
+    return [(describe(c), bool(row._mapping[f"c{i}"])) for i, c in enumerate(conjuncts)]
 
 
 # --------------------------------------------------------------------------- compilation

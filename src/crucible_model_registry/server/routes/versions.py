@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from crucible_model_registry.domain.policy import PromotionCheck
 from crucible_model_registry.domain.records import ModelVersion, PromotionResult, StageTransition
 from crucible_model_registry.domain.specs import REGISTER_FIELDS
 from crucible_model_registry.errors import ValidationError
@@ -74,6 +75,20 @@ def find_by_config_hash(request: Request, config_hash: str) -> JSONResponse:
 def stage_history(request: Request, version: str) -> JSONResponse:
     """Every stage change of the version, oldest first."""
     return reply(registry_of(request).stage_history(ref(version)))
+
+
+@router.get(
+    "/versions/{version:path}/promotion-check",
+    responses=returns(PromotionCheck),
+)
+def check_promotion(
+    request: Request, version: str, stage: str, archive_existing: bool = False
+) -> JSONResponse:
+    """Each policy condition on promoting the version to ``stage``, met or not; no write."""
+    check = registry_of(request).check_promotion(
+        ref(version), stage, archive_existing=archive_existing
+    )
+    return reply(check)
 
 
 @router.post(
