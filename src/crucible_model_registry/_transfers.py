@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crucible_model_registry import telemetry
+from crucible_model_registry._blobs import (
+    BlobUploads,
+    artifact_blobs,
+    content_addressed,
+    release_unused,
+)
 from crucible_model_registry.domain.audit import Attribution
 from crucible_model_registry.domain.enums import ArtifactType
 from crucible_model_registry.domain.records import Artifact, ModelVersion
@@ -76,6 +82,8 @@ def upload(
     """
     claim = metadata.claim_upload(version.id, backend.name, remote, ref=version.ref)
     recorded = False
+    store = content_addressed(backend)
+    blobs = None if store is None else BlobUploads(metadata, store, claim, backend.name)
     try:
         with (
             metadata.keep_claim_alive(claim),
@@ -83,8 +91,16 @@ def upload(
                 "upload", model=version.model_name, version=version.version, backend=backend.name
             ) as op,
         ):
-            result = upload_artifact_files(backend, local, remote, progress=progress)
+            result = upload_artifact_files(
+                backend,
+                local,
+                remote,
+                progress=progress,
+                upload_file=None if blobs is None else blobs.upload_file,
+            )
             op.measurements["size_bytes"] = result.size_bytes
+            if blobs is not None:
+                op.measurements["reused_bytes"] = blobs.reused_bytes
             spec = ArtifactSpec(
                 type=kind,
                 storage_backend=backend.name,
@@ -92,6 +108,9 @@ def upload(
                 checksum=result.sha256,
                 size_bytes=result.size_bytes,
                 manifest=_manifest_rows(result),
+                blobs=()
+                if blobs is None
+                else tuple((sha, size, probe) for sha, (size, probe) in blobs.blobs.items()),
             )
             try:
                 artifact = metadata.add_artifact(version.id, spec, claim=claim, by=by)
@@ -106,6 +125,8 @@ def upload(
     finally:
         if not recorded:
             _release_quietly(metadata, claim)
+            if blobs is not None:  # after the release: the upload's own pins are gone
+                release_unused(metadata, backend, blobs.blobs)
     return artifact
 
 
@@ -199,6 +220,9 @@ def delete(
             delete_artifact_files(backend, path)
     finally:
         _release_quietly(metadata, claim)
+    # The record's references went with it: its blobs go too unless another record
+    # references them or an upload has pinned them meanwhile (_blobs.py).
+    release_unused(metadata, backend, artifact_blobs(artifact))
     return ArtifactDeletion(artifact, bytes_deleted=True)
 
 
@@ -315,7 +339,9 @@ def _audit_removal(
 
 def _kept(metadata: MetadataBackend, name: str, backend: ListsStoredFiles) -> KeptPaths:
     records = metadata.backend_records(name)
-    return KeptPaths.from_records(backend, records.storage_paths, records.claimed, records.models)
+    return KeptPaths.from_records(
+        backend, records.storage_paths, records.claimed, records.models, records.blobs
+    )
 
 
 def _garbage_item(backend: str, item: StoredItem) -> GarbageItem:

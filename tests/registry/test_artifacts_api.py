@@ -84,6 +84,8 @@ class Store:
     backend: StorageBackend
     stored: Callable[[], set[str]]  # every stored file, relative to the backend's root
     corrupt: Callable[[str], None]  # flip a byte of the file stored at a relative path
+    # The content-addressed blobs (relative paths), which `stored` leaves out.
+    blobs: Callable[[], set[str]] = set
 
 
 def local_store(root: Path) -> Store:
@@ -93,7 +95,16 @@ def local_store(root: Path) -> Store:
         base = backend.base_path
         if not base.exists():
             return set()
+        return everything() - blobs()
+
+    def everything() -> set[str]:
+        base = backend.base_path
+        if not base.exists():
+            return set()
         return {p.relative_to(base).as_posix() for p in base.rglob("*") if not p.is_dir()}
+
+    def blobs() -> set[str]:
+        return {p for p in everything() if p.startswith(".cmr-blobs/")}
 
     def corrupt(rel: str) -> None:
         path = backend.base_path / rel
@@ -101,7 +112,7 @@ def local_store(root: Path) -> Store:
         data[0] ^= 0xFF
         path.write_bytes(bytes(data))
 
-    return Store(backend, stored, corrupt)
+    return Store(backend, stored, corrupt, blobs)
 
 
 def s3_store(
@@ -117,15 +128,22 @@ def s3_store(
         secret_access_key=SECRET_ACCESS_KEY,
         multipart_threshold=5 * MiB,
         multipart_chunksize=5 * MiB,
-        **opts,
+        # Off by default on S3; on here so the whole artifact suite runs through blobs.
+        **{"content_addressed": True, **opts},
     )
     client = s3_client(inspect_url or endpoint_url)
 
-    def stored() -> set[str]:
+    def everything() -> set[str]:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         keys = {obj["Key"] for page in pages for obj in page.get("Contents", [])}
         assert all(key.startswith(S3_PREFIX + "/") for key in keys)
         return {key[len(S3_PREFIX) + 1 :] for key in keys}
+
+    def blobs() -> set[str]:
+        return {p for p in everything() if p.startswith(".cmr-blobs/")}
+
+    def stored() -> set[str]:
+        return everything() - blobs()
 
     def corrupt(rel: str) -> None:
         key = f"{S3_PREFIX}/{rel}"
@@ -133,7 +151,7 @@ def s3_store(
         data[0] ^= 0xFF
         client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
 
-    return Store(backend, stored, corrupt)
+    return Store(backend, stored, corrupt, blobs)
 
 
 def hub_store(hub: HubDouble, repo_id: str) -> Store:
@@ -764,7 +782,8 @@ class PausingLocalStorage(LocalStorage):
         self.before_delete = before_delete
 
     def delete(self, remote_path: str) -> None:
-        self.before_delete()
+        if not remote_path.startswith(".cmr-blobs/"):  # the artifact's path, not its blob's
+            self.before_delete()
         super().delete(remote_path)
 
 
@@ -1155,10 +1174,13 @@ def test_collect_garbage_removes_exactly_the_orphans(
     foreign = write_file(tmp_path / "foreign.bin", 10)
     store.backend.upload(foreign, "other-tool/data.bin")
     store.backend.upload(foreign, "ghost/1/checkpoint/x.bin")
-    before = store.stored()
+    before, blobs_before = store.stored(), store.blobs()
     orphans = {f"{MODEL}/2.0.0/checkpoint/model.bin"} | {
         f"{MODEL}/2.0.0/tokenizer/tok/{rel}" for rel in [*tok, MANIFEST_NAME]
     }
+    # Blobs no remaining upload references (v2's, and v3's: v4 names v3's path, not its blob).
+    referenced = {config.checksum, *(e["sha256"] for e in folder.manifest or [])}
+    orphans |= {b for b in blobs_before if b.rsplit("/", 1)[-1] not in referenced}
 
     dry = reg.collect_garbage(dry_run=True)
 
@@ -1166,14 +1188,14 @@ def test_collect_garbage_removes_exactly_the_orphans(
     assert {(i.backend, i.kind, i.path) for i in dry.items} == {
         (store.backend.name, "orphan", p) for p in orphans
     }
-    assert store.stored() == before
+    assert (store.stored(), store.blobs()) == (before, blobs_before)
 
     report = reg.collect_garbage()
 
     assert not report.dry_run
     assert {i.path for i in report.items} == orphans
     assert (report.errors, report.skipped_backends) == ([], [])
-    assert store.stored() == before - orphans
+    assert store.stored() | store.blobs() == (before | blobs_before) - orphans
     assert reg.collect_garbage().items == []
     reg.download_artifact(folder, tmp_path / "out")
     reg.download_artifact(config, tmp_path / "config-out.json")

@@ -430,6 +430,18 @@ class MetadataBackend(Protocol):
         """Every artifact path and live claim recorded for ``backend``, and the model names."""
         ...
 
+    def blob_candidates(self, backend: str, size_bytes: int, probe: str) -> bool:
+        """Does an artifact on ``backend`` hold a blob of this size and probe?"""
+        ...
+
+    def pin_blob(self, claim: UploadClaim, sha256: str) -> bool:
+        """Keep the blob of ``sha256`` while ``claim`` lives; False if the claim is lost."""
+        ...
+
+    def blob_in_use(self, backend: str, sha256: str) -> bool:
+        """Does an artifact reference the blob, or a live upload pin it?"""
+        ...
+
     # ------------------------------------------------------------------ queries
 
     def find_versions(self, spec: QuerySpec) -> list[ModelVersion]:

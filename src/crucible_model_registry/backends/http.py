@@ -590,6 +590,15 @@ class HttpBackend:
     def backend_records(self, backend: str) -> BackendRecords:
         _server_side("backend_records")
 
+    def blob_candidates(self, backend: str, size_bytes: int, probe: str) -> bool:
+        _server_side("blob_candidates")
+
+    def pin_blob(self, claim: UploadClaim, sha256: str) -> bool:
+        _server_side("pin_blob")
+
+    def blob_in_use(self, backend: str, sha256: str) -> bool:
+        _server_side("blob_in_use")
+
     def remove_artifact(
         self, artifact_id: int, *, claim: UploadClaim | None = None, by: Attribution
     ) -> Artifact:

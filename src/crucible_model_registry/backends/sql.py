@@ -417,6 +417,15 @@ class SqlBackend:
     def backend_records(self, backend: str) -> BackendRecords:
         return store.references.backend_records(self._db, backend)
 
+    def blob_candidates(self, backend: str, size_bytes: int, probe: str) -> bool:
+        return store.references.blob_candidates(self._db, backend, size_bytes, probe)
+
+    def pin_blob(self, claim: UploadClaim, sha256: str) -> bool:
+        return store.references.pin_blob(self._db, cast("SqlClaim", claim), sha256)
+
+    def blob_in_use(self, backend: str, sha256: str) -> bool:
+        return store.references.blob_in_use(self._db, backend, sha256)
+
     # ------------------------------------------------------------------ queries
 
     def find_versions(self, spec: QuerySpec) -> list[ModelVersion]:

@@ -48,6 +48,9 @@ class ArtifactSpec:
     checksum: str | None = None
     size_bytes: int | None = None
     manifest: list[dict[str, Any]] | None = None
+    # Content-addressed copies of its files on its backend, (sha256, size, probe): one
+    # reference each to count (issue 21). Empty for bytes stored at their own path only.
+    blobs: tuple[tuple[str, int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

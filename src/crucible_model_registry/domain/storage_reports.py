@@ -82,8 +82,10 @@ class BackendRecords:
         storage_paths: every artifact record's storage path on the backend.
         claimed: every path a live upload (or deletion) holds a claim on.
         models: every model's name.
+        blobs: the SHA-256 of every blob an artifact references or a live upload pins.
     """
 
     storage_paths: tuple[str, ...]
     claimed: tuple[str, ...]
     models: tuple[str, ...]
+    blobs: tuple[str, ...] = ()

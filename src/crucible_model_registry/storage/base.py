@@ -33,16 +33,21 @@ from typing import Literal, Protocol, runtime_checkable
 from crucible_model_registry.errors import ValidationError
 
 __all__ = [
+    "BLOB_ROOT",
     "DEFAULT_URL_EXPIRY",
     "TEMPORARY_SUFFIX",
     "CommitsFilesTogether",
     "FileList",
+    "HashesStoredFiles",
     "ListsStoredFiles",
     "ProgressCallback",
     "StorageBackend",
     "StoredItem",
+    "StoresBlobs",
     "TransferResult",
     "artifact_remote_path",
+    "blob_path",
+    "blob_sha256",
     "check_artifact_name",
     "check_remote_path",
 ]
@@ -52,6 +57,10 @@ DEFAULT_URL_EXPIRY = 3600
 TEMPORARY_SUFFIX = ".cmr-tmp"
 """Ends the name of every temporary file or directory the registry creates while writing."""
 
+BLOB_ROOT = ".cmr-blobs/sha256"
+"""Where content-addressed bytes live under a backend's root (``StoresBlobs``). Model names
+start with a letter or digit, so no artifact's layout path can fall inside it."""
+
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes moved since the previous call (an increment, not a total)."""
 
@@ -59,6 +68,7 @@ ProgressCallback = Callable[[int], None]
 # separator on Windows and would let "a\\..\\..\\x" slip past a "/"-only check.
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
 _MAX_REMOTE_PATH = 1024
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +257,79 @@ class ListsStoredFiles(Protocol):
             ValidationError: it is not inside this backend's root.
         """
         ...
+
+
+@runtime_checkable
+class HashesStoredFiles(Protocol):
+    """A backend that can hash a stored file where it lies, so ``verify`` writes nothing.
+
+    Optional: ``verify_artifact`` downloads to a scratch directory on backends without it.
+    """
+
+    def hash_stored(
+        self, remote_path: str, *, progress: ProgressCallback | None = None
+    ) -> TransferResult:
+        """Size and SHA-256 of the stored file (StorageError if it is absent)."""
+        ...
+
+
+@runtime_checkable
+class StoresBlobs(StorageBackend, Protocol):
+    """A backend that keeps each file's bytes once, under their SHA-256 (issue 21, item 4).
+
+    The bytes of every file uploaded are also kept at ``blob_path(sha256)``; an artifact's
+    own path (``<model>/<version>/<type>/<name>``, what records and manifests name) is then
+    made from that copy without sending the bytes again: a hard link on local disk (the
+    bytes are stored once), a server-side copy on S3 (the transfer is skipped; S3 has no
+    links, so the object is stored again). A blob's key is its content's hash and it is
+    only ever made from bytes that were verified on upload, so a blob never holds other
+    bytes than its name says; when it is missing, the caller simply uploads.
+
+    Which blobs may be removed is the registry's decision (reference counts in the
+    records); the backend only moves bytes.
+    """
+
+    @property
+    def content_addressed(self) -> bool:
+        """Whether this backend instance keeps blobs (an option; off: plain paths only)."""
+        ...
+
+    def link_blob(self, sha256: str, remote_path: str, *, size_bytes: int) -> TransferResult | None:
+        """Make ``remote_path`` hold the blob's bytes without sending them.
+
+        Atomic like an upload: ``remote_path`` shows the old bytes or the new, never a mix.
+
+        Returns:
+            The result an upload of those bytes would have given, or None when there is
+            no blob of that hash and size (nothing was changed then).
+        """
+        ...
+
+    def adopt_blob(self, remote_path: str, sha256: str) -> None:
+        """Keep the file just stored at ``remote_path`` (bytes of ``sha256``) as its blob.
+
+        A no-op if the blob is there already. The caller guarantees the file's hash.
+        """
+        ...
+
+    def delete_blob(self, sha256: str) -> None:
+        """Remove the blob; an absent one is not an error."""
+        ...
+
+
+def blob_path(sha256: str) -> str:
+    """The remote path of the blob of ``sha256`` (lowercase hex)."""
+    if not _HEX64.fullmatch(sha256):
+        raise ValidationError.single("sha256", "must be 64 lowercase hexadecimal digits")
+    return f"{BLOB_ROOT}/{sha256[:2]}/{sha256}"
+
+
+def blob_sha256(path: str) -> str | None:
+    """The hash a remote path names if it is a blob's (``blob_path``), else None."""
+    prefix, _, name = path.rpartition("/")
+    if prefix != f"{BLOB_ROOT}/{name[:2]}" or not _HEX64.fullmatch(name):
+        return None
+    return name
 
 
 def check_remote_path(path: object, *, field: str = "remote_path") -> str:

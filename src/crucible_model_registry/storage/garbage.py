@@ -10,6 +10,8 @@ that is not garbage:
   the registry did not write (a Hub repository's ``README.md``, other tenants of a bucket)
   are never candidates; no record references it (as a file, or inside a folder artifact);
   no upload claim covers it; and it was not written after the collection started;
+- a *blob* (``.cmr-blobs/sha256/...``, see ``StoresBlobs``) is garbage once no record
+  references it and no upload pins it, and it was not written after the collection started;
 - a *temporary* (``.cmr-tmp``) or an *incomplete multipart upload* is garbage once it is
   older than the threshold and no upload claim covers it (an upload still running keeps
   writing, or holds its claim).
@@ -28,6 +30,7 @@ from crucible_model_registry.storage.base import (
     ListsStoredFiles,
     StorageBackend,
     StoredItem,
+    blob_sha256,
     check_remote_path,
 )
 
@@ -45,12 +48,14 @@ class KeptPaths:
         folders: folder artifacts' paths, each ending with ``/``.
         claimed: paths uploads in progress have claimed (a file or a folder, no ``/``).
         models: the names of the registry's models (the layout's first part).
+        blobs: the SHA-256 of blobs a record references or a live upload pins.
     """
 
     files: frozenset[str]
     folders: frozenset[str]
     claimed: frozenset[str]
     models: frozenset[str]
+    blobs: frozenset[str] = frozenset()
 
     @classmethod
     def from_records(
@@ -59,6 +64,7 @@ class KeptPaths:
         storage_paths: Iterable[str],
         claimed: Iterable[str],
         models: Iterable[str],
+        blobs: Iterable[str] = (),
     ) -> KeptPaths:
         """Normalise recorded storage paths (URIs or bare) to the backend's remote paths.
 
@@ -78,6 +84,7 @@ class KeptPaths:
             frozenset(folders),
             frozenset(c.rstrip("/") for c in claimed),
             frozenset(models),
+            frozenset(blobs),
         )
 
     def references(self, path: str) -> bool:
@@ -129,7 +136,11 @@ def find_garbage(
     for item in items:
         if kept.claims(item):
             continue
-        if item.kind == "file":
+        if item.kind == "file" and (sha256 := blob_sha256(item.path)) is not None:
+            # A blob: garbage once nothing references or pins it (reference counts).
+            if sha256 not in kept.blobs and (item.modified is None or item.modified <= started):
+                garbage.append(item)
+        elif item.kind == "file":
             if (
                 in_layout(item.path, kept.models)
                 and not item.path.endswith(TEMPORARY_SUFFIX)

@@ -18,7 +18,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from crucible_model_registry.storage._streaming import confine
 from crucible_model_registry.storage.base import (
     CommitsFilesTogether,
     FileList,
+    HashesStoredFiles,
     ProgressCallback,
     StorageBackend,
     TransferResult,
@@ -42,6 +43,7 @@ from crucible_model_registry.storage.base import (
 __all__ = [
     "MANIFEST_NAME",
     "DirectoryTransferResult",
+    "UploadFile",
     "Manifest",
     "ManifestEntry",
     "delete_artifact_files",
@@ -61,6 +63,9 @@ MANIFEST_NAME = "cmr-manifest.json"
 _FORMAT = "crucible-model-registry/manifest"
 _FORMAT_VERSION = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+UploadFile = Callable[[Path, str, ProgressCallback | None], TransferResult]
+"""Stores one local file at a remote path: ``backend.upload`` or a content-addressed one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,7 @@ def upload_directory(
     remote_path: str,
     *,
     progress: ProgressCallback | None = None,
+    upload_file: UploadFile | None = None,
 ) -> DirectoryTransferResult:
     """Upload a directory's tree and then its manifest (all in one step where the backend
     commits files together, see ``CommitsFilesTogether``).
@@ -209,6 +215,8 @@ def upload_directory(
         local_dir: the directory to upload.
         remote_path: the directory's remote path (no trailing ``/``).
         progress: called with byte increments across all files.
+        upload_file: stores each file of the tree (default: ``backend.upload``); the
+            manifest always goes through ``backend.upload``.
 
     Returns:
         The directory's storage path (ending with ``/``), total size, manifest SHA-256
@@ -227,7 +235,7 @@ def upload_directory(
     if isinstance(backend, CommitsFilesTogether):
         manifest, result = _upload_together(backend, base, files, progress)
     else:
-        manifest, result = _upload_one_by_one(backend, base, files, progress)
+        manifest, result = _upload_one_by_one(backend, base, files, progress, upload_file)
     if not result.storage_path.endswith("/" + MANIFEST_NAME):
         raise StorageError(
             f"backend returned storage path {result.storage_path!r}, which does not end "
@@ -248,13 +256,17 @@ def _upload_one_by_one(
     base: str,
     files: list[tuple[str, Path]],
     progress: ProgressCallback | None,
+    upload_file: UploadFile | None = None,
 ) -> tuple[Manifest, TransferResult]:
     """Each file, then the manifest; on failure, what was uploaded is deleted again."""
     uploaded: list[str] = []
     try:
         entries = []
         for rel, path in files:
-            result = backend.upload(path, f"{base}/{rel}", progress=progress)
+            if upload_file is None:
+                result = backend.upload(path, f"{base}/{rel}", progress=progress)
+            else:
+                result = upload_file(path, f"{base}/{rel}", progress)
             uploaded.append(result.storage_path)
             entries.append(ManifestEntry(rel, result.size_bytes, result.sha256))
         manifest = Manifest(tuple(entries))
@@ -476,10 +488,19 @@ def upload_artifact_files(
     remote_path: str,
     *,
     progress: ProgressCallback | None = None,
+    upload_file: UploadFile | None = None,
 ) -> TransferResult:
-    """Upload a file, or a directory with its manifest (see :func:`upload_directory`)."""
+    """Upload a file, or a directory with its manifest (see :func:`upload_directory`).
+
+    Args:
+        upload_file: stores each file (default: ``backend.upload``).
+    """
     if Path(local_path).is_dir():
-        return upload_directory(backend, local_path, remote_path, progress=progress)
+        return upload_directory(
+            backend, local_path, remote_path, progress=progress, upload_file=upload_file
+        )
+    if upload_file is not None:
+        return upload_file(Path(local_path), remote_path, progress)
     return backend.upload(local_path, remote_path, progress=progress)
 
 
@@ -538,7 +559,9 @@ def verify_artifact_files(
 ) -> bool:
     """Read a stored artifact back and compare it with its recorded SHA-256.
 
-    The bytes go to a scratch directory that is removed afterwards.
+    Where the backend can hash stored files in place (``HashesStoredFiles``: local disk,
+    S3) nothing is written; elsewhere the bytes go to a scratch directory that is removed
+    afterwards.
 
     Returns:
         False if the artifact (or, for a directory, any file) does not match; True otherwise.
@@ -546,6 +569,8 @@ def verify_artifact_files(
     Raises:
         StorageError: the bytes could not be read (absent, backend failure).
     """
+    if isinstance(backend, HashesStoredFiles):
+        return _verify_in_place(backend, storage_path, expected_sha256, progress)
     with tempfile.TemporaryDirectory(prefix="cmr-verify-") as tmp:
         try:
             download_artifact_files(
@@ -556,5 +581,27 @@ def verify_artifact_files(
                 progress=progress,
             )
         except ChecksumMismatchError:
+            return False
+    return True
+
+
+def _verify_in_place(
+    backend: StorageBackend,
+    storage_path: str,
+    expected_sha256: str,
+    progress: ProgressCallback | None,
+) -> bool:
+    assert isinstance(backend, HashesStoredFiles)
+    expected = expected_sha256.lower()
+    if not is_directory_path(storage_path):
+        return backend.hash_stored(storage_path, progress=progress).sha256 == expected
+    with tempfile.TemporaryDirectory(prefix="cmr-verify-") as tmp:
+        try:
+            manifest, _ = _read_manifest(backend, storage_path, Path(tmp), expected)
+        except ChecksumMismatchError:
+            return False
+    for entry in manifest.files:
+        result = backend.hash_stored(storage_path + entry.path, progress=progress)
+        if (result.sha256, result.size_bytes) != (entry.sha256, entry.size_bytes):
             return False
     return True

@@ -32,7 +32,9 @@ from crucible_model_registry.errors import (
     ValidationError,
 )
 from crucible_model_registry.storage._streaming import (
+    PIPELINE_CHUNK_SIZE,
     AtomicFile,
+    BackgroundHasher,
     HashingReader,
     HashingWriter,
     check_sha256,
@@ -44,11 +46,13 @@ from crucible_model_registry.storage.base import (
     ProgressCallback,
     StoredItem,
     TransferResult,
+    blob_path,
     check_remote_path,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 __all__ = ["S3Storage"]
 
@@ -127,6 +131,11 @@ class S3Storage:
         connect_timeout: seconds to wait for a connection.
         read_timeout: seconds to wait for data on a connection.
         addressing_style: ``path`` for stores without virtual-host bucket addressing.
+        content_addressed: keep every file's bytes also at ``.cmr-blobs/sha256/...`` and
+            make a later file with the same bytes by a server-side copy, skipping the
+            upload. Off by default: S3 has no links, so each distinct file is then stored
+            twice (its path and its blob); worth it where upload bandwidth is scarcer
+            than storage (issue 21).
 
     Raises:
         ConfigurationError: an option is out of range.
@@ -151,6 +160,7 @@ class S3Storage:
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         addressing_style: Literal["auto", "virtual", "path"] = "auto",
+        content_addressed: bool = False,
     ) -> None:
         if not _BUCKET.fullmatch(bucket):
             raise ConfigurationError(f"s3: {bucket!r} is not a bucket name")
@@ -172,6 +182,7 @@ class S3Storage:
             )
         self.bucket = bucket
         self.prefix = prefix
+        self._content_addressed = bool(content_addressed)
         self.region = region
         self.endpoint_url = _check_endpoint(endpoint_url)
         self._credentials = (access_key_id, secret_access_key, session_token)
@@ -184,6 +195,10 @@ class S3Storage:
             else None,
             s3={"addressing_style": addressing_style},
             max_pool_connections=max(10, max_concurrency * 2),
+            # Every byte read is checked against its SHA-256 here; botocore's CRC check of
+            # whole-object GETs adds nothing, and fails on stores that report a copied
+            # multipart object's composite checksum as a full-object one (moto does).
+            response_checksum_validation="when_required",
         )
         self._transfer_config = TransferConfig(
             multipart_threshold=multipart_threshold,
@@ -323,16 +338,20 @@ class S3Storage:
             # A seekable reader: s3transfer reads parts from it in order in one thread and
             # may seek back for retries or checksums; the reader hashes each byte once.
             reader = HashingReader(src)
-            with self._translate(f"upload {rel}"):
-                self._client.upload_fileobj(
-                    reader,  # type: ignore[arg-type]
-                    self.bucket,
-                    self._key(rel),
-                    Config=self._transfer_config,
-                    Callback=progress,
-                )
+            try:
+                with self._translate(f"upload {rel}"):
+                    self._client.upload_fileobj(
+                        reader,  # type: ignore[arg-type]
+                        self.bucket,
+                        self._key(rel),
+                        Config=self._transfer_config,
+                        Callback=progress,
+                    )
+                digest = reader.hexdigest()
+            finally:
+                reader.finish()
         if reader.complete and reader.size == size_on_disk:
-            size, sha256 = reader.size, reader.hexdigest()
+            size, sha256 = reader.size, digest
         else:  # the SDK skipped around: correctness first, hash the file again
             size, sha256 = hash_file(local_path)
         return TransferResult(storage_path=self._storage_path(rel), size_bytes=size, sha256=sha256)
@@ -350,18 +369,41 @@ class S3Storage:
         with self._translate(f"download {rel}"), AtomicFile(Path(local_path)) as out:
             # Non-seekable, so s3transfer hands over ranged parts in order.
             writer = HashingWriter(out.write, progress=progress)
-            self._client.download_fileobj(
-                self.bucket,
-                self._key(rel),
-                writer,  # type: ignore[arg-type]
-                Config=self._transfer_config,
-            )
-            sha256 = writer.hexdigest()
+            try:
+                self._client.download_fileobj(
+                    self.bucket,
+                    self._key(rel),
+                    writer,  # type: ignore[arg-type]
+                    Config=self._transfer_config,
+                )
+                sha256 = writer.hexdigest()
+            finally:
+                writer.finish()
             check_sha256(sha256, expected_sha256, backend=self.name, path=self._storage_path(rel))
             out.commit()
         return TransferResult(
             storage_path=self._storage_path(rel), size_bytes=writer.size, sha256=sha256
         )
+
+    def hash_stored(
+        self, remote_path: str, *, progress: ProgressCallback | None = None
+    ) -> TransferResult:
+        """Size and SHA-256 of an object, streamed through the hasher (nothing written)."""
+        rel = self._relative(remote_path)
+        hasher = BackgroundHasher()
+        size = 0
+        try:
+            with self._translate(f"read {rel}"):
+                body = self._client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"]
+                for chunk in body.iter_chunks(PIPELINE_CHUNK_SIZE):
+                    hasher.update(chunk)  # bytes: immutable, safe to hash later
+                    size += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            sha256 = hasher.hexdigest()
+        finally:
+            hasher.close()
+        return TransferResult(storage_path=self._storage_path(rel), size_bytes=size, sha256=sha256)
 
     def delete(self, remote_path: str) -> None:
         """Delete an object; an absent one is not an error."""
@@ -401,6 +443,72 @@ class S3Storage:
                 Params={"Bucket": self.bucket, "Key": self._key(rel)},
                 ExpiresIn=expires_in,
             )
+
+    # -- StoresBlobs (content-addressed bytes) ---------------------------------------------
+
+    @property
+    def content_addressed(self) -> bool:
+        """Whether files with bytes stored before are made by server-side copies."""
+        return self._content_addressed
+
+    def _size_of(self, rel: str) -> int | None:
+        try:
+            with self._translate(f"check {rel}"):
+                head = self._client.head_object(Bucket=self.bucket, Key=self._key(rel))
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and (
+                cause.response.get("Error", {}).get("Code") in _NOT_FOUND
+            ):
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    def _copy(self, source_rel: str, rel: str, size: int) -> bool:
+        """Server-side copy, atomic like an upload; False if the source is gone."""
+        source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": self._key(source_rel)}
+        try:
+            with self._translate(f"copy {source_rel} to {rel}"):
+                if size <= _MAX_PART:  # one request: CopyObject takes up to 5 GiB
+                    self._client.copy_object(
+                        CopySource=source, Bucket=self.bucket, Key=self._key(rel)
+                    )
+                else:  # parts copied inside S3, the upload aborted on failure
+                    self._client.copy(
+                        source, self.bucket, self._key(rel), Config=self._transfer_config
+                    )
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and (
+                cause.response.get("Error", {}).get("Code") in _NOT_FOUND
+            ):
+                return False
+            raise
+        return True
+
+    def link_blob(self, sha256: str, remote_path: str, *, size_bytes: int) -> TransferResult | None:
+        """Copy the blob to ``remote_path`` inside S3; None if there is no such blob."""
+        rel = self._relative(remote_path)
+        blob = blob_path(sha256)
+        if self._size_of(blob) != size_bytes or not self._copy(blob, rel, size_bytes):
+            return None
+        return TransferResult(
+            storage_path=self._storage_path(rel), size_bytes=size_bytes, sha256=sha256
+        )
+
+    def adopt_blob(self, remote_path: str, sha256: str) -> None:
+        """Copy the stored object to the blob of ``sha256`` inside S3, unless it exists."""
+        rel = self._relative(remote_path)
+        blob = blob_path(sha256)
+        if self._size_of(blob) is not None:
+            return
+        size = self._size_of(rel)
+        if size is None or not self._copy(rel, blob, size):
+            raise StorageError(f"nothing is stored at {rel!r}", backend=self.name)
+
+    def delete_blob(self, sha256: str) -> None:
+        """Delete the blob object; an absent one is not an error."""
+        self.delete(blob_path(sha256))
 
     # -- ListsStoredFiles (garbage collection) ------------------------------------------
 

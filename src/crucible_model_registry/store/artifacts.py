@@ -50,7 +50,7 @@ from crucible_model_registry.store._records import artifact_from_row
 from crucible_model_registry.store._translate import ConstraintViolationError
 from crucible_model_registry.store.engine import Database
 from crucible_model_registry.store.models import now
-from crucible_model_registry.store.tables import ARTIFACTS, PENDING_UPLOADS, VERSIONS
+from crucible_model_registry.store.tables import ARTIFACTS, BLOB_REFS, PENDING_UPLOADS, VERSIONS
 
 __all__ = [
     "LEASE",
@@ -333,6 +333,23 @@ def add_artifact(
             )
             .returning(*ARTIFACTS.c)
         ).one()
+        # The upload's pins went with its claim above; its references take their place in
+        # the same transaction, so no moment exists at which gc could take the blobs.
+        distinct = {sha256: (size, probe) for sha256, size, probe in spec.blobs}
+        if distinct:
+            conn.execute(
+                insert(BLOB_REFS),
+                [
+                    {
+                        "artifact_id": row.id,
+                        "sha256": sha256,
+                        "storage_backend": spec.storage_backend,
+                        "size_bytes": size,
+                        "probe": probe,
+                    }
+                    for sha256, (size, probe) in distinct.items()
+                ],
+            )
         record = artifact_from_row(row)
         audit.write(
             conn,
@@ -391,6 +408,7 @@ def remove_artifact(
         row = conn.execute(select(ARTIFACTS).where(A.id == artifact_id)).first()
         if row is None:
             raise NotFoundError("artifact", artifact_id)
+        conn.execute(delete(BLOB_REFS).where(BLOB_REFS.c.artifact_id == artifact_id))
         conn.execute(delete(ARTIFACTS).where(A.id == artifact_id))
         if claim is not None:
             _refuse_a_live_claim(conn, claim.backend, claim.remote, ref=f"artifact {artifact_id}")

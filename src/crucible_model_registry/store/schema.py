@@ -15,9 +15,9 @@ __all__ = ["HEAD_REVISION", "KNOWN_REVISIONS", "check_schema", "current_revision
 
 # The newest revision in migrations/versions; a unit test keeps the two in step, so that
 # checking a database needs one SELECT and no Alembic import.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 # Every revision this release ships, oldest first (a unit test compares it with Alembic's).
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK_KEY = 0x636D725F6D6967  # "cmr_mig": one registry migration at a time

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Dialect,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -31,6 +32,8 @@ __all__ = [
     "ALIAS_CHANGES",
     "ARTIFACTS",
     "AUDIT_LOG",
+    "BLOB_PINS",
+    "BLOB_REFS",
     "EDGES",
     "METRICS",
     "MODELS",
@@ -236,6 +239,41 @@ PENDING_UPLOADS = Table(
     # The owner renews this lease while it uploads; a claim past it may be taken over.
     _when("expires_at"),
     Index(None, "version_id"),
+)
+
+# Content-addressed bytes (issue 21, migration 0007). A blob is a file's bytes kept once per
+# storage backend under their SHA-256 (storage.base.StoresBlobs); these rows are its
+# reference count. One row per distinct file an artifact holds (a file artifact: one; a
+# folder: one per distinct file), gone with the artifact (and so with its version).
+BLOB_REFS = Table(
+    "cmr_blob_refs",
+    metadata,
+    _fk("artifact_id", "cmr_artifacts.id", primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("storage_backend", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    # storage._streaming.probe_file: which uploads are worth hashing before they send.
+    Column("probe", String(64), nullable=False),
+    Index(None, "storage_backend", "sha256"),
+    Index(None, "storage_backend", "size_bytes", "probe"),
+)
+
+# A blob an upload in progress may reuse or has just made: pinned by the upload's claim, so
+# neither artifact deletion nor gc removes it before the artifact is recorded (which turns
+# the pin into a reference in the same transaction). Gone with the claim, whether it is
+# given back, taken over after its lease, or consumed by the record.
+BLOB_PINS = Table(
+    "cmr_blob_pins",
+    metadata,
+    Column("storage_backend", String(64), primary_key=True),
+    Column("storage_path", String(2048), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    ForeignKeyConstraint(
+        ["storage_backend", "storage_path"],
+        ["cmr_pending_uploads.storage_backend", "cmr_pending_uploads.storage_path"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "storage_backend", "sha256"),
 )
 
 EDGES = Table(

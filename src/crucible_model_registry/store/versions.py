@@ -28,6 +28,7 @@ from crucible_model_registry.store.tables import (
     ALIAS_CHANGES,
     ALIASES,
     ARTIFACTS,
+    BLOB_REFS,
     EDGES,
     METRICS,
     MODEL_TAGS,
@@ -271,6 +272,13 @@ def delete_version(db: Database, ref: VersionRef, *, force: bool, by: Attributio
         # Children of ON DELETE CASCADE tables go with it; SQLite enforces this only with
         # PRAGMA foreign_keys, which engine.py turns on, but explicit deletes keep any
         # host-supplied engine correct too.
+        conn.execute(
+            delete(BLOB_REFS).where(
+                BLOB_REFS.c.artifact_id.in_(
+                    select(ARTIFACTS.c.id).where(ARTIFACTS.c.version_id == version_id)
+                )
+            )
+        )
         for table in (METRICS, VTAGS, ARTIFACTS, PENDING_UPLOADS, ALIASES):
             conn.execute(delete(table).where(table.c.version_id == version_id))
         conn.execute(
