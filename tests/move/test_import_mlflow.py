@@ -384,4 +384,4 @@ def test_cli_imports_once_then_says_nothing_to_do(
     assert "Traceback" not in bad.stderr
     remote = cmr("--server", "http://127.0.0.1:9", "import", "mlflow", "--from", mlflow_sqlite)
     assert remote.code == 1
-    assert "need a SQL database" in remote.stderr
+    assert "needs a SQL database" in remote.stderr

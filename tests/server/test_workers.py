@@ -139,8 +139,12 @@ def test_sigterm_finishes_an_upload_in_flight(
         assert registry.check().ok
     finally:
         registry.close()
+    # The file, and its content-addressed link under .cmr-blobs (the same inode).
     stored = [p for p in server.storage_dir.rglob("*") if p.is_file()]
-    assert [p.name for p in stored] == ["model.bin"]
+    named = [p for p in stored if ".cmr-blobs" not in p.parts]
+    assert [p.name for p in named] == ["model.bin"]
+    blobs = [p for p in stored if ".cmr-blobs" in p.parts]
+    assert [p.stat().st_ino for p in blobs] == [named[0].stat().st_ino]
     log = server.log.read_text()
     assert log.count("Application shutdown complete") == 2  # both workers shut down cleanly
 

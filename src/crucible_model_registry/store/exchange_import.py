@@ -641,6 +641,22 @@ def version_exists(conn: Connection, model: str, version: str) -> int | None:
     return None if found is None else int(found)
 
 
+def _edge_line_problem(line: dict[str, Any]) -> str | None:
+    """Why a deferred edge line (from a request, so from anyone) cannot be applied, if so."""
+    for key in ("model", "version", "parent_model", "parent_version", "relationship"):
+        if not isinstance(line.get(key), str):
+            return f"the edge line's {key!r} must be a string"
+    metadata = line.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        return "the edge line's 'metadata' must be an object"
+    try:
+        Relationship(line["relationship"])
+        parse_time(line.get("created_at"))
+    except (TypeError, ValueError) as exc:
+        return f"the edge line is malformed: {exc}"
+    return None
+
+
 def import_edge(
     db: Database, line: dict[str, Any], *, by: Attribution, dry_run: bool = False
 ) -> str | None:
@@ -649,6 +665,9 @@ def import_edge(
     Returns:
         None if imported, ``"skipped"`` if the edge is here already, else why it was refused.
     """
+    problem = _edge_line_problem(line)
+    if problem is not None:
+        return problem
     child_ref = f"{line['model']}@{line['version']}"
     parent_ref = f"{line['parent_model']}@{line['parent_version']}"
     with db.write() as conn:
