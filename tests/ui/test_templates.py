@@ -84,7 +84,6 @@ def test_a_hostile_version_renders_as_text() -> None:
         "version.html",
         request=None,
         viewer=VIEWER,
-        has_audit=False,
         version=hostile,
         aliases=[],
         timeline=[
@@ -123,7 +122,6 @@ def test_a_hostile_error_message_is_text() -> None:
         "error.html",
         request=None,
         viewer=None,
-        has_audit=False,
         error=error,
         kind="PromotionDeniedError",
         unmet=error.unmet,

@@ -73,8 +73,7 @@ def render(template: str, **context: Any) -> str:
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """The template rendered for the request's viewer."""
     viewer = context.pop("viewer", None) or viewer_of(request)
-    audit = callable(getattr(request.app.state.registry, "audit_log", None))
-    html = render(template, request=request, viewer=viewer, has_audit=audit, **context)
+    html = render(template, request=request, viewer=viewer, **context)
     return HTMLResponse(html, status_code=status)
 
 
